@@ -1,0 +1,12 @@
+"""lorafair: what did LoRA fine-tuning actually do to a model's features?
+
+A paired, fair comparison of a LoRA sequence classifier (B) against its frozen base carrying the
+very same classification head (A), a linear probe on frozen features (A1) and, for reference only,
+the base with a random head (R). See DESIGN.md for the design.
+"""
+
+__version__ = "0.1.0"
+
+from lorafair.errors import LorafairError  # noqa: E402
+
+__all__ = ["LorafairError", "__version__"]
