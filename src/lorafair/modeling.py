@@ -158,17 +158,43 @@ def ensure_pad_token(tokenizer, model=None) -> None:
         text_config.pad_token_id = tokenizer.pad_token_id
 
 
-def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None, device="cpu", label_names=None):
-    """The base model as AutoModelForSequenceClassification (its new head is replaced right after)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
+def base_config(base_model: str | Path, num_labels: int):
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(str(base_model))
     except Exception as exc:
         raise LorafairError(f"could not load base model '{base_model}': {exc}".splitlines()[0]) from exc
     config.num_labels = num_labels
+    return config
+
+
+def check_adapter_fits(base_model: str | Path, adapter: Adapter) -> None:
+    """Shape-check the head and LoRA tensors on a weightless (meta) copy of the base, before loading weights."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    with torch.device("meta"):
+        skeleton = AutoModelForSequenceClassification.from_config(base_config(base_model, adapter.num_labels))
+    params = dict(head_module(skeleton, adapter.head_name).named_parameters())
+    for name, tensor in adapter.head.items():
+        if name not in params:
+            raise LorafairError(f"head tensor '{adapter.head_name}.{name}' has no place in the base model's head")
+        if tuple(params[name].shape) != tuple(tensor.shape):
+            raise LorafairError(
+                f"adapter is for another base: '{adapter.head_name}.{name}' has shape {tuple(tensor.shape)}, "
+                f"the base model expects {tuple(params[name].shape)}"
+            )
+    check_lora_shapes(skeleton, adapter)
+
+
+def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None, device="cpu", label_names=None):
+    """The base model as AutoModelForSequenceClassification (its new head is replaced right after)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    config = base_config(base_model, num_labels)
     if label_names:
         config.id2label = dict(enumerate(label_names))
         config.label2id = {name: i for i, name in enumerate(label_names)}
@@ -187,16 +213,11 @@ def install_head(model, adapter: Adapter) -> str:
     """Copy the adapter's head tensors into the model's head; return the SHA-256 of what is installed."""
     import torch
 
-    module = head_module(model, adapter.head_name)
-    params = dict(module.named_parameters())
+    params = dict(head_module(model, adapter.head_name).named_parameters())
     for name, tensor in adapter.head.items():
-        if name not in params:
-            raise LorafairError(f"head tensor '{adapter.head_name}.{name}' has no place in the base model's head")
-        if tuple(params[name].shape) != tuple(tensor.shape):
-            raise LorafairError(
-                f"adapter is for another base: '{adapter.head_name}.{name}' has shape {tuple(tensor.shape)}, "
-                f"the base model expects {tuple(params[name].shape)}"
-            )
+        if name not in params or tuple(params[name].shape) != tuple(tensor.shape):
+            raise LorafairError(f"head tensor '{adapter.head_name}.{name}' {tuple(tensor.shape)} does not fit the "
+                                "base model's head: the adapter is for another base")
     with torch.no_grad():
         for name, tensor in adapter.head.items():
             params[name].copy_(tensor.to(params[name].dtype))

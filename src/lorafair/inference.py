@@ -1,0 +1,195 @@
+"""Tokenise once, batch once, run forward passes: the shared inputs of every variant.
+
+Batches are sorted by length and padded dynamically (to a multiple of 8), so no compute is spent
+on padding to `max_length`; results are put back in input order. Each pass can also capture the
+head's input, pooled exactly as the classifier pools it, i.e. the frozen *features* of the backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Encoded:
+    """Token ids (and token type ids for pairs) of every example, unpadded, in input order."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    seconds: float = 0.0
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+    def sha256(self) -> str:
+        """One hash of all token ids: proves that every variant saw the same inputs."""
+        digest = hashlib.sha256()
+        for ids in self.input_ids:
+            digest.update(np.asarray(ids, dtype=np.int64).tobytes())
+            digest.update(b"|")
+        return digest.hexdigest()
+
+
+def tokenize(tokenizer, texts, text_pairs=None, *, max_length: int) -> Encoded:
+    start = time.perf_counter()
+    out = tokenizer(list(texts), list(text_pairs) if text_pairs is not None else None,
+                    truncation=True, max_length=max_length, padding=False)
+    token_types = out.get("token_type_ids") if text_pairs is not None else None
+    return Encoded(out["input_ids"], token_types, time.perf_counter() - start)
+
+
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (longest first, so OOM shows up at once)."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(encoded: Encoded, indices, *, pad_token_id: int, padding_side: str = "right", multiple: int = 8):
+    """Pad one batch to its longest member (rounded up to `multiple`); returns model kwargs as tensors."""
+    import torch
+
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(r) for r in rows)
+    width = -(-width // multiple) * multiple if multiple else width
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long) if encoded.token_type_ids is not None else None
+    for row, tokens in enumerate(rows):
+        span = slice(width - len(tokens), width) if padding_side == "left" else slice(0, len(tokens))
+        ids[row, span] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, span] = 1
+        if types is not None:
+            types[row, span] = torch.tensor(encoded.token_type_ids[indices[row]], dtype=torch.long)
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if padding_side == "left":  # positions must start at each row's first real token, as without padding
+        batch["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    if types is not None:
+        batch["token_type_ids"] = types
+    return batch
+
+
+def last_non_pad_index(input_ids, pad_token_id):
+    """The position transformers' decoder classifiers pool: the rightmost token that is not padding."""
+    import torch
+
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    return (positions * (input_ids != pad_token_id).to(torch.int32)).argmax(-1)
+
+
+@dataclass
+class PassResult:
+    """Logits (and pooled head inputs) in input order, with per-batch timings."""
+
+    logits: np.ndarray
+    features: np.ndarray | None
+    batch_seconds: list[float] = field(default_factory=list)
+    tokens: int = 0
+    peak_memory_bytes: int | None = None
+
+    def speed(self, n: int) -> dict:
+        total = float(sum(self.batch_seconds))
+        lat = np.asarray(self.batch_seconds) * 1000.0
+        return {
+            "qps": n / total if total > 0 else None,
+            "tokens_per_s": self.tokens / total if total > 0 else None,
+            "latency_ms_p50": float(np.percentile(lat, 50)) if len(lat) else None,
+            "latency_ms_p95": float(np.percentile(lat, 95)) if len(lat) else None,
+            "seconds": total,
+            "peak_memory_bytes": self.peak_memory_bytes,
+        }
+
+
+def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_side: str = "right",
+             head=None, device="cpu", warmup: bool = True, desc: str = "", quiet: bool = False) -> PassResult:
+    """One forward pass over all batches under `torch.inference_mode()`.
+
+    `head`: the head module whose input to capture (pooled at the classifier's pooling position for
+    decoders; BERT-family heads already receive the pooled vector). A CUDA out-of-memory error halves
+    the failing batch and carries on, saying so.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    n = len(encoded.input_ids)
+    captured: list = []
+    hook = None
+    if head is not None:
+        hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    logits_out: np.ndarray | None = None
+    features_out: np.ndarray | None = None
+    result = PassResult(np.empty(0), None)
+    is_cuda = str(device).startswith("cuda")
+    if is_cuda:
+        torch.cuda.reset_peak_memory_stats()
+
+    def forward(batch_idx):
+        batch = {k: v.to(device) for k, v in collate(encoded, batch_idx, pad_token_id=pad_token_id,
+                                                      padding_side=padding_side).items()}
+        captured.clear()
+        logits = model(**batch).logits
+        feats = None
+        if captured:
+            feats = captured[-1]
+            if feats.dim() == 3:  # decoder: head ran on every position; pool like the classifier does
+                rows = torch.arange(feats.shape[0], device=feats.device)
+                feats = feats[rows, last_non_pad_index(batch["input_ids"], pad_token_id)]
+        return logits, feats, int(batch["attention_mask"].sum())
+
+    try:
+        with torch.inference_mode():
+            if warmup and batches:
+                forward(batches[-1][:2])  # shortest batch: pays one-off kernel/alloc costs outside the timing
+            queue = list(batches)
+            bar = tqdm(total=n, desc=desc or "forward", unit="ex", disable=quiet, leave=False)
+            while queue:
+                batch_idx = queue.pop(0)
+                try:
+                    if is_cuda:
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    logits, feats, tokens = forward(batch_idx)
+                    logits = logits.float().cpu().numpy()
+                    if is_cuda:
+                        torch.cuda.synchronize()
+                    result.batch_seconds.append(time.perf_counter() - start)
+                except torch.cuda.OutOfMemoryError:
+                    if len(batch_idx) == 1:
+                        raise
+                    half = len(batch_idx) // 2
+                    log.warning("CUDA out of memory at batch size %d: halving to %d and continuing",
+                                len(batch_idx), half)
+                    torch.cuda.empty_cache()
+                    queue[:0] = [batch_idx[:half], batch_idx[half:]]
+                    continue
+                if logits_out is None:
+                    logits_out = np.empty((n, logits.shape[1]), dtype=np.float32)
+                logits_out[batch_idx] = logits
+                if feats is not None:
+                    if features_out is None:
+                        features_out = np.empty((n, feats.shape[-1]), dtype=np.float32)
+                    features_out[batch_idx] = feats.float().cpu().numpy()
+                result.tokens += tokens
+                bar.update(len(batch_idx))
+            bar.close()
+    finally:
+        if hook is not None:
+            hook.remove()
+    result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
+    result.features = features_out
+    if is_cuda:
+        result.peak_memory_bytes = int(torch.cuda.max_memory_allocated())
+    return result
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted.astype(np.float64))
+    return exp / exp.sum(axis=1, keepdims=True)

