@@ -1,0 +1,1 @@
+"""The seed project's evaluation entry points, kept working as thin wrappers over lorafair."""
