@@ -100,12 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     quick.set_defaults(handler=_quick)
 
     train = sub.add_parser("train", help="train a LoRA sequence classifier (transformers Trainer + peft)")
-    try:  # TEMP until train.py lands
-        from lorafair.train import add_train_arguments
+    from lorafair.train import add_train_arguments
 
-        add_train_arguments(train)
-    except ImportError:
-        pass
+    add_train_arguments(train)
     train.set_defaults(handler=_train)
 
     demo = sub.add_parser("demo", help="train on the embedded default assets and compare, end to end")

@@ -1,0 +1,432 @@
+"""LoRA training of a sequence classifier with transformers' `Trainer` and peft (`lorafair train`).
+
+    lorafair train --base-model smollm2-135m --data builtin:polarity-en --output outputs/lora_adapter
+
+OUTPUT ends up holding `adapter_config.json`, `adapter_model.safetensors` (LoRA matrices *and* the
+trained head, which peft saves as `modules_to_save` for SEQ_CLS), the tokenizer and `lorafair_run.json`
+(config, label names in id order, data hashes, versions, metrics). Checkpoints are written to
+OUTPUT/checkpoints while training; `--resume` continues from the last one. The final files are
+assembled in a temp folder beside OUTPUT and renamed into place, so OUTPUT never holds half an adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lorafair.config import add_arguments, from_namespace, opt
+from lorafair.data import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
+from lorafair.errors import LorafairError
+from lorafair.modeling import ADAPTER_CONFIG, HEAD_NAMES, RUN_METADATA, ensure_pad_token, load_base_classifier, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"  # OUTPUT/checkpoints/checkpoint-<step>, written by the Trainer
+RESUME_CONFIG = "lorafair_train_config.json"  # in OUTPUT/checkpoints: what a --resume must match
+# Options that may change between an interrupted run and its --resume without changing the result.
+# data/base_model are compared through train_sha256/base_model_resolved, so a respelt path is fine.
+_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "logging_steps", "save_steps", "save_total_limit", "output",
+                   "data", "base_model")
+
+# LoRA targets for `--target-modules auto`: the attention projections of each architecture.
+_DECODER_QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
+ATTENTION_PROJECTIONS = {
+    **{t: _DECODER_QKVO for t in ("llama", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "mistral", "mixtral",
+                                  "gemma", "gemma2", "gemma3_text", "olmo", "olmo2", "granite", "smollm3")},
+    **{t: ["query", "key", "value"] for t in ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie")},
+    "distilbert": ["q_lin", "k_lin", "v_lin"],
+    "deberta-v2": ["query_proj", "key_proj", "value_proj"],
+}
+
+
+@dataclass
+class TrainConfig:
+    """`lorafair train`: LoRA (SEQ_CLS) on a base model; CLI args > these defaults."""
+
+    base_model: str = opt(None, "base model: hub id, local folder or a lorafair asset name (e.g. smollm2-135m)", required=True)
+    data: str = opt(None, "training data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
+    eval_data: str | None = opt(None, "evaluation data (default: --eval-fraction of --data, held out)")
+    eval_fraction: float = opt(0.1, "seeded stratified share of --data held out for evaluation when no --eval-data (0 = none)")
+    split: str = opt("train", "split of a save_to_disk DatasetDict or builtin data set used for training")
+    eval_split: str | None = opt(None, "split of --eval-data (default: test)")
+    text_column: str = opt("text", "column holding the text")
+    text_pair_column: str | None = opt(None, "optional column holding a second text (sentence pairs)")
+    label_column: str = opt("label", "column holding the label; label ids = sorted unique labels of the training data")
+    lora_r: int = opt(8, "LoRA rank")
+    lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = opt(0.05, "dropout on the LoRA input")
+    target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
+    epochs: float = opt(1.0, "passes over the training data")
+    max_steps: int = opt(-1, "stop after this many optimizer steps, overriding --epochs (-1 = off)")
+    learning_rate: float = opt(2e-4, "peak learning rate (linear decay)")
+    batch_size: int = opt(16, "examples per device per step (also the evaluation batch size)")
+    grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch size x this x devices)")
+    max_length: int = opt(256, "truncate inputs to this many tokens")
+    seed: int = opt(0, "seed for the held-out split, head and LoRA initialisation, shuffling and dropout")
+    output: str = opt("outputs/lora_adapter", "folder for the adapter, tokenizer, lorafair_run.json and checkpoints/")
+    save_steps: int = opt(500, "write a checkpoint to OUTPUT/checkpoints every this many steps")
+    save_total_limit: int = opt(2, "keep at most this many checkpoints")
+    logging_steps: int = opt(10, "log the training loss every this many steps")
+    resume: bool = opt(False, "continue an interrupted run from its last checkpoint in OUTPUT/checkpoints")
+    overwrite: bool = opt(False, "replace an existing, non-empty output folder")
+    quiet: bool = opt(False, "no progress bar")
+
+
+@dataclass
+class TrainResult:
+    """What `train_model` produced: the output folder and the in-memory trained PeftModel."""
+
+    output_dir: Path
+    model: object
+    tokenizer: object
+    metadata: dict = field(default_factory=dict)
+
+
+def add_train_arguments(parser) -> None:
+    """Add one `--kebab-case` option per TrainConfig field (help text comes from the field)."""
+    add_arguments(parser, TrainConfig)
+
+
+def train_config_from_args(namespace) -> TrainConfig:
+    return from_namespace(TrainConfig, namespace)
+
+
+def run_train(config: TrainConfig) -> Path:
+    """Train, write OUTPUT and return its path; mistakes in the input raise LorafairError."""
+    return train_model(config).output_dir
+
+
+def default_target_modules(model) -> list[str]:
+    """The attention projections of the model's architecture (LoRA targets for `auto`)."""
+    model_type = getattr(model.config, "model_type", None)
+    names = ATTENTION_PROJECTIONS.get(model_type)
+    if names is None:
+        raise LorafairError(
+            f"no default LoRA targets for architecture '{model_type}' ({type(model).__name__}); pass "
+            f"--target-modules with some of its linear layers: {', '.join(_linear_names(model)[:12])}"
+        )
+    missing = [n for n in names if n not in _linear_names(model)]
+    if missing:
+        raise LorafairError(f"'{model_type}' model lacks {', '.join(missing)}; pass --target-modules explicitly")
+    return list(names)
+
+
+def _linear_names(model) -> list[str]:
+    import torch
+
+    seen: dict[str, None] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.split(".")[-1] not in HEAD_NAMES:
+            seen.setdefault(name.split(".")[-1], None)
+    return list(seen)
+
+
+def _target_modules(spec: str, model) -> list[str]:
+    if spec.strip().lower() == "auto":
+        return default_target_modules(model)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    available = _linear_names(model)
+    unknown = [n for n in names if n not in available]
+    if not names or unknown:
+        raise LorafairError(
+            f"--target-modules {spec!r}: {', '.join(unknown) or 'nothing given'} not among the model's linear "
+            f"layers: {', '.join(available)}"
+        )
+    return names
+
+
+def _resolve(spec: str, kind: str, split: str | None = None) -> str:
+    """Existing paths -> absolute (the adapter must find its base later); asset names -> lorafair.assets."""
+    if Path(spec).exists():
+        return str(Path(spec).resolve())
+    try:
+        from lorafair import assets
+    except ImportError:  # no assets module: hub ids pass through, load_examples reports a missing file
+        return spec
+    return str(assets.resolve_model(spec) if kind == "model" else Path(assets.resolve_data(spec, split)).resolve())
+
+
+def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> dict:
+    return {"spec": spec, "path": str(path), "split": split, "text_column": config.text_column,
+            "text_pair_column": config.text_pair_column, "label_column": config.label_column,
+            "sha256": file_sha256(path), "n": n}
+
+
+def _check_config(config: TrainConfig) -> None:
+    positive = ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_length", "save_steps", "save_total_limit",
+                "logging_steps")
+    bad = [f"--{n.replace('_', '-')} {getattr(config, n)}" for n in positive if getattr(config, n) < 1]
+    if not 0 <= config.eval_fraction < 1:
+        bad.append(f"--eval-fraction {config.eval_fraction} (needs 0 <= f < 1)")
+    if not 0 <= config.lora_dropout < 1:
+        bad.append(f"--lora-dropout {config.lora_dropout} (needs 0 <= p < 1)")
+    if config.epochs <= 0 and config.max_steps <= 0:
+        bad.append("--epochs must be > 0 (or set --max-steps)")
+    if bad:
+        raise LorafairError(f"invalid option values: {'; '.join(bad)} (counts and sizes must be >= 1)")
+    if config.resume and config.overwrite:
+        raise LorafairError("--resume and --overwrite exclude each other: resume keeps the run, overwrite starts anew")
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    """The newest complete checkpoint (trainer_state.json is written last)."""
+    if not folder.is_dir():
+        return None
+    steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    complete = [(step, p) for step, p in steps if (p / "trainer_state.json").is_file()]
+    return str(max(complete)[1]) if complete else None
+
+
+def _checkpoint_to_resume(output: Path, config: TrainConfig) -> str | None:
+    """Check the output folder before any work; the checkpoint to resume from, if any."""
+    if output.exists() and not output.is_dir():
+        raise LorafairError(f"output '{output}' exists and is a file, not a folder")
+    if config.resume:
+        last = _last_checkpoint(output / CHECKPOINTS)
+        if last is None:
+            if (output / ADAPTER_CONFIG).is_file():
+                raise LorafairError(f"'{output}' holds a finished adapter and no checkpoint to resume; use --overwrite")
+            log.warning("--resume: no checkpoint under '%s'; starting from scratch", output / CHECKPOINTS)
+        return last
+    if output.is_dir() and any(output.iterdir()) and not config.overwrite:
+        raise LorafairError(f"output folder '{output}' exists and is not empty; pass --overwrite to replace it "
+                            "or --resume to continue its run")
+    return None
+
+
+def _check_resume_matches(saved_file: Path, current: dict) -> None:
+    if not saved_file.is_file():
+        return
+    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    changed = [k for k in sorted(set(saved) | set(current)) if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
+    if changed:
+        shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise LorafairError(f"--resume with different settings than the interrupted run ({shown}); "
+                            "resume with the same options or start anew with --overwrite")
+
+
+def _encode(tokenizer, examples, label_ids, max_length: int, accepted: set) -> list[dict]:
+    encoded = tokenizer(examples.texts, examples.text_pairs, truncation=True, max_length=max_length)
+    keys = [k for k in encoded.keys() if k in accepted]
+    return [{**{k: encoded[k][i] for k in keys}, "labels": int(label_ids[i])} for i in range(len(examples))]
+
+
+def _accuracy(prediction) -> dict:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == prediction.label_ids))}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    return {"python": sys.version.split()[0],
+            **{p: installed(p) for p in ("lorafair", "torch", "transformers", "peft", "accelerate", "datasets")}}
+
+
+def _publish(output: Path, write) -> None:
+    """Fill a temp folder beside OUTPUT with `write(tmp)`, move the checkpoints in, then rename it to OUTPUT."""
+    tag = f"{os.getpid()}-{time.time_ns()}"
+    tmp, old = output.parent / f".{output.name}.tmp-{tag}", output.parent / f".{output.name}.old-{tag}"
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if (output / CHECKPOINTS).is_dir():
+        os.replace(output / CHECKPOINTS, tmp / CHECKPOINTS)
+    if output.exists():
+        os.replace(output, old)
+        os.replace(tmp, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, output)
+
+
+@dataclass
+class _Splits:
+    """Training and evaluation examples with label ids, plus what lorafair_run.json records about them."""
+
+    label_names: list[str]
+    train: object
+    train_ids: np.ndarray
+    train_record: dict
+    eval: object = None
+    eval_ids: np.ndarray | None = None
+    eval_record: dict | None = None
+
+
+def _load_splits(config: TrainConfig) -> _Splits:
+    """Read the data; label ids = sorted unique training labels; hold out --eval-fraction unless --eval-data."""
+    columns = dict(text_column=config.text_column, text_pair_column=config.text_pair_column,
+                   label_column=config.label_column)
+    train_path = Path(_resolve(config.data, "data", config.split))
+    examples = load_examples(train_path, split=config.split, **columns)
+    label_names = label_names_from_values(examples.labels)
+    if len(label_names) < 2:
+        raise LorafairError(f"'{train_path}' holds a single label ({label_names[0]}); a classifier needs at least two")
+    label_ids = encode_labels(examples.labels, label_names)
+    splits = _Splits(label_names, examples, label_ids, {})
+    if config.eval_data:
+        eval_path = Path(_resolve(config.eval_data, "data", config.eval_split or "test"))
+        splits.eval = load_examples(eval_path, split=config.eval_split, **columns)
+        splits.eval_ids = encode_labels(splits.eval.labels, label_names)
+        splits.eval_record = _data_record(config.eval_data, eval_path, config.eval_split, config, len(splits.eval))
+    else:
+        n_eval = int(round(len(examples) * config.eval_fraction))
+        if 0 < n_eval < len(examples):
+            held_out = stratified_sample(label_ids, n_eval, config.seed)
+            kept = np.setdiff1d(np.arange(len(examples)), held_out)
+            splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
+            splits.train, splits.train_ids = examples.subset(kept), label_ids[kept]
+            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": config.seed,
+                                  "n": len(splits.eval), "indices": held_out.tolist()}  # rows of load_examples order
+        elif config.eval_fraction > 0:
+            log.warning("too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
+                        len(examples), 100 * config.eval_fraction)
+    splits.train_record = _data_record(config.data, train_path, config.split, config, len(splits.train))
+    return splits
+
+
+def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    sampling = ({"train_sampling_strategy": "group_by_length"}  # transformers >= 5; older: group_by_length=True
+                if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__ else {"group_by_length": True})
+    return TrainingArguments(
+        output_dir=str(output / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate, seed=config.seed,
+        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        save_only_model=False,  # optimizer, scheduler and RNG state too: --resume is then exact
+        logging_strategy="steps", logging_steps=config.logging_steps, logging_first_step=True,
+        eval_strategy="no", report_to="none", bf16=bf16, disable_tqdm=quiet, label_names=["labels"],
+        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(), **sampling,
+    )
+
+
+def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
+    """The whole run; `callbacks` are extra transformers TrainerCallbacks (tests use them to interrupt)."""
+    started = time.perf_counter()
+    _check_config(config)
+    output = Path(config.output)
+    resume_from = _checkpoint_to_resume(output, config)
+    base = _resolve(config.base_model, "model")
+    splits = _load_splits(config)
+    label_names = splits.label_names
+    resume_config = {**asdict(config), "base_model_resolved": base, "train_sha256": splits.train_record["sha256"]}
+    if resume_from is not None:
+        _check_resume_matches(output / CHECKPOINTS / RESUME_CONFIG, resume_config)
+
+    import inspect
+
+    import torch
+    import transformers
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainerCallback
+
+    transformers.set_seed(config.seed)  # the new head and the LoRA matrices are initialised from it
+    tokenizer = load_tokenizer(base)
+    model = load_base_classifier(base, len(label_names), label_names=label_names)
+    ensure_pad_token(tokenizer, model)
+    # Classifier forwards take **kwargs, so the Trainer would assume a loss already normalised by
+    # num_items_in_batch; it is a plain mean (not divided by --grad-accum, times world size under DDP).
+    model.accepts_loss_kwargs = False
+    head_name = next((n for n in HEAD_NAMES if hasattr(model, n)), None)
+    targets = _target_modules(config.target_modules, model)
+    accepted = set(inspect.signature(model.forward).parameters) & {"input_ids", "attention_mask", "token_type_ids"}
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets)
+    model = get_peft_model(model, lora)
+    model.peft_config["default"].base_model_name_or_path = base
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("LoRA r=%d on %s; trainable parameters %d of %d; labels %s", config.lora_r, ",".join(targets),
+             trainable, sum(p.numel() for p in model.parameters()), label_names)
+
+    train_set = _encode(tokenizer, splits.train, splits.train_ids, config.max_length, accepted)
+    eval_set = _encode(tokenizer, splits.eval, splits.eval_ids, config.max_length, accepted) if splits.eval else None
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    quiet = config.quiet or not sys.stderr.isatty()
+    args = _training_arguments(config, output, bf16=bf16, quiet=quiet)
+
+    class LossLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                log.info("step %d/%d: %s", state.global_step, state.max_steps,
+                         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+
+    trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer), train_dataset=train_set,
+                      eval_dataset=eval_set, processing_class=tokenizer, compute_metrics=_accuracy,
+                      callbacks=list(callbacks))
+    if quiet:  # the progress bar prints the losses itself; without it, log them instead of print()
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(LossLog())
+
+    trainer.accelerator.wait_for_everyone()  # every rank has checked the output folder before rank 0 writes
+    if trainer.is_world_process_zero():
+        checkpoints = output / CHECKPOINTS
+        if resume_from is None and checkpoints.is_dir():
+            shutil.rmtree(checkpoints)  # stale checkpoints of the run being overwritten
+        if resume_from is not None:
+            log.info("resuming from %s", resume_from)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / RESUME_CONFIG).write_text(json.dumps(resume_config, indent=2), encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()
+
+    try:
+        train_metrics = dict(trainer.train(resume_from_checkpoint=resume_from).metrics)
+    except KeyboardInterrupt:
+        log.warning("interrupted; continue with the same command plus --resume (last checkpoint in %s)",
+                    output / CHECKPOINTS)
+        raise
+    eval_metrics = trainer.evaluate() if eval_set else {}
+    model = trainer.model.eval()
+
+    metadata = {
+        "schema_version": 1,
+        "base_model": base,
+        "label_names": list(label_names),
+        "head_name": head_name,
+        "target_modules": targets,
+        "config": asdict(config),
+        "train_data": splits.train_record,
+        "eval_data": splits.eval_record,
+        "seed": config.seed,
+        "versions": _versions(),
+        "device": str(args.device),
+        "precision": "bf16" if bf16 else "fp32",
+        "metrics": {"train": train_metrics,
+                    "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
+        "global_step": trainer.state.global_step,
+        "resumed_from": Path(resume_from).name if resume_from else None,
+        "log_history": trainer.state.log_history,
+    }
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+        metadata["wall_time_s"] = round(time.perf_counter() - started, 3)
+        (folder / RUN_METADATA).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+
+    if trainer.is_world_process_zero():
+        _publish(output, write)
+        accuracy = metadata["metrics"]["eval"].get("accuracy")
+        log.info("adapter written to %s%s", output, f" (eval accuracy {accuracy:.4f})" if accuracy is not None else "")
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(output, model, tokenizer, metadata)
