@@ -166,3 +166,15 @@ def test_chinese_console_report(llama_setup, tmp_path, capsys):
                            "--lang", "zh"], capsys)
     assert code == 0, err
     assert "结果汇总" in out and "冻结 + LoRA分类头" in out and "速度对比" in out
+
+
+def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _run(["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data),
+                         "--probe-data", str(llama_setup.data), "--num-samples", "30", "--variants", "A,A1",
+                         "--bootstrap", "0", "--output", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert any("kept disjoint from the evaluation sample" in n for n in report["notes"])
+    assert [p["examples"] for p in report["forward_passes"]] == [30, 18]
+    assert "ci" not in report["variants"]["A1"]["metrics"]["accuracy"]  # --bootstrap 0: no CIs

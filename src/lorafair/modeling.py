@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,8 +247,10 @@ def merge_lora(model, adapter: Adapter):
     from peft import PeftModel
 
     check_lora_shapes(model, adapter)
-    peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
-    merged = peft_model.merge_and_unload()
+    with warnings.catch_warnings():  # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
+        merged = peft_model.merge_and_unload()
     return merged.eval().requires_grad_(False)
 
 
