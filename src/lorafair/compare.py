@@ -9,6 +9,7 @@ plus the LoRA deltas: tokenise once -> load base -> install the adapter's head (
 
 from __future__ import annotations
 
+import gc
 import logging
 import platform
 import resource
@@ -20,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from lorafair import data as data_mod
-from lorafair import modeling
+from lorafair import distributed, modeling
 from lorafair.config import VARIANT_IDS, CompareConfig
 from lorafair.errors import LorafairError
-from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
+from lorafair.inference import length_sorted_batches, softmax, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ def _label_names(adapter: modeling.Adapter, base_model: str, raw_labels) -> list
     return data_mod.label_names_from_values(raw_labels)
 
 
-def _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names):
-    """Training data for A1 and a sentence saying where it came from."""
+def _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names, data_path):
+    """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
     meta = (adapter.run_metadata or {}).get("train_data") or {}
     source, columns = None, {}
     if cfg.probe_data:
@@ -87,6 +88,8 @@ def _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names):
     elif meta.get("path") and Path(meta["path"]).exists():
         source = meta["path"]
         columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+    if source is not None and Path(source).resolve() == Path(data_path).resolve():
+        source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
     if source is not None:
         probe = data_mod.load_examples(
             source, split=columns.get("split"),
@@ -98,8 +101,10 @@ def _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names):
         origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
         return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
     keep = data_mod.split_off(label_ids, eval_idx, cfg.probe_samples, cfg.seed + 1)
-    if len(keep) == 0 or len(np.unique(label_ids[keep])) < 2:
-        return None, None, "no data left beside the evaluation sample: A1 skipped (pass --probe-data)"
+    counts = np.bincount(label_ids[keep], minlength=len(label_names)) if len(keep) else np.zeros(1)
+    if counts.min() < 2:  # cross-validating the probe needs two examples of every class
+        return None, None, ("too little data beside the evaluation sample (need 2 per class): A1 skipped "
+                            "(pass --probe-data or a smaller --num-samples)")
     return (examples.subset(keep), label_ids[keep],
             f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
 
@@ -137,6 +142,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
     evaluation, y = examples.subset(eval_idx), label_ids[eval_idx]
     device, dtype = resolve_device(cfg.device, cfg.dtype)
+    ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
+    device = ctx.device(device)
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
     if cfg.quiet:
         from transformers.utils import logging as hf_logging
@@ -158,7 +165,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
 
     needs_frozen = bool({"A", "A1", "R"} & set(variants))
     if needs_frozen:
-        frozen = run_pass(model, encoded, batches, head=head, desc="frozen base (A)", **pass_kw)
+        frozen = ctx.run_pass(model, encoded, batches, head=head, desc="frozen base (A)", **pass_kw)
         passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(y)})
         if "A" in variants:
             logits["A"], speed["A"], heads["A"] = frozen.logits, frozen.speed(len(y)), head_hash_a
@@ -169,14 +176,16 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             logits["R"] = _apply_head(frozen.features, rand)
             heads["R"] = modeling.tensor_sha256(rand)
         if "A1" in variants:
-            probe_ex, probe_y, probe_note = _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names)
+            probe_ex, probe_y, probe_note = _probe_examples(cfg, adapter, examples, label_ids, eval_idx,
+                                                             label_names, data_path)
             notes.append(f"A1 probe data: {probe_note}")
             if probe_ex is not None:
                 from lorafair.probe import fit_linear_probe
 
                 probe_enc = tokenize(tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
-                probe_pass = run_pass(model, probe_enc, length_sorted_batches(probe_enc.lengths, cfg.batch_size),
-                                      head=head, warmup=False, desc="frozen base (probe data)", **pass_kw)
+                probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
+                probe_pass = ctx.run_pass(model, probe_enc, probe_batches, head=head, warmup=False,
+                                          desc="frozen base (probe data)", **pass_kw)
                 passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
                 probe = fit_linear_probe(probe_pass.features, probe_y, adapter.num_labels, seed=cfg.seed)
                 logits["A1"] = probe.logits(frozen.features)
@@ -191,16 +200,21 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         if heads["B"] != head_hash_a:
             raise RuntimeError(f"head of B ({heads['B'][:12]}) differs from the adapter's head installed in A "
                                f"({head_hash_a[:12]}): the comparison would not be fair")
-        lora_pass = run_pass(model, encoded, batches, desc="LoRA merged (B)", **pass_kw)
+        lora_pass = ctx.run_pass(model, encoded, batches, desc="LoRA merged (B)", **pass_kw)
         passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(y)})
         logits["B"], speed["B"] = lora_pass.logits, lora_pass.speed(len(y))
 
+    del model, head  # the weights are not needed for the report: keep them out of its peak memory
+    gc.collect()
     probs = {v: softmax(logits[v]) for v in variants if v in logits}
+    if not ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
+        return Comparison({}, probs, y)
     environment = {
         "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
         "python": sys.version.split()[0], "platform": platform.platform(), "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "world_size": ctx.world_size,
     }
     data_info = {
         "n": int(len(y)), "n_available": len(examples), "labels": label_names, "source": str(data_path),

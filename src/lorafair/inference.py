@@ -93,9 +93,10 @@ class PassResult:
     batch_seconds: list[float] = field(default_factory=list)
     tokens: int = 0
     peak_memory_bytes: int | None = None
+    elapsed: float | None = None  # sharded pass: the slowest rank's time (ranks run side by side)
 
     def speed(self, n: int) -> dict:
-        total = float(sum(self.batch_seconds))
+        total = float(self.elapsed if self.elapsed is not None else sum(self.batch_seconds))
         lat = np.asarray(self.batch_seconds) * 1000.0
         return {
             "qps": n / total if total > 0 else None,
