@@ -289,3 +289,27 @@ def test_gradient_accumulation_matches_the_larger_batch(tiny_qwen, toy_data, tmp
         torch.testing.assert_close(got[key], expected[key], atol=1e-5, rtol=1e-4, msg=lambda m, key=key: f"{key}: {m}")
     losses = [json.loads((out / "lorafair_run.json").read_text())["log_history"][0]["loss"] for out in (big, accumulated)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_subsample_top_layers_and_cpu_bf16(tiny_qwen, toy_data, tmp_path):
+    # --max-train-samples draws from what is left after the --eval-fraction hold-out (64 - 16 = 48 rows)
+    data = toy_data / "strings.jsonl"
+    out = tmp_path / "adapter"
+    result = train_model(_config(tiny_qwen, data, out, max_steps=3, max_train_samples=20, lora_layers=1,
+                                 precision="bf16"))
+    run = json.loads((out / "lorafair_run.json").read_text())
+    assert run["train_data"]["n"] == 20 and run["train_data"]["subsample_of"] == 48
+    assert run["eval_data"]["n"] == 16 and run["precision"] == "bf16"
+    # LoRA (and with it every gradient) only in the top layer of two; the head is trained as always
+    assert run["layers_to_transform"] == [1]
+    assert json.loads((out / "adapter_config.json").read_text())["layers_to_transform"] == [1]
+    trainable = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.1." in n or ".score." in n for n in trainable)
+    assert {k.split(".layers.")[1].split(".")[0] for k in _safetensors(out) if ".lora_" in k} == {"1"}
+
+    everything = run_train(_config(tiny_qwen, data, tmp_path / "all", max_steps=1, max_train_samples=500, lora_layers=2))
+    run = json.loads((everything / "lorafair_run.json").read_text())
+    assert run["train_data"]["n"] == 48 and "subsample_of" not in run["train_data"]
+    assert run["layers_to_transform"] is None  # --lora-layers >= the layer count: every layer
+    with pytest.raises(LorafairError, match="--lora-layers -1"):
+        run_train(_config(tiny_qwen, data, tmp_path / "bad", lora_layers=-1))

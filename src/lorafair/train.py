@@ -64,12 +64,19 @@ class TrainConfig:
     lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
     target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
+    lora_layers: int = opt(0, "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
+                              "pass then stops below them, so a step costs much less")
+    max_train_samples: int = opt(0, "train on a seeded stratified subsample of this many examples, drawn after "
+                                    "the --eval-fraction hold-out (0 = all)")
     epochs: float = opt(1.0, "passes over the training data")
     max_steps: int = opt(-1, "stop after this many optimizer steps, overriding --epochs (-1 = off)")
     learning_rate: float = opt(2e-4, "peak learning rate (linear decay)")
     batch_size: int = opt(16, "examples per device per step (also the evaluation batch size)")
     grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch size x this x devices)")
     max_length: int = opt(256, "truncate inputs to this many tokens")
+    precision: str = opt("auto", "auto (bf16 mixed precision on a CUDA GPU that supports it, else fp32), bf16 (also "
+                                 "on CPU, through torch autocast: faster where the CPU has AVX512-BF16 or AMX) or fp32",
+                         choices=("auto", "bf16", "fp32"))
     seed: int = opt(0, "seed for the held-out split, head and LoRA initialisation, shuffling and dropout")
     output: str = opt("outputs/lora_adapter", "folder for the adapter, tokenizer, lorafair_run.json and checkpoints/")
     save_steps: int = opt(500, "write a checkpoint to OUTPUT/checkpoints every this many steps")
@@ -143,6 +150,28 @@ def _target_modules(spec: str, model) -> list[str]:
     return names
 
 
+def _top_layers(model, n: int) -> list[int] | None:
+    """Indices of the `n` transformer layers nearest the head (None = every layer, peft's default)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    total = getattr(config, "num_hidden_layers", None)
+    if n <= 0 or (total is not None and n >= total):
+        return None
+    if total is None:
+        raise LorafairError(f"--lora-layers {n}: the model config does not say how many layers it has; use 0 (all)")
+    return list(range(total - n, total))
+
+
+def _use_bf16(precision: str) -> bool:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        return cuda and torch.cuda.is_bf16_supported()
+    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        raise LorafairError("--precision bf16: this CUDA device does not support bf16; use fp32")
+    return precision == "bf16"
+
+
 def _resolve(spec: str, kind: str, split: str | None = None) -> str:
     """Existing paths -> absolute (the adapter must find its base later); asset names -> lorafair.assets."""
     if Path(spec).exists():
@@ -164,6 +193,8 @@ def _check_config(config: TrainConfig) -> None:
     positive = ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_length", "save_steps", "save_total_limit",
                 "logging_steps")
     bad = [f"--{n.replace('_', '-')} {getattr(config, n)}" for n in positive if getattr(config, n) < 1]
+    bad += [f"--{n.replace('_', '-')} {getattr(config, n)} (needs >= 0)" for n in ("lora_layers", "max_train_samples")
+            if getattr(config, n) < 0]
     if not 0 <= config.eval_fraction < 1:
         bad.append(f"--eval-fraction {config.eval_fraction} (needs 0 <= f < 1)")
     if not 0 <= config.lora_dropout < 1:
@@ -298,7 +329,13 @@ def _load_splits(config: TrainConfig) -> _Splits:
         elif config.eval_fraction > 0:
             log.warning("too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
                         len(examples), 100 * config.eval_fraction)
+    available = len(splits.train)
+    if 0 < config.max_train_samples < available:
+        keep = stratified_sample(splits.train_ids, config.max_train_samples, config.seed)
+        splits.train, splits.train_ids = splits.train.subset(keep), splits.train_ids[keep]
     splits.train_record = _data_record(config.data, train_path, config.split, config, len(splits.train))
+    if len(splits.train) < available:
+        splits.train_record["subsample_of"] = available  # seeded (--seed) stratified; rows of load_examples order
     return splits
 
 
@@ -350,18 +387,23 @@ def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
     model.accepts_loss_kwargs = False
     head_name = next((n for n in HEAD_NAMES if hasattr(model, n)), None)
     targets = _target_modules(config.target_modules, model)
+    layers = _top_layers(model, config.lora_layers)
+    model.config.use_cache = False  # a classifier's training forward needs no key/value cache
     accepted = set(inspect.signature(model.forward).parameters) & {"input_ids", "attention_mask", "token_type_ids"}
     lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets)
+                      lora_dropout=config.lora_dropout, target_modules=targets, layers_to_transform=layers)
     model = get_peft_model(model, lora)
     model.peft_config["default"].base_model_name_or_path = base
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("LoRA r=%d on %s; trainable parameters %d of %d; labels %s", config.lora_r, ",".join(targets),
-             trainable, sum(p.numel() for p in model.parameters()), label_names)
+    log.info("LoRA r=%d on %s of %s; trainable parameters %d of %d; labels %s", config.lora_r, ",".join(targets),
+             f"layers {layers[0]}-{layers[-1]}" if layers else "every layer", trainable,
+             sum(p.numel() for p in model.parameters()), label_names)
 
     train_set = _encode(tokenizer, splits.train, splits.train_ids, config.max_length, accepted)
     eval_set = _encode(tokenizer, splits.eval, splits.eval_ids, config.max_length, accepted) if splits.eval else None
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if eval_set:  # evaluation batches are taken in order: sorted by length, they carry little padding
+        eval_set.sort(key=lambda row: len(row["input_ids"]))
+    bf16 = _use_bf16(config.precision)
     quiet = config.quiet or not sys.stderr.isatty()
     args = _training_arguments(config, output, bf16=bf16, quiet=quiet)
 
@@ -404,6 +446,7 @@ def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
         "label_names": list(label_names),
         "head_name": head_name,
         "target_modules": targets,
+        "layers_to_transform": layers,
         "config": asdict(config),
         "train_data": splits.train_record,
         "eval_data": splits.eval_record,
