@@ -85,9 +85,8 @@ def _prefer_passive_omp() -> None:
     """Let idle OpenMP threads sleep instead of spinning (must happen before torch is imported).
 
     On a CPU shared with other processes, spinning threads fight them for the cores: measured on
-    2 cores at load ~3.5, a SmolLM2 forward+backward (16 x 32 tokens) took 6-28 s with the default policy,
-    3.2 s with PASSIVE
-    (idle machine: 1.9 s vs 2.2 s).
+    2 cores at load ~3.5, a SmolLM2 forward+backward (16 x 32 tokens) took 6-28 s with the default policy
+    and 3.2 s with PASSIVE (idle machine: 1.9 s vs 2.2 s).
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
