@@ -36,10 +36,9 @@ VARIANT_NAMES = {
 
 
 def _resolve_assets(cfg: CompareConfig, base_model: str) -> tuple[str, Path]:
-    try:
-        from lorafair import assets
-    except ImportError:  # pragma: no cover - assets is part of the package
-        return base_model, Path(cfg.data)
+    """Built-in names (smollm2-135m, builtin:polarity-en) -> local folders/files; paths pass through."""
+    from lorafair import assets
+
     return assets.resolve_model(base_model), Path(assets.resolve_data(cfg.data, cfg.split))
 
 

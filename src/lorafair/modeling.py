@@ -98,18 +98,14 @@ def read_adapter(path: str | Path) -> Adapter:
 
 def tensor_sha256(tensors: dict) -> str:
     """Hash of named tensors (name, dtype, shape and bytes), so equal hashes mean byte-identical heads."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(_byte_dtype()).numpy().tobytes())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype (bf16 too)
     return digest.hexdigest()
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
 
 
 def head_module(model, head_name: str):
