@@ -84,6 +84,37 @@ def last_non_pad_index(input_ids, pad_token_id):
     return (positions * (input_ids != pad_token_id).to(torch.int32)).argmax(-1)
 
 
+def _capture_head_inputs(head, captured: list) -> list:
+    """Forward pre-hooks that record (module, first input) of every head module that runs."""
+    if head is None:
+        return []
+    modules = list(head) if isinstance(head, (list, tuple)) else [head]
+
+    def record(module, args, kwargs):
+        value = args[0] if args else next(iter(kwargs.values()), None)
+        captured.append((module, value))
+
+    return [module.register_forward_pre_hook(record, with_kwargs=True) for module in modules]
+
+
+def pool_head_input(module, value, input_ids, pad_token_id):
+    """The features a head consumes, pooled where it pools, and the name of that pooling.
+
+    A vector per example is already pooled by the model (BERT's pooler, DistilBERT's [CLS] row).
+    A sequence into a position-wise `nn.Linear` (decoders' `score`) is pooled like the logits: at the
+    last non-pad token. A sequence into any other head module (RoBERTa/ELECTRA `classifier`) is pooled
+    by that module at position 0. `heads.check_features_reproduce_head` verifies the rule on every run.
+    """
+    import torch
+
+    if value.dim() == 2:
+        return value, "vector"
+    if isinstance(module, torch.nn.Linear):
+        rows = torch.arange(value.shape[0], device=value.device)
+        return value[rows, last_non_pad_index(input_ids, pad_token_id)], "last_non_pad"
+    return value[:, 0], "first"
+
+
 @dataclass
 class PassResult:
     """Logits (and pooled head inputs) in input order, with per-batch timings."""
@@ -94,6 +125,7 @@ class PassResult:
     tokens: int = 0
     peak_memory_bytes: int | None = None
     elapsed: float | None = None  # sharded pass: the slowest rank's time (ranks run side by side)
+    feature_pooling: str | None = None  # "last_non_pad", "first" or "vector" (see pool_head_input)
 
     def speed(self, n: int) -> dict:
         total = float(self.elapsed if self.elapsed is not None else sum(self.batch_seconds))
@@ -112,18 +144,16 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
              head=None, device="cpu", warmup: bool = True, desc: str = "", quiet: bool = False) -> PassResult:
     """One forward pass over all batches under `torch.inference_mode()`.
 
-    `head`: the head module whose input to capture (pooled at the classifier's pooling position for
-    decoders; BERT-family heads already receive the pooled vector). A CUDA out-of-memory error halves
-    the failing batch and carries on, saying so.
+    `head`: the head module, or the modules of the head stack, whose input to capture: the features,
+    pooled where the head pools (see `pool_head_input`). A CUDA out-of-memory error halves the failing
+    batch and carries on, saying so.
     """
     import torch
     from tqdm.auto import tqdm
 
     n = len(encoded.input_ids)
     captured: list = []
-    hook = None
-    if head is not None:
-        hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    hooks = _capture_head_inputs(head, captured)
     logits_out: np.ndarray | None = None
     features_out: np.ndarray | None = None
     result = PassResult(np.empty(0), None)
@@ -137,11 +167,8 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
         captured.clear()
         logits = model(**batch).logits
         feats = None
-        if captured:
-            feats = captured[-1]
-            if feats.dim() == 3:  # decoder: head ran on every position; pool like the classifier does
-                rows = torch.arange(feats.shape[0], device=feats.device)
-                feats = feats[rows, last_non_pad_index(batch["input_ids"], pad_token_id)]
+        if captured:  # the first head module that ran received the features
+            feats, result.feature_pooling = pool_head_input(*captured[0], batch["input_ids"], pad_token_id)
         return logits, feats, int(batch["attention_mask"].sum())
 
     try:
@@ -181,7 +208,7 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
                 bar.update(len(batch_idx))
             bar.close()
     finally:
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
     result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
     result.features = features_out
