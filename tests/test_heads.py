@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import word_tokenizer
 from safetensors.torch import load_file
 
 from lorafair import heads, inference, modeling
 from lorafair.errors import LorafairError
-
-from conftest import word_tokenizer
 
 TEXTS = ["the movie was good", "bad plot", "a very nice and lovely story it was", "awful", "the acting was quite dull",
          "film and story and plot were superb"]
@@ -133,7 +132,7 @@ def _plain_base_with_saved_tensors(base, adapter_dir):
     model = AutoModelForSequenceClassification.from_pretrained(str(base)).eval()
     saved = {k.removeprefix("base_model.model."): v for k, v in
              load_file(str(adapter_dir / "adapter_model.safetensors")).items() if "lora_" not in k}
-    missing, unexpected = model.load_state_dict(saved, strict=False)
+    _, unexpected = model.load_state_dict(saved, strict=False)
     assert not unexpected  # every saved tensor found its place
     return model, saved
 

@@ -24,6 +24,7 @@ class Encoded:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     seconds: float = 0.0
+    truncated: int = 0  # examples longer than max_length tokens (cut to max_length)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -39,11 +40,33 @@ class Encoded:
 
 
 def tokenize(tokenizer, texts, text_pairs=None, *, max_length: int) -> Encoded:
+    """Token ids of every example, truncated to `max_length`; counts how many needed truncating.
+
+    The texts are tokenised whole first (to count the long ones with this very tokenizer); only those
+    longer than `max_length` are tokenised again with the tokenizer's own truncation (pairs: longest first).
+    """
+    from transformers.utils import logging as hf_logging
+
     start = time.perf_counter()
-    out = tokenizer(list(texts), list(text_pairs) if text_pairs is not None else None,
-                    truncation=True, max_length=max_length, padding=False)
-    token_types = out.get("token_type_ids") if text_pairs is not None else None
-    return Encoded(out["input_ids"], token_types, time.perf_counter() - start)
+    texts = list(texts)
+    pairs = list(text_pairs) if text_pairs is not None else None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "sequence longer than the model's maximum": we truncate right after
+    try:
+        out = tokenizer(texts, pairs, truncation=False, padding=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    input_ids = list(out["input_ids"])
+    token_types = list(out["token_type_ids"]) if pairs is not None and "token_type_ids" in out else None
+    long = [i for i, ids in enumerate(input_ids) if len(ids) > max_length]
+    if long:
+        cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs is not None else None,
+                        truncation=True, max_length=max_length, padding=False)
+        for row, i in enumerate(long):
+            input_ids[i] = cut["input_ids"][row]
+            if token_types is not None:
+                token_types[i] = cut["token_type_ids"][row]
+    return Encoded(input_ids, token_types, time.perf_counter() - start, len(long))
 
 
 def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
