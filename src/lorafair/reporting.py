@@ -7,6 +7,8 @@ paired test (where there is one) agrees at alpha.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from lorafair import metrics, stats
@@ -88,13 +90,33 @@ def _delta_entry(metric, ref, new, y, probs, pair, pos_label):
     return entry
 
 
-def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, names, deltas, passes, notes,
-                 head_name) -> dict:
+@dataclass
+class ReportInput:
+    """Everything `build_report` needs, gathered by the comparison (torch-free: arrays and plain dicts)."""
+
+    cfg: object  # CompareConfig: pos_label, bootstrap, alpha, seed, lang and the config echoed in the report
+    variants: list  # variant ids in report order, e.g. ["B", "A", "A1", "R"]
+    y: np.ndarray  # true label ids of the evaluation sample
+    probs: dict  # variant id -> (n, K) class probabilities
+    heads: dict  # variant id -> SHA-256 of its head tensors
+    speed: dict  # variant id -> speed block (timed variants only)
+    data: dict  # the report's "data" section
+    environment: dict
+    names: dict  # variant id -> display name in the run's language
+    deltas: tuple  # (new, reference) pairs, e.g. (("B", "A"), ...)
+    passes: list = field(default_factory=list)  # forward passes run, for the report's "forward_passes"
+    notes: list = field(default_factory=list)
+    head_name: str | None = None
+
+
+def build_report(inp: ReportInput) -> dict:
+    cfg, variants, y, probs, data = inp.cfg, inp.variants, inp.y, inp.probs, inp.data
     num_labels = len(data["labels"])
     pos_label = cfg.pos_label if num_labels == 2 else None
-    blocks = {v: _variant_block(names[v], y, probs[v], heads.get(v), speed.get(v), pos_label if pos_label is not None else 1,
-                                num_labels, data["labels"]) for v in variants}
-    pairs = [p for p in deltas if p[0] in blocks and p[1] in blocks]
+    blocks = {v: _variant_block(inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v),
+                                pos_label if pos_label is not None else 1, num_labels, data["labels"])
+              for v in variants}
+    pairs = [p for p in inp.deltas if p[0] in blocks and p[1] in blocks]
     delta_blocks = {f"{a}-{b}": {m: _delta_entry(m, blocks[b], blocks[a], y, probs, (a, b), pos_label or 1)
                                  for m in metrics.METRIC_NAMES} for a, b in pairs}
     if cfg.bootstrap > 0:
@@ -108,17 +130,18 @@ def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, na
             for m, ci in per_metric.items():
                 if delta_blocks[key][m]["value"] is not None:
                     delta_blocks[key][m]["ci"] = ci
-    config = {k: v for k, v in vars(cfg).items()}
+    heads = inp.heads
     report = {
         "schema_version": SCHEMA_VERSION,
-        "config": config,
-        "environment": environment,
+        "config": dict(vars(cfg)),
+        "environment": inp.environment,
         "data": data,
-        "head": {"module": head_name, "A_equals_B": heads.get("A") is not None and heads.get("A") == heads.get("B")},
+        "head": {"module": inp.head_name,
+                 "A_equals_B": heads.get("A") is not None and heads.get("A") == heads.get("B")},
         "variants": blocks,
         "deltas": delta_blocks,
-        "forward_passes": passes,
-        "notes": notes,
+        "forward_passes": inp.passes,
+        "notes": inp.notes,
     }
     report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
     report["checks"] = seed_range_checks(report, cfg.lang)
