@@ -7,6 +7,8 @@ paired test (where there is one) agrees at alpha.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from lorafair import metrics, stats
@@ -100,16 +102,36 @@ def _delta_entry(metric, ref, new, y, probs, pair, pos_label):
     return entry
 
 
-def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, names, deltas, passes, notes,
-                 head_name=None, head=None, fidelity=None) -> dict:
-    """`head`: {"modules", "tensors", "sha256", "features"}; `fidelity`: merged vs unmerged B (see `fidelity`)."""
+@dataclass
+class ReportInput:
+    """Everything `build_report` needs, gathered by the comparison (torch-free: arrays and plain dicts)."""
+
+    cfg: object  # CompareConfig: pos_label, bootstrap, alpha, seed, lang and the config echoed in the report
+    variants: list  # variant ids in report order, e.g. ["B", "A", "A1", "R"]
+    y: np.ndarray  # true label ids of the evaluation sample
+    probs: dict  # variant id -> (n, K) class probabilities
+    heads: dict  # variant id -> SHA-256 of its head tensors
+    speed: dict  # variant id -> speed block (timed variants only)
+    data: dict  # the report's "data" section
+    environment: dict
+    names: dict  # variant id -> display name in the run's language
+    deltas: tuple  # (new, reference) pairs, e.g. (("B", "A"), ...)
+    passes: list = field(default_factory=list)  # forward passes run, for the report's "forward_passes"
+    notes: list = field(default_factory=list)
+    head_name: str | None = None
+    head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see compare.head_section)
+    fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
+
+
+def build_report(inp: ReportInput) -> dict:
+    cfg, variants, y, probs = inp.cfg, inp.variants, inp.y, inp.probs
+    data = {**inp.data, **positive_label_fields(cfg.pos_label, inp.data["labels"])}
     num_labels = len(data["labels"])
-    data = {**data, **positive_label_fields(cfg.pos_label, data["labels"])}
     pos_label = data["positive_label_id"]  # None for multi-class (macro averages)
     metric_pos = pos_label if pos_label is not None else 1  # unused by the metrics when K > 2
-    blocks = {v: _variant_block(names[v], y, probs[v], heads.get(v), speed.get(v), metric_pos, num_labels,
-                                data["labels"]) for v in variants}
-    pairs = [p for p in deltas if p[0] in blocks and p[1] in blocks]
+    blocks = {v: _variant_block(inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos,
+                                num_labels, data["labels"]) for v in variants}
+    pairs = [p for p in inp.deltas if p[0] in blocks and p[1] in blocks]
     delta_blocks = {f"{a}-{b}": {m: _delta_entry(m, blocks[b], blocks[a], y, probs, (a, b), metric_pos)
                                  for m in metrics.METRIC_NAMES} for a, b in pairs}
     if cfg.bootstrap > 0:
@@ -123,23 +145,23 @@ def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, na
             for m, ci in per_metric.items():
                 if delta_blocks[key][m]["value"] is not None:
                     delta_blocks[key][m]["ci"] = ci
-    config = {k: v for k, v in vars(cfg).items()}
-    head = dict(head or {"modules": [head_name] if head_name else []})
+    heads = inp.heads
+    head = dict(inp.head or {"modules": [inp.head_name] if inp.head_name else []})
     head.setdefault("module", " + ".join(head.get("modules", [])))  # one string, for older renderers
     head["A_equals_B"] = heads.get("A") is not None and heads.get("A") == heads.get("B")
     report = {
         "schema_version": SCHEMA_VERSION,
-        "config": config,
-        "environment": environment,
+        "config": dict(vars(cfg)),
+        "environment": inp.environment,
         "data": data,
         "head": head,
         "variants": blocks,
         "deltas": delta_blocks,
-        "forward_passes": passes,
-        "notes": list(notes) + data_notes(data, cfg.lang, cfg.max_length),
+        "forward_passes": inp.passes,
+        "notes": list(inp.notes) + data_notes(data, cfg.lang, cfg.max_length),
     }
-    if fidelity is not None:
-        report["fidelity"] = fidelity
+    if inp.fidelity is not None:
+        report["fidelity"] = inp.fidelity
     report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
     report["checks"] = seed_range_checks(report, cfg.lang) + fidelity_checks(report, cfg.lang)
     return report
