@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from lorafair import data as data_mod
-from lorafair import distributed, modeling
-from lorafair.config import VARIANT_IDS, CompareConfig
+from lorafair import distributed, fidelity, heads, modeling
+from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
-from lorafair.inference import Encoded, PassResult, length_sorted_batches, softmax, tokenize
+from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     if len(label_names) != adapter.num_labels:
         raise LorafairError(f"the head has {adapter.num_labels} outputs but the labels are {len(label_names)}: "
                             f"{', '.join(label_names)}")
+    resolve_pos_label(cfg.pos_label, label_names)  # a --pos-label that names no class fails here, not later
     label_ids = data_mod.encode_labels(examples.labels, label_names)
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
@@ -135,7 +136,7 @@ class Session:
     """The one loaded model (A until `run_lora` merges B into it) and the shared tokenised batches."""
 
     model: object
-    head: object
+    head: list  # the head stack's modules: their input, pooled, is the features of A1 and R
     head_hash_a: str
     tokenizer: object
     encoded: Encoded
@@ -162,11 +163,10 @@ def setup_model(plan: ComparePlan) -> Session:
     pass_kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side,
                    device=plan.device, quiet=cfg.quiet)
     model = modeling.load_base_classifier(plan.base_model, plan.adapter.num_labels, dtype=plan.dtype,
-                                          device=plan.device, label_names=plan.label_names)
+                                          device=plan.device, label_names=plan.label_names, adapter=plan.adapter)
     modeling.ensure_pad_token(tokenizer, model)
     head_hash_a = modeling.install_head(model, plan.adapter)
-    head = modeling.head_module(model, plan.adapter.head_name)
-    return Session(model, head, head_hash_a, tokenizer, encoded, batches, pass_kw)
+    return Session(model, modeling.head_stack(model, plan.adapter), head_hash_a, tokenizer, encoded, batches, pass_kw)
 
 
 # ------------------------------------------------------------------------------------- variant runners
@@ -184,13 +184,23 @@ class Outcome:
     results: dict = field(default_factory=dict)
     passes: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    feature_pooling: str | None = None  # how the frozen pass pooled the head's input (see inference.pool_head_input)
+    fidelity: dict | None = None  # merged vs unmerged B
 
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
     """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
     frozen = session.run(session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx)
     outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
+    outcome.feature_pooling = frozen.feature_pooling
+    # A1 and R are only fair if their features are exactly what A's head consumed: prove it on this run
+    heads.check_features_reproduce_head(session.model, _stack_names(plan, session), frozen.features, frozen.logits,
+                                        frozen.feature_pooling)
     return frozen
+
+
+def _stack_names(plan: ComparePlan, session: Session) -> list[str]:
+    return heads.stack_modules(session.model, plan.adapter.head_modules)
 
 
 def run_variant_a(plan: ComparePlan, session: Session, frozen: PassResult) -> VariantResult:
@@ -198,11 +208,16 @@ def run_variant_a(plan: ComparePlan, session: Session, frozen: PassResult) -> Va
 
 
 def run_variant_r(plan: ComparePlan, session: Session, frozen: PassResult) -> VariantResult:
-    adapter = plan.adapter
-    rand = modeling.random_head(frozen.features.shape[1], adapter.num_labels, seed=plan.cfg.seed,
-                                std=getattr(session.model.config, "initializer_range", 0.02),
-                                bias="bias" in adapter.head)
-    return VariantResult(_apply_head(frozen.features, rand), modeling.tensor_sha256(rand))
+    """R: the whole head stack freshly initialised by the model's own `_init_weights` (seeded), on the features."""
+    import torch
+
+    fresh = modeling.random_head(session.model, plan.adapter, seed=plan.cfg.seed)
+    with torch.inference_mode():
+        logits = heads.apply_head(getattr(session.model.config, "model_type", ""), fresh,
+                                  torch.from_numpy(frozen.features), frozen.feature_pooling)
+    tensors = {f"{name}.{key}": param for name, module in zip(_stack_names(plan, session), fresh)
+               for key, param in module.named_parameters()}
+    return VariantResult(logits.float().numpy(), modeling.tensor_sha256(tensors))
 
 
 def _probe_examples(plan: ComparePlan):
@@ -259,14 +274,27 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
 
 
 def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> VariantResult:
-    """B: merge the LoRA deltas into the loaded model in place (the frozen weights are not needed any more)."""
-    session.model = modeling.merge_lora(session.model, plan.adapter)
-    head_hash = modeling.tensor_sha256(modeling.head_tensors(session.model, plan.adapter.head_name))
+    """B: merge the LoRA deltas into the loaded model in place (the frozen weights are not needed any more).
+
+    The unmerged LoRA model first runs a few whole batches, so that the report can show the merged
+    (timed) B predicts like the model that was trained.
+    """
+    peft_model = modeling.attach_lora(session.model, plan.adapter)
+    checked = fidelity.check_batches(session.batches)
+    unmerged = run_pass(peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)",
+                        **session.pass_kw)
+    session.model = modeling.merge_attached(peft_model, plan.adapter)
+    del peft_model
+    head_hash = modeling.tensor_sha256(modeling.head_tensors(session.model, plan.adapter))
     if head_hash != session.head_hash_a:
         raise RuntimeError(f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
                            f"({session.head_hash_a[:12]}): the comparison would not be fair")
+    idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
+    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": int(len(idx))})
     lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx)
     outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
+    outcome.fidelity = fidelity.measure(unmerged.logits[idx], lora_pass.logits[idx], merge_dtype="float32",
+                                        model_dtype=str(plan.dtype).replace("torch.", ""))
     return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
 
 
@@ -306,6 +334,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     session = setup_model(plan)
     outcome = run_variants(plan, session)
     token_sha, token_seconds = session.encoded.sha256(), session.encoded.seconds
+    truncated = session.encoded.truncated
+    head = _head_section(plan, session, outcome)
     del session  # the weights are not needed for the report: keep them out of its peak memory
     gc.collect()
     probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
@@ -317,21 +347,32 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         cfg=cfg, variants=list(probs), y=plan.y, probs=probs,
         heads={v: r.head_sha256 for v, r in outcome.results.items()},
         speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
-        data=_data_info(plan, token_sha, token_seconds), environment=_environment(plan),
+        data=_data_info(plan, token_sha, token_seconds, truncated), environment=_environment(plan),
         names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=outcome.passes, notes=outcome.notes,
-        head_name=plan.adapter.head_name))
+        head_name=plan.adapter.head_name, head=head, fidelity=outcome.fidelity))
     report["timing"] = {"total_seconds": time.perf_counter() - started}
     return Comparison(report, probs, plan.y)
 
 
-def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float) -> dict:
+def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:
     y, names = plan.y, plan.label_names
     return {
         "n": int(len(y)), "n_available": len(plan.examples), "labels": names, "source": str(plan.data_path),
         "label_counts": {names[k]: int((y == k).sum()) for k in range(len(names))},
         "token_ids_sha256": token_sha, "tokenize_seconds": token_seconds,
         "indices": [int(i) for i in plan.eval_idx],
+        "dropped_rows": int(plan.examples.dropped),
+        "truncated": int(truncated), "truncated_share": truncated / len(y) if len(y) else 0.0,
     }
+
+
+def _head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
+    """report["head"]: every saved module and tensor A and B run, their hash, and what A1/R's features are."""
+    model, adapter = session.model, plan.adapter
+    features = (heads.features_description(model, _stack_names(plan, session), outcome.feature_pooling)
+                if outcome.feature_pooling else None)  # None: no frozen pass ran (B only)
+    return {"modules": heads.in_model_order(model, adapter.head_modules), "tensors": sorted(adapter.head),
+            "sha256": session.head_hash_a, "features": features}
 
 
 def _environment(plan: ComparePlan) -> dict:
@@ -344,13 +385,6 @@ def _environment(plan: ComparePlan) -> dict:
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "world_size": plan.ctx.world_size,
     }
-
-
-def _apply_head(features: np.ndarray, head: dict) -> np.ndarray:
-    logits = features.astype(np.float64) @ head["weight"].double().numpy().T
-    if "bias" in head:
-        logits += head["bias"].double().numpy()
-    return logits.astype(np.float32)
 
 
 def _version(package: str) -> str | None:
