@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from lorafair import distributed, modeling
 from lorafair.config import VARIANT_IDS, CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import length_sorted_batches, softmax, tokenize
+from lorafair.peak_memory import peak_rss_bytes  # VmHWM: this process's own peak, however launched
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
         "python": sys.version.split()[0], "platform": platform.platform(), "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "world_size": ctx.world_size,
     }
     data_info = {
