@@ -95,6 +95,8 @@ def _save_tokenizer(folder: Path, gguf_name: str, out: Path, config) -> int:
         raise LorafairError(f"{gguf_name}'s vocabulary differs from Qwen2.5's on {len(differing)} tokens, "
                             f"e.g. {differing[:3]}")
     rebuilt.pad_token = QWEN_PAD_TOKEN
+    # The Instruct models end a turn with <|im_end|> (config.eos_token_id); keep tokenizer and config agreed.
+    rebuilt.eos_token = rebuilt.convert_ids_to_tokens(config.eos_token_id)
     rebuilt.padding_side = QWEN_PADDING_SIDE
     rebuilt.init_kwargs["padding_side"] = QWEN_PADDING_SIDE  # recorded in tokenizer_config.json, not implied
     rebuilt.model_max_length = config.max_position_embeddings
