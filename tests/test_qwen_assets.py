@@ -108,9 +108,7 @@ def _plain_peft_adapter(base_dir: Path, out_dir: Path) -> Path:
     model = get_peft_model(base, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "score.modules_to_save" in name:
-                param.normal_(0.0, 0.05)
-            elif "lora_B" in name:
+            if "score.modules_to_save" in name or "lora_B" in name:
                 param.normal_(0.0, 0.05)
     model.peft_config["default"].base_model_name_or_path = str(base_dir)
     model.save_pretrained(out_dir)

