@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import logging
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from lorafair import distributed, fidelity, heads, modeling
 from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
 from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
+from lorafair.peak_memory import peak_rss_bytes
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +382,7 @@ def _environment(plan: ComparePlan) -> dict:
         "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
         "python": sys.version.split()[0], "platform": platform.platform(), "device": str(plan.device),
         "dtype": str(plan.dtype).replace("torch.", ""),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),  # VmHWM: this process's own peak, however launched
         "world_size": plan.ctx.world_size,
     }
 
