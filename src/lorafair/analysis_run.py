@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -71,15 +72,6 @@ def weight_records(model, adapter, *, max_dim: int | None) -> tuple[list[dict], 
     return records, notes
 
 
-def probe_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """Indices of the probe data that B's extra pass runs on (all of it when it fits in `limit`)."""
-    from lorafair import data as data_mod
-
-    if limit <= 0 or limit >= len(labels):
-        return np.arange(len(labels))
-    return np.sort(data_mod.stratified_sample(labels, limit, seed))
-
-
 def build(eval_a: np.ndarray, eval_b: np.ndarray, *, weights: list[dict], pooling: str, probe: dict | None,
           notes: list[str], seconds: dict) -> dict:
     """report["analysis"] from the pooled hidden states and the weight records."""
@@ -98,3 +90,105 @@ def build(eval_a: np.ndarray, eval_b: np.ndarray, *, weights: list[dict], poolin
                      f"{probe.get('subset_note', '')}, scored on the evaluation set")
     return {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
             "pooling": pooling, "notes": notes, "seconds": seconds}
+
+
+@dataclass
+class Collector:
+    """Gathers what `run_compare`'s passes produce for the analysis; each step is one call from compare.
+
+        collector = Collector.start(cfg, variants, model, distributed=ctx.enabled)
+        run_pass(..., layer_pool=collector.pool)      # frozen pass, probe pass, LoRA pass
+        collector.frozen_eval(frozen); collector.probe_data(...); collector.weights(model, adapter)  # before merging
+        collector.lora_eval(lora_pass); collector.lora_probe(run)                                  # after merging
+        report["analysis"] = collector.report()
+    """
+
+    pool: str | None = None  # None: analysis off, run_pass captures nothing extra
+    probe_limit: int = 250
+    max_dim: int | None = 1024
+    seed: int = 0
+    batch_size: int = 16
+    notes: list[str] = field(default_factory=list)
+    seconds: dict = field(default_factory=dict)
+    eval_a: np.ndarray | None = None
+    eval_b: np.ndarray | None = None
+    probe: dict | None = None
+    probe_encoded: object = None
+    weight_list: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, cfg, variants, model, *, distributed: bool = False) -> Collector:
+        off = cls(notes=[])
+        if getattr(cfg, "no_analysis", False):
+            return off
+        if not {"A", "B"} <= set(variants):
+            log.info("analysis skipped: it compares the frozen (A) and LoRA (B) passes, and both are needed")
+            return off
+        if distributed:
+            log.warning("analysis skipped: layer features are not gathered across processes yet")
+            return off
+        return cls(pool=layer_pooling(model), probe_limit=cfg.analysis_probe_samples, max_dim=cfg.analysis_max_dim,
+                   seed=cfg.seed, batch_size=cfg.batch_size)
+
+    @property
+    def enabled(self) -> bool:
+        return self.pool is not None
+
+    def frozen_eval(self, result) -> None:
+        if self.enabled:
+            self.eval_a = result.layers
+
+    def probe_data(self, encoded, labels, result, C: float) -> None:
+        """A's layer features of the A1 probe data; B's are computed on the same (sub)set in `lora_probe`."""
+        if not self.enabled or result.layers is None:
+            return
+        from lorafair import data as data_mod
+        from lorafair.inference import Encoded
+
+        keep = np.arange(len(labels))
+        if 0 < self.probe_limit < len(labels):
+            keep = np.sort(data_mod.stratified_sample(labels, self.probe_limit, self.seed))
+            subset_note = (f" (a seeded stratified subset of the {len(labels)} A1 probe examples, so that the extra "
+                           f"LoRA pass over them stays cheap: --analysis-probe-samples)")
+        else:
+            subset_note = " (all of A1's probe examples: the last-layer A probe is A1 itself)"
+        types = encoded.token_type_ids
+        self.probe_encoded = Encoded([encoded.input_ids[i] for i in keep],
+                                     None if types is None else [types[i] for i in keep])
+        self.probe = {"train_a": result.layers[:, keep], "train_y": np.asarray(labels)[keep], "C": float(C),
+                      "seed": self.seed, "subset_note": subset_note}
+
+    def weights(self, model, adapter) -> None:
+        """Read ΔW against the base weights: call before the LoRA deltas are merged into them."""
+        if not self.enabled:
+            return
+        started = time.perf_counter()
+        self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
+        self.notes.extend(notes)
+        self.seconds["weights"] = time.perf_counter() - started
+
+    def lora_eval(self, result) -> None:
+        if self.enabled:
+            self.eval_b = result.layers
+
+    def lora_probe(self, run) -> None:
+        """`run(encoded, batches) -> PassResult`: the extra LoRA pass over the probe (sub)set."""
+        if not self.enabled or self.probe is None:
+            return
+        from lorafair.inference import length_sorted_batches
+
+        started = time.perf_counter()
+        result = run(self.probe_encoded, length_sorted_batches(self.probe_encoded.lengths, self.batch_size))
+        self.probe["train_b"] = result.layers
+        self.seconds["lora_probe_pass"] = time.perf_counter() - started
+        self.notes.append(f"layers: one extra LoRA-model pass over {len(self.probe_encoded.input_ids)} probe examples "
+                          f"gave B's probe-training features ({self.seconds['lora_probe_pass']:.1f} s)")
+
+    def report(self, eval_y) -> dict | None:
+        if not self.enabled or self.eval_a is None or self.eval_b is None:
+            return None
+        probe = None
+        if self.probe is not None and self.probe.get("train_b") is not None:
+            probe = {**self.probe, "eval_y": np.asarray(eval_y)}
+        return build(self.eval_a, self.eval_b, weights=self.weight_list, pooling=self.pool, probe=probe,
+                     notes=self.notes, seconds=self.seconds)

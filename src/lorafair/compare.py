@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lorafair import data as data_mod
-from lorafair import distributed, modeling
+from lorafair import analysis_run, distributed, modeling
 from lorafair.config import VARIANT_IDS, CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import length_sorted_batches, softmax, tokenize
@@ -161,10 +161,13 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     head_hash_a = modeling.install_head(model, adapter)
     head = modeling.head_module(model, adapter.head_name)
     logits, speed, passes, heads, notes = {}, {}, [], {}, []
+    analysis = analysis_run.Collector.start(cfg, variants, model, distributed=ctx.enabled)
 
     needs_frozen = bool({"A", "A1", "R"} & set(variants))
     if needs_frozen:
-        frozen = ctx.run_pass(model, encoded, batches, head=head, desc="frozen base (A)", **pass_kw)
+        frozen = ctx.run_pass(model, encoded, batches, head=head, desc="frozen base (A)", layer_pool=analysis.pool,
+                              **pass_kw)
+        analysis.frozen_eval(frozen)
         passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(y)})
         if "A" in variants:
             logits["A"], speed["A"], heads["A"] = frozen.logits, frozen.speed(len(y)), head_hash_a
@@ -184,23 +187,28 @@ def run_compare(cfg: CompareConfig) -> Comparison:
                 probe_enc = tokenize(tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
                 probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
                 probe_pass = ctx.run_pass(model, probe_enc, probe_batches, head=head, warmup=False,
-                                          desc="frozen base (probe data)", **pass_kw)
+                                          desc="frozen base (probe data)", layer_pool=analysis.pool, **pass_kw)
                 passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
                 probe = fit_linear_probe(probe_pass.features, probe_y, adapter.num_labels, seed=cfg.seed)
                 logits["A1"] = probe.logits(frozen.features)
+                analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
                 notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
                 heads["A1"] = modeling.tensor_sha256({"weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
                                                       "bias": torch.from_numpy(np.ascontiguousarray(probe.bias))})
         del frozen
 
     if "B" in variants:
+        analysis.weights(model, adapter)  # ΔW against the base weights, before they are merged away
         model = modeling.merge_lora(model, adapter)  # in place: the frozen weights are not needed any more
         heads["B"] = modeling.tensor_sha256(modeling.head_tensors(model, adapter.head_name))
         if heads["B"] != head_hash_a:
             raise RuntimeError(f"head of B ({heads['B'][:12]}) differs from the adapter's head installed in A "
                                f"({head_hash_a[:12]}): the comparison would not be fair")
-        lora_pass = ctx.run_pass(model, encoded, batches, desc="LoRA merged (B)", **pass_kw)
+        lora_pass = ctx.run_pass(model, encoded, batches, desc="LoRA merged (B)", layer_pool=analysis.pool, **pass_kw)
         passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(y)})
+        analysis.lora_eval(lora_pass)
+        analysis.lora_probe(lambda enc, bat: ctx.run_pass(model, enc, bat, warmup=False, layer_pool=analysis.pool,
+                                                          desc="LoRA merged (probe data, analysis)", **pass_kw))
         logits["B"], speed["B"] = lora_pass.logits, lora_pass.speed(len(y))
 
     del model, head  # the weights are not needed for the report: keep them out of its peak memory
@@ -227,6 +235,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
                           speed=speed, data=data_info, environment=environment,
                           names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=passes, notes=notes,
                           head_name=adapter.head_name)
+    if analysis.enabled:
+        report["analysis"] = analysis.report(y)
     report["timing"] = {"total_seconds": time.perf_counter() - started}
     return Comparison(report, probs, y)
 

@@ -53,6 +53,9 @@ class CompareConfig:
     dtype: str = opt("auto", "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16",
                      choices=("auto", "float32", "bfloat16", "float16"))
     quiet: bool = opt(False, "no progress bars or console tables (report files are still written)")
+    no_analysis: bool = opt(False, "skip the layer-wise (CKA, cosine, probes) and weight-space (ΔW, intruders) analysis")
+    analysis_probe_samples: int = opt(250, "at most this many of the A1 probe examples also go through the LoRA model for the per-layer probes of A and B (0 = all)")
+    analysis_max_dim: int = opt(1024, "count intruder dimensions only for modules whose smaller side is at most this (exact eigendecompositions; larger ones are listed as not computed)")
 
     def variant_list(self) -> list[str]:
         return [v.strip() for v in self.variants.split(",") if v.strip()]
