@@ -1,4 +1,4 @@
-"""The analysis inside `lorafair compare` on tiny random models, against hidden states computed one example at a time."""
+"""The analysis inside `lorafair compare` on tiny random models, against hidden states computed one at a time."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from lorafair.cli import main
 
 
 def _compare(setup, out, *extra, adapter=None):
-    code = main(["compare", "--adapter", str(adapter or setup.adapter), "--data", str(setup.data), "--num-samples", "24",
-                 "--bootstrap", "0", "--output", str(out), "--quiet", *extra])
+    code = main(["compare", "--adapter", str(adapter or setup.adapter), "--data", str(setup.data),
+                 "--num-samples", "24", "--bootstrap", "0", "--output", str(out), "--quiet", *extra])
     assert code == 0
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 

@@ -88,8 +88,14 @@ def build(eval_a: np.ndarray, eval_b: np.ndarray, *, weights: list[dict], poolin
         notes.append(f"layers: per-layer probes: standardise + logistic regression with A1's C = {probe['C']:.4g} for "
                      f"every layer of A and B, fitted on {len(probe['train_y'])} probe-data examples"
                      f"{probe.get('subset_note', '')}, scored on the evaluation set")
+    seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
+    notes.append(f"cost: {seconds['total']:.1f} s beyond the comparison's own passes ("
+                 + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items() if k != "total")
+                 + "), plus the pooling of hidden states inside the A and B passes")
+    probe_info = None if probe is None else {"C": probe["C"], "train_examples": int(len(probe["train_y"])),
+                                             "shared_C": "A1's cross-validated C, for every layer of A and B"}
     return {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
-            "pooling": pooling, "notes": notes, "seconds": seconds}
+            "pooling": pooling, "probe": probe_info, "notes": notes, "seconds": seconds}
 
 
 @dataclass

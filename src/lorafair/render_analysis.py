@@ -25,12 +25,14 @@ STRINGS = {
         "no_probe": "Per-layer probes: not fitted.",
         "top": "Top modules by ||dW||/||W||: {modules}.",
         "no_weights": "Weights: no adapted module analysed.",
-        "intruders": "Intruder dimensions (top-10 directions of W + dW new to W): {total} in {counted} modules{skipped}.",
+        "intruders": ("Intruder dimensions (top-10 directions of W + dW new to W): {total} in {counted} "
+                      "modules{skipped}."),
         "skipped": "; {n} modules not counted (see notes)",
         "last": "Last layer {layer}: CKA {cka}, cosine {cos}, probe accuracy A {a}, B {b}.",
         "similarity": "CKA and cosine of A and B features by layer", "probes": "Probe accuracy by layer",
         "heatmap": "||dW||_F / ||W||_F per layer and module", "notes": "What was computed",
-        "table": "Per-layer values", "table_layer": "Layer", "table_cka": "CKA", "table_cos": "Cosine", "table_a": "Probe A", "table_b": "Probe B",
+        "table": "Per-layer values", "table_layer": "Layer", "table_cka": "CKA", "table_cos": "Cosine",
+        "table_a": "Probe A", "table_b": "Probe B",
     },
     "zh": {
         "heading": "LoRA 在哪里改变了特征",
@@ -40,12 +42,14 @@ STRINGS = {
         "no_probe": "逐层探针：未拟合。",
         "top": "||dW||/||W|| 最大的模块：{modules}。",
         "no_weights": "权重：没有分析任何适配模块。",
-        "intruders": "入侵维度（W + dW 前 10 个方向中 W 没有的方向）：共 {total} 个，统计了 {counted} 个模块{skipped}。",
+        "intruders": "入侵维度（W + dW 前 10 个方向中 W 没有的方向）：共 {total} 个，"
+                     "统计了 {counted} 个模块{skipped}。",
         "skipped": "；{n} 个模块未统计（见说明）",
         "last": "最后一层（第 {layer} 层）：CKA {cka}，余弦 {cos}，探针准确率 A {a}，B {b}。",
         "similarity": "逐层 A 与 B 特征的 CKA 和余弦相似度", "probes": "逐层探针准确率",
         "heatmap": "各层各模块的 ||dW||_F / ||W||_F", "notes": "计算说明",
-        "table": "逐层数值", "table_layer": "层", "table_cka": "CKA", "table_cos": "余弦", "table_a": "探针 A", "table_b": "探针 B",
+        "table": "逐层数值", "table_layer": "层", "table_cka": "CKA", "table_cos": "余弦",
+        "table_a": "探针 A", "table_b": "探针 B",
     },
 }
 
@@ -98,8 +102,9 @@ def summary_lines(report: dict) -> list[str]:
                                            skipped=s["skipped"].format(n=missing) if missing else ""))
     if layers:
         last = layers[-1]
+        accuracy = last["probe_accuracy"]
         lines.append(s["last"].format(layer=last["layer"], cka=_fmt(last["cka"]), cos=_fmt(last["cosine"]),
-                                      a=_fmt(last["probe_accuracy"].get("A"), 3), b=_fmt(last["probe_accuracy"].get("B"), 3)))
+                                      a=_fmt(accuracy.get("A"), 3), b=_fmt(accuracy.get("B"), 3)))
     return lines
 
 
@@ -144,7 +149,8 @@ def probe_png(layers: list[dict], a1_accuracy=None, b_accuracy=None) -> bytes | 
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, color=plots.colour(variant, 0),
                 label=f"probe on {variant} features")
     last = layers[-1]["layer"]
-    for name, value, marker in (("A1 (frozen + linear probe)", a1_accuracy, "s"), ("B (LoRA model, own head)", b_accuracy, "*")):
+    for name, value, marker in (("A1 (frozen + linear probe)", a1_accuracy, "s"),
+                                ("B (LoRA model, own head)", b_accuracy, "*")):
         if _finite(value):
             ax.plot([last], [value], marker=marker, markersize=10, linestyle="none",
                     color=plots.colour(name.split()[0], 0), label=name)
@@ -186,7 +192,8 @@ def html_section(report: dict) -> str:
     s, block = _strings(report), report["analysis"]
     layers = block.get("layers") or []
     esc = lambda x: html.escape(str(x), quote=True)  # noqa: E731
-    parts = [f"<h2>{esc(s['heading'])}</h2>", '<ul class="conclusion">' + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>"]
+    bullets = "".join(f"<li>{esc(x)}</li>" for x in lines)
+    parts = [f"<h2>{esc(s['heading'])}</h2>", f'<ul class="conclusion">{bullets}</ul>']
     figures = []
     for key, png in (("similarity", similarity_png(layers)),
                      ("probes", probe_png(layers, _accuracy(report, "A1"), _accuracy(report, "B"))),
