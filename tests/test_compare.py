@@ -150,7 +150,7 @@ def test_report_numbers_equal_sklearn_on_predictions_csv(qwen2_report):
     assert report["deltas"]["B-A"]["auc_roc"]["test"] == "delong"
     assert report["head"]["A_equals_B"] is True
     assert len(report["data"]["token_ids_sha256"]) == 64
-    assert [p["examples"] for p in report["forward_passes"]] == [30, 18, 30]
+    assert [p["examples"] for p in report["forward_passes"]] == [30, 18, 30, 30]  # frozen, probe, fidelity, B
     for name in ("report.md", "report.html"):
         assert (qwen2_report / name).stat().st_size > 0
 

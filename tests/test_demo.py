@@ -61,7 +61,7 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
     assert list(report["variants"]) == ["B", "A", "A1", "R"]
     assert report["data"]["n"] == 40  # --num-samples 500 of 40 rows: all of them
     assert report["data"]["source"] == tiny_preset.test_data
-    assert [p["examples"] for p in report["forward_passes"]] == [40, 30, 40]  # probe: 30 of the training file
+    assert [p["examples"] for p in report["forward_passes"]] == [40, 30, 40, 40]  # probe: 30 of the training file; fidelity: 40
     assert report["config"]["probe_samples"] == 30 and report["config"]["bootstrap"] == 200
 
     assert "Summary" in stdout and "Gain analysis" in stdout  # the seed-style console tables

@@ -2,9 +2,11 @@
 
     lorafair compare --adapter outputs/lora_adapter --data builtin:polarity-en --num-samples 500
 
-Order of work, chosen so that the base weights are loaded once and peak memory stays at one model
-plus the LoRA deltas: tokenise once -> load base -> install the adapter's head (A) -> one frozen pass
-(A's logits and the pooled features that R and A1 reuse) -> merge the LoRA deltas in place (B) -> one pass.
+Recipe, torchtune-style: `plan_compare` checks everything a user can get wrong before any weight loads;
+`setup_model` loads the base once and installs the adapter's head (A); one runner per variant returns its
+logits, head hash and speed; `build_report` turns them into the report dict. The order keeps peak memory
+at one model plus the LoRA deltas: one frozen pass (A's logits and the pooled features that R and A1
+reuse) -> merge the LoRA deltas in place (B) -> one pass.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ import platform
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lorafair import data as data_mod
-from lorafair import analysis_run, distributed, modeling
-from lorafair.config import VARIANT_IDS, CompareConfig
+from lorafair import analysis_run, distributed, fidelity, heads, modeling
+from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
-from lorafair.inference import length_sorted_batches, softmax, tokenize
+from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -78,52 +80,33 @@ def _label_names(adapter: modeling.Adapter, base_model: str, raw_labels) -> list
     return data_mod.label_names_from_values(raw_labels)
 
 
-def _probe_examples(cfg, adapter, examples, label_ids, eval_idx, label_names, data_path):
-    """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
-    meta = (adapter.run_metadata or {}).get("train_data") or {}
-    source, columns = None, {}
-    if cfg.probe_data:
-        source, columns = cfg.probe_data, {}
-    elif meta.get("path") and Path(meta["path"]).exists():
-        source = meta["path"]
-        columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
-    if source is not None and Path(source).resolve() == Path(data_path).resolve():
-        source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
-    if source is not None:
-        probe = data_mod.load_examples(
-            source, split=columns.get("split"),
-            text_column=columns.get("text_column", cfg.text_column),
-            text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
-            label_column=columns.get("label_column", cfg.label_column))
-        ids = data_mod.encode_labels(probe.labels, label_names)
-        keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
-        origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
-        return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
-    keep = data_mod.split_off(label_ids, eval_idx, cfg.probe_samples, cfg.seed + 1)
-    counts = np.bincount(label_ids[keep], minlength=len(label_names)) if len(keep) else np.zeros(1)
-    if counts.min() < 2:  # cross-validating the probe needs two examples of every class
-        return None, None, ("too little data beside the evaluation sample (need 2 per class): A1 skipped "
-                            "(pass --probe-data or a smaller --num-samples)")
-    return (examples.subset(keep), label_ids[keep],
-            f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
-
-
+# ---------------------------------------------------------------------------------------------- the plan
 @dataclass
-class Comparison:
-    """The report dict plus what predictions.csv is written from."""
+class ComparePlan:
+    """Everything decided before any weight loads: adapter, data, evaluation sample, device."""
 
-    report: dict
-    probs: dict
-    labels: np.ndarray
+    cfg: CompareConfig
+    variants: list[str]
+    adapter: modeling.Adapter
+    base_model: str
+    data_path: Path
+    examples: data_mod.Examples
+    label_names: list[str]
+    label_ids: np.ndarray
+    eval_idx: np.ndarray
+    device: str
+    dtype: object
+    ctx: distributed.Context
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.label_ids[self.eval_idx]
 
 
-def run_compare(cfg: CompareConfig) -> Comparison:
-    """Evaluate the requested variants on identical batches and build the report dict."""
-    import torch
-
+def plan_compare(cfg: CompareConfig) -> ComparePlan:
+    """Read the adapter and the data, draw the evaluation sample, pick the device; fail before any load."""
     from lorafair import report as report_mod
 
-    started = time.perf_counter()
     variants = check_variants(cfg)
     report_mod.check_output_dir(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
@@ -137,115 +120,286 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     if len(label_names) != adapter.num_labels:
         raise LorafairError(f"the head has {adapter.num_labels} outputs but the labels are {len(label_names)}: "
                             f"{', '.join(label_names)}")
+    resolve_pos_label(cfg.pos_label, label_names)  # a --pos-label that names no class fails here, not later
     label_ids = data_mod.encode_labels(examples.labels, label_names)
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
-    evaluation, y = examples.subset(eval_idx), label_ids[eval_idx]
     device, dtype = resolve_device(cfg.device, cfg.dtype)
     ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
-    device = ctx.device(device)
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
+    return ComparePlan(cfg, variants, adapter, base_model, data_path, examples, label_names, label_ids,
+                       eval_idx, ctx.device(device), dtype, ctx)
+
+
+# ------------------------------------------------------------------------------------- model and inputs
+@dataclass
+class Session:
+    """The one loaded model (A until `run_lora` merges B into it) and the shared tokenised batches."""
+
+    model: object
+    head: list  # the head stack's modules: their input, pooled, is the features of A1 and R
+    head_hash_a: str
+    tokenizer: object
+    encoded: Encoded
+    batches: list
+    pass_kw: dict
+
+    def run(self, encoded: Encoded, batches, desc: str, *, capture_head: bool = True, warmup: bool = True,
+            ctx: distributed.Context, layer_pool: str | None = None) -> PassResult:
+        return ctx.run_pass(self.model, encoded, batches, head=self.head if capture_head else None,
+                            warmup=warmup, desc=desc, layer_pool=layer_pool, **self.pass_kw)
+
+
+def setup_model(plan: ComparePlan) -> Session:
+    """Tokenise once, batch once, load the base once and install the adapter's head (variant A)."""
+    cfg = plan.cfg
     if cfg.quiet:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-
-    tokenizer = modeling.load_tokenizer(adapter.path, base_model)
+    evaluation = plan.examples.subset(plan.eval_idx)
+    tokenizer = modeling.load_tokenizer(plan.adapter.path, plan.base_model)
     encoded = tokenize(tokenizer, evaluation.texts, evaluation.text_pairs, max_length=cfg.max_length)
     batches = length_sorted_batches(encoded.lengths, cfg.batch_size)
     pass_kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side,
-                   device=device, quiet=cfg.quiet)
-
-    model = modeling.load_base_classifier(base_model, adapter.num_labels, dtype=dtype, device=device,
-                                          label_names=label_names)
+                   device=plan.device, quiet=cfg.quiet)
+    model = modeling.load_base_classifier(plan.base_model, plan.adapter.num_labels, dtype=plan.dtype,
+                                          device=plan.device, label_names=plan.label_names, adapter=plan.adapter)
     modeling.ensure_pad_token(tokenizer, model)
-    head_hash_a = modeling.install_head(model, adapter)
-    head = modeling.head_module(model, adapter.head_name)
-    logits, speed, passes, heads, notes = {}, {}, [], {}, []
-    analysis = analysis_run.Collector.start(cfg, variants, model, distributed=ctx.enabled)
+    head_hash_a = modeling.install_head(model, plan.adapter)
+    return Session(model, modeling.head_stack(model, plan.adapter), head_hash_a, tokenizer, encoded, batches, pass_kw)
 
-    needs_frozen = bool({"A", "A1", "R"} & set(variants))
-    if needs_frozen:
-        frozen = ctx.run_pass(model, encoded, batches, head=head, desc="frozen base (A)", layer_pool=analysis.pool,
-                              **pass_kw)
-        analysis.frozen_eval(frozen)
-        passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(y)})
-        if "A" in variants:
-            logits["A"], speed["A"], heads["A"] = frozen.logits, frozen.speed(len(y)), head_hash_a
-        if "R" in variants:
-            rand = modeling.random_head(frozen.features.shape[1], adapter.num_labels, seed=cfg.seed,
-                                        std=getattr(model.config, "initializer_range", 0.02),
-                                        bias="bias" in adapter.head)
-            logits["R"] = _apply_head(frozen.features, rand)
-            heads["R"] = modeling.tensor_sha256(rand)
-        if "A1" in variants:
-            probe_ex, probe_y, probe_note = _probe_examples(cfg, adapter, examples, label_ids, eval_idx,
-                                                             label_names, data_path)
-            notes.append(f"A1 probe data: {probe_note}")
-            if probe_ex is not None:
-                from lorafair.probe import fit_linear_probe
 
-                probe_enc = tokenize(tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
-                probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
-                probe_pass = ctx.run_pass(model, probe_enc, probe_batches, head=head, warmup=False,
-                                          desc="frozen base (probe data)", layer_pool=analysis.pool, **pass_kw)
-                passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
-                probe = fit_linear_probe(probe_pass.features, probe_y, adapter.num_labels, seed=cfg.seed)
-                logits["A1"] = probe.logits(frozen.features)
-                analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
-                notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
-                heads["A1"] = modeling.tensor_sha256({"weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
-                                                      "bias": torch.from_numpy(np.ascontiguousarray(probe.bias))})
+# ------------------------------------------------------------------------------------- variant runners
+@dataclass
+class VariantResult:
+    logits: np.ndarray
+    head_sha256: str | None
+    speed: dict | None = None
+
+
+@dataclass
+class Outcome:
+    """What the runners produced: per-variant results, the forward passes run, and notes for the report."""
+
+    results: dict = field(default_factory=dict)
+    passes: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    feature_pooling: str | None = None  # how the frozen pass pooled the head's input (see inference.pool_head_input)
+    fidelity: dict | None = None  # merged vs unmerged B
+    analysis: analysis_run.Collector = field(default_factory=analysis_run.Collector)  # off until run_variants
+
+
+def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
+    """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
+    frozen = session.run(session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx,
+                         layer_pool=outcome.analysis.pool)
+    outcome.analysis.frozen_eval(frozen)
+    outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
+    outcome.feature_pooling = frozen.feature_pooling
+    # A1 and R are only fair if their features are exactly what A's head consumed: prove it on this run
+    heads.check_features_reproduce_head(session.model, _stack_names(plan, session), frozen.features, frozen.logits,
+                                        frozen.feature_pooling)
+    return frozen
+
+
+def _stack_names(plan: ComparePlan, session: Session) -> list[str]:
+    return heads.stack_modules(session.model, plan.adapter.head_modules)
+
+
+def run_variant_a(plan: ComparePlan, session: Session, frozen: PassResult) -> VariantResult:
+    return VariantResult(frozen.logits, session.head_hash_a, frozen.speed(len(plan.eval_idx)))
+
+
+def run_variant_r(plan: ComparePlan, session: Session, frozen: PassResult) -> VariantResult:
+    """R: the whole head stack freshly initialised by the model's own `_init_weights` (seeded), on the features."""
+    import torch
+
+    fresh = modeling.random_head(session.model, plan.adapter, seed=plan.cfg.seed)
+    with torch.inference_mode():
+        logits = heads.apply_head(getattr(session.model.config, "model_type", ""), fresh,
+                                  torch.from_numpy(frozen.features), frozen.feature_pooling)
+    tensors = {f"{name}.{key}": param for name, module in zip(_stack_names(plan, session), fresh)
+               for key, param in module.named_parameters()}
+    return VariantResult(logits.float().numpy(), modeling.tensor_sha256(tensors))
+
+
+def _probe_examples(plan: ComparePlan):
+    """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
+    cfg, adapter = plan.cfg, plan.adapter
+    meta = (adapter.run_metadata or {}).get("train_data") or {}
+    source, columns = None, {}
+    if cfg.probe_data:
+        source, columns = cfg.probe_data, {}
+    elif meta.get("path") and Path(meta["path"]).exists():
+        source = meta["path"]
+        columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+    if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
+        source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+    if source is not None:
+        probe = data_mod.load_examples(
+            source, split=columns.get("split"),
+            text_column=columns.get("text_column", cfg.text_column),
+            text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
+            label_column=columns.get("label_column", cfg.label_column))
+        ids = data_mod.encode_labels(probe.labels, plan.label_names)
+        keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
+        origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
+        return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
+    keep = data_mod.split_off(plan.label_ids, plan.eval_idx, cfg.probe_samples, cfg.seed + 1)
+    counts = np.bincount(plan.label_ids[keep], minlength=len(plan.label_names)) if len(keep) else np.zeros(1)
+    if counts.min() < 2:  # cross-validating the probe needs two examples of every class
+        return None, None, ("too little data beside the evaluation sample (need 2 per class): A1 skipped "
+                            "(pass --probe-data or a smaller --num-samples)")
+    return (plan.examples.subset(keep), plan.label_ids[keep],
+            f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
+
+
+def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outcome: Outcome) -> VariantResult | None:
+    """A1: a linear probe fitted on a frozen pass over the probe data, applied to the evaluation features."""
+    import torch
+
+    from lorafair.probe import fit_linear_probe
+
+    probe_ex, probe_y, probe_note = _probe_examples(plan)
+    outcome.notes.append(f"A1 probe data: {probe_note}")
+    if probe_ex is None:
+        return None
+    cfg = plan.cfg
+    probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
+    probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
+    probe_pass = session.run(probe_enc, probe_batches, "frozen base (probe data)", warmup=False, ctx=plan.ctx,
+                             layer_pool=outcome.analysis.pool)
+    outcome.passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
+    probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
+    outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
+    outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
+    head_hash = modeling.tensor_sha256({"weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
+                                        "bias": torch.from_numpy(np.ascontiguousarray(probe.bias))})
+    return VariantResult(probe.logits(frozen.features), head_hash)
+
+
+def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> VariantResult:
+    """B: merge the LoRA deltas into the loaded model in place (the frozen weights are not needed any more).
+
+    The unmerged LoRA model first runs a few whole batches, so that the report can show the merged
+    (timed) B predicts like the model that was trained.
+    """
+    outcome.analysis.weights(session.model, plan.adapter)  # ΔW against the base weights, before they change
+    peft_model = modeling.attach_lora(session.model, plan.adapter)
+    checked = fidelity.check_batches(session.batches)
+    unmerged = run_pass(peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)",
+                        **session.pass_kw)
+    session.model = modeling.merge_attached(peft_model, plan.adapter)
+    del peft_model
+    head_hash = modeling.tensor_sha256(modeling.head_tensors(session.model, plan.adapter))
+    if head_hash != session.head_hash_a:
+        raise RuntimeError(f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
+                           f"({session.head_hash_a[:12]}): the comparison would not be fair")
+    idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
+    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": int(len(idx))})
+    lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx,
+                            layer_pool=outcome.analysis.pool)
+    outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
+    outcome.analysis.lora_eval(lora_pass)
+    outcome.analysis.lora_probe(lambda enc, bat: session.run(enc, bat, "LoRA merged (probe data, analysis)",
+                                                             capture_head=False, warmup=False, ctx=plan.ctx,
+                                                             layer_pool=outcome.analysis.pool))
+    outcome.fidelity = fidelity.measure(unmerged.logits[idx], lora_pass.logits[idx], merge_dtype="float32",
+                                        model_dtype=str(plan.dtype).replace("torch.", ""))
+    return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
+
+
+def run_variants(plan: ComparePlan, session: Session) -> Outcome:
+    """Frozen variants first (they share one pass), then B, which changes the weights in place."""
+    outcome, wanted = Outcome(), set(plan.variants)
+    outcome.analysis = analysis_run.Collector.start(plan.cfg, plan.variants, session.model,
+                                                    distributed=plan.ctx.enabled)
+    if wanted & {"A", "A1", "R"}:
+        frozen = run_frozen(plan, session, outcome)
+        if "A" in wanted:
+            outcome.results["A"] = run_variant_a(plan, session, frozen)
+        if "R" in wanted:
+            outcome.results["R"] = run_variant_r(plan, session, frozen)
+        if "A1" in wanted:
+            a1 = run_variant_a1(plan, session, frozen, outcome)
+            if a1 is not None:
+                outcome.results["A1"] = a1
         del frozen
+    if "B" in wanted:
+        outcome.results["B"] = run_variant_b(plan, session, outcome)
+    return outcome
 
-    if "B" in variants:
-        analysis.weights(model, adapter)  # ΔW against the base weights, before they are merged away
-        model = modeling.merge_lora(model, adapter)  # in place: the frozen weights are not needed any more
-        heads["B"] = modeling.tensor_sha256(modeling.head_tensors(model, adapter.head_name))
-        if heads["B"] != head_hash_a:
-            raise RuntimeError(f"head of B ({heads['B'][:12]}) differs from the adapter's head installed in A "
-                               f"({head_hash_a[:12]}): the comparison would not be fair")
-        lora_pass = ctx.run_pass(model, encoded, batches, desc="LoRA merged (B)", layer_pool=analysis.pool, **pass_kw)
-        passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(y)})
-        analysis.lora_eval(lora_pass)
-        analysis.lora_probe(lambda enc, bat: ctx.run_pass(model, enc, bat, warmup=False, layer_pool=analysis.pool,
-                                                          desc="LoRA merged (probe data, analysis)", **pass_kw))
-        logits["B"], speed["B"] = lora_pass.logits, lora_pass.speed(len(y))
 
-    del model, head  # the weights are not needed for the report: keep them out of its peak memory
+# ------------------------------------------------------------------------------------------- reporting
+@dataclass
+class Comparison:
+    """The report dict plus what predictions.csv is written from."""
+
+    report: dict
+    probs: dict
+    labels: np.ndarray
+
+
+def run_compare(cfg: CompareConfig) -> Comparison:
+    """Evaluate the requested variants on identical batches and build the report dict."""
+    started = time.perf_counter()
+    plan = plan_compare(cfg)
+    session = setup_model(plan)
+    outcome = run_variants(plan, session)
+    token_sha, token_seconds = session.encoded.sha256(), session.encoded.seconds
+    truncated = session.encoded.truncated
+    head = _head_section(plan, session, outcome)
+    del session  # the weights are not needed for the report: keep them out of its peak memory
     gc.collect()
-    probs = {v: softmax(logits[v]) for v in variants if v in logits}
-    if not ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
-        return Comparison({}, probs, y)
-    environment = {
-        "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
-        "python": sys.version.split()[0], "platform": platform.platform(), "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "world_size": ctx.world_size,
-    }
-    data_info = {
-        "n": int(len(y)), "n_available": len(examples), "labels": label_names, "source": str(data_path),
-        "label_counts": {label_names[k]: int((y == k).sum()) for k in range(len(label_names))},
-        "token_ids_sha256": encoded.sha256(), "tokenize_seconds": encoded.seconds,
-        "indices": [int(i) for i in eval_idx],
-    }
-    from lorafair.reporting import build_report
+    probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
+    if not plan.ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
+        return Comparison({}, probs, plan.y)
+    from lorafair.reporting import ReportInput, build_report
 
-    report = build_report(cfg, variants=[v for v in variants if v in probs], y=y, probs=probs, heads=heads,
-                          speed=speed, data=data_info, environment=environment,
-                          names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=passes, notes=notes,
-                          head_name=adapter.head_name)
-    if analysis.enabled:
-        report["analysis"] = analysis.report(y)
+    report = build_report(ReportInput(
+        cfg=cfg, variants=list(probs), y=plan.y, probs=probs,
+        heads={v: r.head_sha256 for v, r in outcome.results.items()},
+        speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
+        data=_data_info(plan, token_sha, token_seconds, truncated), environment=_environment(plan),
+        names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=outcome.passes, notes=outcome.notes,
+        head_name=plan.adapter.head_name, head=head, fidelity=outcome.fidelity))
+    if outcome.analysis.enabled:
+        report["analysis"] = outcome.analysis.report(plan.y)
     report["timing"] = {"total_seconds": time.perf_counter() - started}
-    return Comparison(report, probs, y)
+    return Comparison(report, probs, plan.y)
 
 
-def _apply_head(features: np.ndarray, head: dict) -> np.ndarray:
-    logits = features.astype(np.float64) @ head["weight"].double().numpy().T
-    if "bias" in head:
-        logits += head["bias"].double().numpy()
-    return logits.astype(np.float32)
+def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:
+    y, names = plan.y, plan.label_names
+    return {
+        "n": int(len(y)), "n_available": len(plan.examples), "labels": names, "source": str(plan.data_path),
+        "label_counts": {names[k]: int((y == k).sum()) for k in range(len(names))},
+        "token_ids_sha256": token_sha, "tokenize_seconds": token_seconds,
+        "indices": [int(i) for i in plan.eval_idx],
+        "dropped_rows": int(plan.examples.dropped),
+        "truncated": int(truncated), "truncated_share": truncated / len(y) if len(y) else 0.0,
+    }
+
+
+def _head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
+    """report["head"]: every saved module and tensor A and B run, their hash, and what A1/R's features are."""
+    model, adapter = session.model, plan.adapter
+    features = (heads.features_description(model, _stack_names(plan, session), outcome.feature_pooling)
+                if outcome.feature_pooling else None)  # None: no frozen pass ran (B only)
+    return {"modules": heads.in_model_order(model, adapter.head_modules), "tensors": sorted(adapter.head),
+            "sha256": session.head_hash_a, "features": features}
+
+
+def _environment(plan: ComparePlan) -> dict:
+    import torch
+
+    return {
+        "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
+        "python": sys.version.split()[0], "platform": platform.platform(), "device": str(plan.device),
+        "dtype": str(plan.dtype).replace("torch.", ""),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "world_size": plan.ctx.world_size,
+    }
 
 
 def _version(package: str) -> str | None:

@@ -31,13 +31,15 @@ class Examples:
     labels: list
     text_pairs: list[str] | None = None
     source: str = ""
+    dropped: int = 0  # rows of the file without a text or a label, left out before anything else
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: Sequence[int]) -> "Examples":
         pairs = [self.text_pairs[i] for i in indices] if self.text_pairs is not None else None
-        return Examples([self.texts[i] for i in indices], [self.labels[i] for i in indices], pairs, self.source)
+        return Examples([self.texts[i] for i in indices], [self.labels[i] for i in indices], pairs, self.source,
+                        self.dropped)
 
 
 def _read_table(path: Path, split: str | None):
@@ -109,7 +111,8 @@ def load_examples(
                 f"{role} column '{name}' not found in '{path}'; columns present: {', '.join(columns) or '(none)'}"
             )
     keep = frame[label_column].notna() & frame[text_column].notna()
-    keep &= frame[label_column].astype(str).str.strip() != ""
+    for column in (label_column, text_column):
+        keep &= frame[column].astype(str).str.strip() != ""
     dropped = int((~keep).sum())
     if dropped:
         log.warning("dropped %d rows of '%s' with an empty text or label", dropped, path)
@@ -118,7 +121,7 @@ def load_examples(
         raise LorafairError(f"no labelled rows left in '{path}' after dropping empty texts/labels")
     labels = [_plain(v) for v in frame[label_column].tolist()]
     pairs = [str(v) for v in frame[text_pair_column].tolist()] if text_pair_column else None
-    return Examples([str(t) for t in frame[text_column].tolist()], labels, pairs, str(path))
+    return Examples([str(t) for t in frame[text_column].tolist()], labels, pairs, str(path), dropped)
 
 
 def _plain(value):

@@ -110,6 +110,7 @@ def local_part(result: PassResult, batches: list) -> dict:
         "batch_seconds": list(result.batch_seconds),
         "tokens": int(result.tokens),
         "peak_memory_bytes": result.peak_memory_bytes,
+        "feature_pooling": result.feature_pooling,
     }
 
 
@@ -134,7 +135,8 @@ def assemble(parts: list[dict], n: int) -> PassResult:
     peaks = [p["peak_memory_bytes"] for p in parts if p["peak_memory_bytes"] is not None]
     return PassResult(logits, features, batch_seconds=[s for p in parts for s in p["batch_seconds"]],
                       tokens=sum(p["tokens"] for p in parts), peak_memory_bytes=max(peaks) if peaks else None,
-                      elapsed=max(sum(p["batch_seconds"]) for p in parts))
+                      elapsed=max(sum(p["batch_seconds"]) for p in parts),
+                      feature_pooling=next((p.get("feature_pooling") for p in filled if p.get("feature_pooling")), None))
 
 
 def all_gather_object(obj) -> list:

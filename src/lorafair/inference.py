@@ -24,6 +24,7 @@ class Encoded:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     seconds: float = 0.0
+    truncated: int = 0  # examples longer than max_length tokens (cut to max_length)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -39,11 +40,33 @@ class Encoded:
 
 
 def tokenize(tokenizer, texts, text_pairs=None, *, max_length: int) -> Encoded:
+    """Token ids of every example, truncated to `max_length`; counts how many needed truncating.
+
+    The texts are tokenised whole first (to count the long ones with this very tokenizer); only those
+    longer than `max_length` are tokenised again with the tokenizer's own truncation (pairs: longest first).
+    """
+    from transformers.utils import logging as hf_logging
+
     start = time.perf_counter()
-    out = tokenizer(list(texts), list(text_pairs) if text_pairs is not None else None,
-                    truncation=True, max_length=max_length, padding=False)
-    token_types = out.get("token_type_ids") if text_pairs is not None else None
-    return Encoded(out["input_ids"], token_types, time.perf_counter() - start)
+    texts = list(texts)
+    pairs = list(text_pairs) if text_pairs is not None else None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "sequence longer than the model's maximum": we truncate right after
+    try:
+        out = tokenizer(texts, pairs, truncation=False, padding=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    input_ids = list(out["input_ids"])
+    token_types = list(out["token_type_ids"]) if pairs is not None and "token_type_ids" in out else None
+    long = [i for i, ids in enumerate(input_ids) if len(ids) > max_length]
+    if long:
+        cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs is not None else None,
+                        truncation=True, max_length=max_length, padding=False)
+        for row, i in enumerate(long):
+            input_ids[i] = cut["input_ids"][row]
+            if token_types is not None:
+                token_types[i] = cut["token_type_ids"][row]
+    return Encoded(input_ids, token_types, time.perf_counter() - start, len(long))
 
 
 def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -84,6 +107,37 @@ def last_non_pad_index(input_ids, pad_token_id):
     return (positions * (input_ids != pad_token_id).to(torch.int32)).argmax(-1)
 
 
+def _capture_head_inputs(head, captured: list) -> list:
+    """Forward pre-hooks that record (module, first input) of every head module that runs."""
+    if head is None:
+        return []
+    modules = list(head) if isinstance(head, (list, tuple)) else [head]
+
+    def record(module, args, kwargs):
+        value = args[0] if args else next(iter(kwargs.values()), None)
+        captured.append((module, value))
+
+    return [module.register_forward_pre_hook(record, with_kwargs=True) for module in modules]
+
+
+def pool_head_input(module, value, input_ids, pad_token_id):
+    """The features a head consumes, pooled where it pools, and the name of that pooling.
+
+    A vector per example is already pooled by the model (BERT's pooler, DistilBERT's [CLS] row).
+    A sequence into a position-wise `nn.Linear` (decoders' `score`) is pooled like the logits: at the
+    last non-pad token. A sequence into any other head module (RoBERTa/ELECTRA `classifier`) is pooled
+    by that module at position 0. `heads.check_features_reproduce_head` verifies the rule on every run.
+    """
+    import torch
+
+    if value.dim() == 2:
+        return value, "vector"
+    if isinstance(module, torch.nn.Linear):
+        rows = torch.arange(value.shape[0], device=value.device)
+        return value[rows, last_non_pad_index(input_ids, pad_token_id)], "last_non_pad"
+    return value[:, 0], "first"
+
+
 @dataclass
 class PassResult:
     """Logits (and pooled head inputs) in input order, with per-batch timings."""
@@ -94,6 +148,7 @@ class PassResult:
     tokens: int = 0
     peak_memory_bytes: int | None = None
     elapsed: float | None = None  # sharded pass: the slowest rank's time (ranks run side by side)
+    feature_pooling: str | None = None  # "last_non_pad", "first" or "vector" (see pool_head_input)
     layers: np.ndarray | None = None  # (L + 1, n, d) pooled hidden_states[l] when run_pass(layer_pool=...)
 
     def speed(self, n: int) -> dict:
@@ -114,19 +169,17 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
              layer_pool: str | None = None) -> PassResult:
     """One forward pass over all batches under `torch.inference_mode()`.
 
-    `head`: the head module whose input to capture (pooled at the classifier's pooling position for
-    decoders; BERT-family heads already receive the pooled vector). A CUDA out-of-memory error halves
-    the failing batch and carries on, saying so. `layer_pool` ("last" | "first", see `pool_hidden_states`)
-    also keeps every layer's hidden state pooled at that position (for the layer-wise analysis).
+    `head`: the head module, or the modules of the head stack, whose input to capture: the features,
+    pooled where the head pools (see `pool_head_input`). A CUDA out-of-memory error halves the failing
+    batch and carries on, saying so. `layer_pool` ("last" | "first", see `pool_hidden_states`) also keeps
+    every layer's hidden state pooled at that position (for the layer-wise analysis).
     """
     import torch
     from tqdm.auto import tqdm
 
     n = len(encoded.input_ids)
     captured: list = []
-    hook = None
-    if head is not None:
-        hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    hooks = _capture_head_inputs(head, captured)
     logits_out: np.ndarray | None = None
     features_out: np.ndarray | None = None
     layers_out: np.ndarray | None = None
@@ -143,11 +196,8 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
         logits = out.logits
         layers = pool_hidden_states(out.hidden_states, batch["input_ids"], pad_token_id, layer_pool) if layer_pool else None
         feats = None
-        if captured:
-            feats = captured[-1]
-            if feats.dim() == 3:  # decoder: head ran on every position; pool like the classifier does
-                rows = torch.arange(feats.shape[0], device=feats.device)
-                feats = feats[rows, last_non_pad_index(batch["input_ids"], pad_token_id)]
+        if captured:  # the first head module that ran received the features
+            feats, result.feature_pooling = pool_head_input(*captured[0], batch["input_ids"], pad_token_id)
         return logits, feats, int(batch["attention_mask"].sum()), layers
 
     try:
@@ -191,7 +241,7 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
                 bar.update(len(batch_idx))
             bar.close()
     finally:
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
     result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
     result.features = features_out

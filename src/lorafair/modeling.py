@@ -9,13 +9,13 @@ through `ModulesToSaveWrapper`, which is exactly the unfair comparison lorafair 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lorafair import heads
 from lorafair.errors import LorafairError
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 RUN_METADATA = "lorafair_run.json"
-HEAD_NAMES = ("score", "classifier")  # peft's SEQ_CLS modules_to_save: decoders / BERT family
-_PREFIX = "base_model.model."
+HEAD_NAMES = heads.SEQ_CLS_HEADS  # peft's SEQ_CLS modules_to_save: decoders' `score`, encoders' `classifier`
+tensor_sha256 = heads.tensor_sha256
 
 
 @dataclass
@@ -33,8 +33,8 @@ class Adapter:
 
     path: Path
     config: dict
-    head_name: str
-    head: dict  # {"weight": Tensor (K, d), "bias": Tensor (K,)?} exactly as saved
+    head_modules: list[str]  # every module peft saved outside LoRA, e.g. ["pre_classifier", "classifier"]
+    head: dict  # {"classifier.dense.weight": Tensor, ...}: every saved non-LoRA tensor, exactly as saved
     lora: dict  # LoRA tensors keyed by module path inside the base model, e.g. "model.layers.0.self_attn.q_proj.lora_A"
     run_metadata: dict | None = None
     base_model: str | None = None
@@ -42,7 +42,13 @@ class Adapter:
 
     @property
     def num_labels(self) -> int:
-        return int(self.head["weight"].shape[0])
+        return heads.num_labels_of(self.head)
+
+    @property
+    def head_name(self) -> str:
+        """The module that outputs the logits (`score` / `classifier`), last of the saved head modules."""
+        named = [m for m in self.head_modules if m.rpartition(".")[2] in HEAD_NAMES]
+        return (named or self.head_modules)[-1]
 
 
 def read_adapter(path: str | Path) -> Adapter:
@@ -70,20 +76,9 @@ def read_adapter(path: str | Path) -> Adapter:
     except (SafetensorError, OSError, ValueError) as exc:
         raise LorafairError(f"could not read '{weights_file}': {exc}") from exc
 
-    head_candidates = list(config.get("modules_to_save") or [])
-    head_name, head, lora = None, {}, {}
-    for key, value in tensors.items():
-        name = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-        name = name.replace("modules_to_save.default.", "").replace(".default.", ".")
-        module, _, param = name.rpartition(".")
-        if ".lora_" in f".{module}" or module.endswith(("lora_A", "lora_B")):
-            lora[module] = value
-        elif module in HEAD_NAMES or module in head_candidates:
-            if head_name not in (None, module):
-                raise LorafairError(f"adapter '{path}' holds two heads ('{head_name}' and '{module}'); expected one")
-            head_name = module
-            head[param] = value
-    if head_name is None or "weight" not in head:
+    targets = list(dict.fromkeys([*(config.get("modules_to_save") or []), *HEAD_NAMES]))
+    head, head_modules, lora = heads.split_saved_tensors(tensors, targets)
+    if not any(t.dim() == 2 for t in head.values()):
         raise LorafairError(
             f"adapter '{path}' saved no classification head (task_type={config.get('task_type')}, "
             f"modules_to_save={config.get('modules_to_save')}): train with LoraConfig(task_type='SEQ_CLS') "
@@ -93,31 +88,27 @@ def read_adapter(path: str | Path) -> Adapter:
     if (path / RUN_METADATA).is_file():
         metadata = json.loads((path / RUN_METADATA).read_text(encoding="utf-8"))
     label_names = (metadata or {}).get("label_names")
-    return Adapter(path, config, head_name, head, lora, metadata, config.get("base_model_name_or_path"), label_names)
-
-
-def tensor_sha256(tensors: dict) -> str:
-    """Hash of named tensors (name, dtype, shape and bytes), so equal hashes mean byte-identical heads."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())  # raw bytes, any dtype (bf16 too)
-    return digest.hexdigest()
+    return Adapter(path, config, head_modules, head, lora, metadata, config.get("base_model_name_or_path"),
+                   label_names)
 
 
 def head_module(model, head_name: str):
     """The classification head module (`score` / `classifier`) of a transformers classifier."""
-    module = getattr(model, head_name, None)
-    if module is None:
-        raise LorafairError(f"the model has no '{head_name}' head; it is a {type(model).__name__}")
-    return module
+    try:
+        return model.get_submodule(head_name)
+    except AttributeError:
+        raise LorafairError(f"the model has no '{head_name}' head; it is a {type(model).__name__}") from None
 
 
-def head_tensors(model, head_name: str) -> dict:
-    return {name: param.detach() for name, param in head_module(model, head_name).named_parameters()}
+def head_stack(model, adapter: Adapter) -> list:
+    """The head modules the features go into (those of the saved modules outside the backbone), in model order."""
+    return [model.get_submodule(name) for name in heads.stack_modules(model, adapter.head_modules)]
+
+
+def head_tensors(model, adapter_or_modules) -> dict:
+    """Every parameter of the adapter's saved modules in `model`, keyed as the adapter names them."""
+    modules = adapter_or_modules.head_modules if isinstance(adapter_or_modules, Adapter) else [adapter_or_modules]
+    return heads.head_tensors(model, modules)
 
 
 def load_tokenizer(source: str | Path, fallback: str | Path | None = None):
@@ -167,26 +158,23 @@ def base_config(base_model: str | Path, num_labels: int):
 
 
 def check_adapter_fits(base_model: str | Path, adapter: Adapter) -> None:
-    """Shape-check the head and LoRA tensors on a weightless (meta) copy of the base, before loading weights."""
+    """Shape-check every head and LoRA tensor on a weightless (meta) copy of the base, before loading weights."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     with torch.device("meta"):
         skeleton = AutoModelForSequenceClassification.from_config(base_config(base_model, adapter.num_labels))
-    params = dict(head_module(skeleton, adapter.head_name).named_parameters())
-    for name, tensor in adapter.head.items():
-        if name not in params:
-            raise LorafairError(f"head tensor '{adapter.head_name}.{name}' has no place in the base model's head")
-        if tuple(params[name].shape) != tuple(tensor.shape):
-            raise LorafairError(
-                f"adapter is for another base: '{adapter.head_name}.{name}' has shape {tuple(tensor.shape)}, "
-                f"the base model expects {tuple(params[name].shape)}"
-            )
+    heads.check_head_fits(skeleton, adapter.head, adapter.head_modules)
     check_lora_shapes(skeleton, adapter)
 
 
-def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None, device="cpu", label_names=None):
-    """The base model as AutoModelForSequenceClassification (its new head is replaced right after)."""
+def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None, device="cpu", label_names=None,
+                         adapter: Adapter | None = None):
+    """The base model as AutoModelForSequenceClassification (its new head is replaced right after).
+
+    With `adapter`: every weight the base checkpoint lacks (initialised at random here) must be one the
+    adapter saved; otherwise B here would not be the model that was trained (e.g. DeBERTa's `pooler`).
+    """
     import torch
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -198,27 +186,33 @@ def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None,
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized score weights" is expected: we replace them
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(base_model), config=config, dtype=dtype or torch.float32
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(base_model), config=config, dtype=dtype or torch.float32, output_loading_info=True
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+    if adapter is not None:
+        uncovered = sorted(set(info.get("missing_keys") or ()) - set(adapter.head))
+        if uncovered:
+            raise LorafairError(
+                f"the base model has no weights for '{uncovered[0]}' ({len(uncovered)} tensor(s) initialised at "
+                "random) and the adapter did not save them: the trained model cannot be rebuilt (add "
+                f"'{uncovered[0].split('.')[0]}' to modules_to_save when training)")
     return model.to(device).eval().requires_grad_(False)
 
 
 def install_head(model, adapter: Adapter) -> str:
-    """Copy the adapter's head tensors into the model's head; return the SHA-256 of what is installed."""
-    import torch
+    """Copy every tensor the adapter saved outside LoRA into the model; return the SHA-256 of what is installed."""
+    return heads.install_head(model, adapter.head, adapter.head_modules)
 
-    params = dict(head_module(model, adapter.head_name).named_parameters())
-    for name, tensor in adapter.head.items():
-        if name not in params or tuple(params[name].shape) != tuple(tensor.shape):
-            raise LorafairError(f"head tensor '{adapter.head_name}.{name}' {tuple(tensor.shape)} does not fit the "
-                                "base model's head: the adapter is for another base")
-    with torch.no_grad():
-        for name, tensor in adapter.head.items():
-            params[name].copy_(tensor.to(params[name].dtype))
-    return tensor_sha256(head_tensors(model, adapter.head_name))
+
+def _in_out_features(module) -> tuple[int, int] | None:
+    """(in, out) of a layer LoRA can adapt: nn.Linear, or GPT-2's Conv1D (weight stored as (in, out))."""
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        return int(module.in_features), int(module.out_features)
+    if type(module).__name__ == "Conv1D" and hasattr(module, "nf"):
+        return int(module.weight.shape[0]), int(module.nf)
+    return None
 
 
 def check_lora_shapes(model, adapter: Adapter) -> None:
@@ -229,37 +223,57 @@ def check_lora_shapes(model, adapter: Adapter) -> None:
         if kind not in ("lora_A", "lora_B"):
             continue  # embedding / DoRA tensors: peft checks those itself
         target = modules.get(target_path)
-        if target is None or not hasattr(target, "in_features"):
-            raise LorafairError(f"adapter is for another base: the base model has no module '{target_path}' ({key})")
-        expected = (tensor.shape[0], target.in_features) if kind == "lora_A" else (target.out_features, tensor.shape[1])
+        sizes = _in_out_features(target) if target is not None else None
+        if sizes is None:
+            raise LorafairError(f"adapter is for another base: the base model has no linear module '{target_path}' "
+                                f"({key})")
+        expected = (tensor.shape[0], sizes[0]) if kind == "lora_A" else (sizes[1], tensor.shape[1])
         if tuple(tensor.shape) != tuple(expected):
             raise LorafairError(
                 f"adapter is for another base: '{key}' has shape {tuple(tensor.shape)}, the base model needs {expected}"
             )
 
 
-def merge_lora(model, adapter: Adapter):
-    """B: load the adapter onto `model` (in place) and merge it, giving a plain model for fair timing."""
+def attach_lora(model, adapter: Adapter):
+    """The unmerged LoRA model: peft's PeftModel on `model` (in place), as it was trained."""
     from peft import PeftModel
 
     check_lora_shapes(model, adapter)
     with warnings.catch_warnings():  # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
-        merged = peft_model.merge_and_unload()
+    return peft_model.eval()
+
+
+def merge_attached(peft_model, adapter: Adapter):
+    """B for timing: fold the LoRA deltas into the weights; returns the plain merged model.
+
+    In bf16/fp16 each adapted layer is merged in fp32 and cast back once (W + BA rounded once, not
+    twice), and the head gets the backbone's dtype again, so A and B run their head in the same dtype.
+    """
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    dtype = next(peft_model.get_base_model().parameters()).dtype
+    half = dtype in (torch.bfloat16, torch.float16)
+    for module in peft_model.modules():
+        if isinstance(module, BaseTunerLayer) and not module.merged:
+            base_layer = module.get_base_layer()
+            if half:
+                base_layer.to(torch.float32)
+            module.merge()
+            if half:
+                base_layer.to(dtype)
+    merged = peft_model.unload()  # the layers are merged already: unload only unwraps them
+    heads.cast_head(merged, adapter.head_modules, dtype)
     return merged.eval().requires_grad_(False)
 
 
-def random_head(hidden_size: int, num_labels: int, *, seed: int, std: float = 0.02, bias: bool = False) -> dict:
-    """R's head: freshly initialised like transformers' `_init_weights` (normal(0, initializer_range))."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    head = {"weight": torch.randn(num_labels, hidden_size, generator=generator) * std}
-    if bias:
-        head["bias"] = torch.zeros(num_labels)
-    return head
+def merge_lora(model, adapter: Adapter):
+    """B: load the adapter onto `model` (in place) and merge it, giving a plain model for fair timing."""
+    return merge_attached(attach_lora(model, adapter), adapter)
 
 
-def hidden_size_of(adapter: Adapter) -> int:
-    return int(adapter.head["weight"].shape[1])
+def random_head(model, adapter: Adapter, *, seed: int) -> list:
+    """R's head: the whole head stack freshly initialised with the model's own `_init_weights` (seeded), on CPU."""
+    return heads.fresh_head(model, heads.stack_modules(model, adapter.head_modules), seed=seed)

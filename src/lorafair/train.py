@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair.config import add_arguments, from_namespace, opt
+from lorafair.config import TrainConfig, add_arguments, from_namespace
 from lorafair.data import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
 from lorafair.errors import LorafairError
 from lorafair.modeling import ADAPTER_CONFIG, HEAD_NAMES, RUN_METADATA, ensure_pad_token, load_base_classifier, load_tokenizer
@@ -45,46 +45,6 @@ ATTENTION_PROJECTIONS = {
     "distilbert": ["q_lin", "k_lin", "v_lin"],
     "deberta-v2": ["query_proj", "key_proj", "value_proj"],
 }
-
-
-@dataclass
-class TrainConfig:
-    """`lorafair train`: LoRA (SEQ_CLS) on a base model; CLI args > these defaults."""
-
-    base_model: str = opt(None, "base model: hub id, local folder or a lorafair asset name (e.g. smollm2-135m)", required=True)
-    data: str = opt(None, "training data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
-    eval_data: str | None = opt(None, "evaluation data (default: --eval-fraction of --data, held out)")
-    eval_fraction: float = opt(0.1, "seeded stratified share of --data held out for evaluation when no --eval-data (0 = none)")
-    split: str = opt("train", "split of a save_to_disk DatasetDict or builtin data set used for training")
-    eval_split: str | None = opt(None, "split of --eval-data (default: test)")
-    text_column: str = opt("text", "column holding the text")
-    text_pair_column: str | None = opt(None, "optional column holding a second text (sentence pairs)")
-    label_column: str = opt("label", "column holding the label; label ids = sorted unique labels of the training data")
-    lora_r: int = opt(8, "LoRA rank")
-    lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = opt(0.05, "dropout on the LoRA input")
-    target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
-    lora_layers: int = opt(0, "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
-                              "pass then stops below them, so a step costs much less")
-    max_train_samples: int = opt(0, "train on a seeded stratified subsample of this many examples, drawn after "
-                                    "the --eval-fraction hold-out (0 = all)")
-    epochs: float = opt(1.0, "passes over the training data")
-    max_steps: int = opt(-1, "stop after this many optimizer steps, overriding --epochs (-1 = off)")
-    learning_rate: float = opt(2e-4, "peak learning rate (linear decay)")
-    batch_size: int = opt(16, "examples per device per step (also the evaluation batch size)")
-    grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch size x this x devices)")
-    max_length: int = opt(256, "truncate inputs to this many tokens")
-    precision: str = opt("auto", "auto (bf16 mixed precision on a CUDA GPU that supports it, else fp32), bf16 (also "
-                                 "on CPU, through torch autocast: faster where the CPU has AVX512-BF16 or AMX) or fp32",
-                         choices=("auto", "bf16", "fp32"))
-    seed: int = opt(0, "seed for the held-out split, head and LoRA initialisation, shuffling and dropout")
-    output: str = opt("outputs/lora_adapter", "folder for the adapter, tokenizer, lorafair_run.json and checkpoints/")
-    save_steps: int = opt(500, "write a checkpoint to OUTPUT/checkpoints every this many steps")
-    save_total_limit: int = opt(2, "keep at most this many checkpoints")
-    logging_steps: int = opt(10, "log the training loss every this many steps")
-    resume: bool = opt(False, "continue an interrupted run from its last checkpoint in OUTPUT/checkpoints")
-    overwrite: bool = opt(False, "replace an existing, non-empty output folder")
-    quiet: bool = opt(False, "no progress bar")
 
 
 @dataclass
@@ -187,24 +147,6 @@ def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> d
     return {"spec": spec, "path": str(path), "split": split, "text_column": config.text_column,
             "text_pair_column": config.text_pair_column, "label_column": config.label_column,
             "sha256": file_sha256(path), "n": n}
-
-
-def _check_config(config: TrainConfig) -> None:
-    positive = ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_length", "save_steps", "save_total_limit",
-                "logging_steps")
-    bad = [f"--{n.replace('_', '-')} {getattr(config, n)}" for n in positive if getattr(config, n) < 1]
-    bad += [f"--{n.replace('_', '-')} {getattr(config, n)} (needs >= 0)" for n in ("lora_layers", "max_train_samples")
-            if getattr(config, n) < 0]
-    if not 0 <= config.eval_fraction < 1:
-        bad.append(f"--eval-fraction {config.eval_fraction} (needs 0 <= f < 1)")
-    if not 0 <= config.lora_dropout < 1:
-        bad.append(f"--lora-dropout {config.lora_dropout} (needs 0 <= p < 1)")
-    if config.epochs <= 0 and config.max_steps <= 0:
-        bad.append("--epochs must be > 0 (or set --max-steps)")
-    if bad:
-        raise LorafairError(f"invalid option values: {'; '.join(bad)} (counts and sizes must be >= 1)")
-    if config.resume and config.overwrite:
-        raise LorafairError("--resume and --overwrite exclude each other: resume keeps the run, overwrite starts anew")
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -361,7 +303,6 @@ def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet:
 def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
     """The whole run; `callbacks` are extra transformers TrainerCallbacks (tests use them to interrupt)."""
     started = time.perf_counter()
-    _check_config(config)
     output = Path(config.output)
     resume_from = _checkpoint_to_resume(output, config)
     base = _resolve(config.base_model, "model")

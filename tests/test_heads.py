@@ -1,0 +1,223 @@
+"""Every head layout peft saves, on tiny random models of each architecture lorafair supports.
+
+For each architecture: a plain-peft SEQ_CLS adapter whose LoRA B and *all* saved head tensors are
+perturbed; A must equal the base with every saved tensor loaded by plain `load_state_dict`, B must
+equal the unmerged `PeftModel`, the features must be what the head consumes (computed by hand per
+architecture), one example at a time.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import word_tokenizer
+from safetensors.torch import load_file
+
+from lorafair import heads, inference, modeling
+from lorafair.errors import LorafairError
+
+TEXTS = ["the movie was good", "bad plot", "a very nice and lovely story it was", "awful", "the acting was quite dull",
+         "film and story and plot were superb"]
+DEC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+ENC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64)
+
+
+def _decoder_last_token(model, ids):
+    return getattr(model, model.base_model_prefix)(input_ids=ids).last_hidden_state[0, -1]
+
+
+def _first_token(model, ids):
+    return getattr(model, model.base_model_prefix)(input_ids=ids).last_hidden_state[0, 0]
+
+
+# arch: (config class, model class, config kwargs, LoRA targets, saved head modules, features by hand)
+ARCHS = {
+    "qwen2": ("Qwen2Config", "Qwen2ForSequenceClassification", DEC, ["q_proj", "v_proj"], ["score"], _decoder_last_token),
+    "qwen3": ("Qwen3Config", "Qwen3ForSequenceClassification", {**DEC, "head_dim": 8}, ["q_proj", "v_proj"], ["score"],
+              _decoder_last_token),
+    "llama": ("LlamaConfig", "LlamaForSequenceClassification", DEC, ["q_proj", "o_proj"], ["score"], _decoder_last_token),
+    "mistral": ("MistralConfig", "MistralForSequenceClassification", DEC, ["q_proj", "v_proj"], ["score"],
+                _decoder_last_token),
+    "gemma": ("GemmaConfig", "GemmaForSequenceClassification", {**DEC, "head_dim": 8}, ["q_proj", "v_proj"], ["score"],
+              _decoder_last_token),
+    "gemma2": ("Gemma2Config", "Gemma2ForSequenceClassification", {**DEC, "head_dim": 8}, ["q_proj", "v_proj"],
+               ["score"], _decoder_last_token),
+    "phi3": ("Phi3Config", "Phi3ForSequenceClassification", DEC, ["qkv_proj", "o_proj"], ["score"], _decoder_last_token),
+    "gpt2": ("GPT2Config", "GPT2ForSequenceClassification", dict(n_embd=32, n_layer=2, n_head=4, n_positions=64),
+             ["c_attn"], ["score"], _decoder_last_token),  # c_attn is a Conv1D
+    "bert": ("BertConfig", "BertForSequenceClassification", ENC, ["query", "value"], ["classifier"],
+             lambda m, ids: m.bert(input_ids=ids).pooler_output[0]),
+    "distilbert": ("DistilBertConfig", "DistilBertForSequenceClassification",
+                   dict(dim=32, hidden_dim=64, n_layers=2, n_heads=4, max_position_embeddings=64), ["q_lin", "v_lin"],
+                   ["pre_classifier", "classifier"], _first_token),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification", ENC, ["query", "value"], ["classifier"],
+                _first_token),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification", ENC, ["query", "value"], ["classifier"],
+                    _first_token),
+    "electra": ("ElectraConfig", "ElectraForSequenceClassification", {**ENC, "embedding_size": 16}, ["query", "value"],
+                ["classifier"], _first_token),
+    "deberta-v2": ("DebertaV2Config", "DebertaV2ForSequenceClassification", ENC, ["query_proj", "value_proj"],
+                   ["classifier"], lambda m, ids: m.pooler(m.deberta(input_ids=ids).last_hidden_state)[0]),
+    "modernbert": ("ModernBertConfig", "ModernBertForSequenceClassification", ENC, ["Wqkv", "Wo"], ["classifier"],
+                   lambda m, ids: m.head(m.model(input_ids=ids).last_hidden_state[:, 0])[0]),
+}
+DECODERS = {"qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "phi3", "gpt2"}
+
+
+def build_base(arch: str, folder, num_labels: int = 2):
+    """A tiny random classifier of `arch` with a word-level tokenizer, saved like a hub checkpoint."""
+    import transformers
+
+    config_cls, model_cls, kwargs, *_ = ARCHS[arch]
+    tokenizer = word_tokenizer("decoder" if arch in DECODERS else "bert")
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=None, eos_token_id=None)
+    if arch == "modernbert":
+        ids.update(cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id)
+    config = getattr(transformers, config_cls)(vocab_size=len(tokenizer), num_labels=num_labels, **ids, **kwargs)
+    torch.manual_seed(0)
+    model = getattr(transformers, model_cls)(config)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def build_adapter(arch: str, base, folder, *, seed: int = 1):
+    """Plain peft: random LoRA B and every saved head tensor perturbed, so A != base head and B != A."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(str(base)),
+                           LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=ARCHS[arch][3]))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "modules_to_save" in name or "lora_B" in name:
+                param.add_(torch.randn_like(param) * 0.3)
+    model.peft_config["default"].base_model_name_or_path = str(base)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            root = tmp_path_factory.mktemp(arch)
+            base = build_base(arch, root / "base")
+            cache[arch] = (base, build_adapter(arch, base, root / "adapter"))
+        return cache[arch]
+
+    return get
+
+
+def _lorafair_a(base, adapter_dir):
+    adapter = modeling.read_adapter(adapter_dir)
+    tokenizer = modeling.load_tokenizer(adapter_dir, base)
+    model = modeling.load_base_classifier(base, adapter.num_labels, adapter=adapter)
+    modeling.ensure_pad_token(tokenizer, model)
+    sha = modeling.install_head(model, adapter)
+    encoded = inference.tokenize(tokenizer, TEXTS, max_length=32)
+    batches = inference.length_sorted_batches(encoded.lengths, 4)
+    result = inference.run_pass(model, encoded, batches, pad_token_id=tokenizer.pad_token_id,
+                                head=modeling.head_stack(model, adapter), quiet=True)
+    return adapter, model, tokenizer, encoded, result, sha
+
+
+def _plain_base_with_saved_tensors(base, adapter_dir):
+    """Independent A: the base plus every non-LoRA tensor of the file, through load_state_dict."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(base)).eval()
+    saved = {k.removeprefix("base_model.model."): v for k, v in
+             load_file(str(adapter_dir / "adapter_model.safetensors")).items() if "lora_" not in k}
+    _, unexpected = model.load_state_dict(saved, strict=False)
+    assert not unexpected  # every saved tensor found its place
+    return model, saved
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_a_b_and_features_for_every_architecture(arch, built):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    base, adapter_dir = built(arch)
+    adapter, model, tokenizer, encoded, result, sha = _lorafair_a(base, adapter_dir)
+    reference, saved = _plain_base_with_saved_tensors(base, adapter_dir)
+    assert sorted(adapter.head) == sorted(saved)
+    assert heads.in_model_order(model, adapter.head_modules) == ARCHS[arch][4]
+    assert sha == heads.tensor_sha256(saved)  # the hash covers every saved tensor, and only those
+    with torch.no_grad():
+        one_by_one = [torch.tensor([ids]) for ids in encoded.input_ids]  # no padding at all
+        a_expected = torch.cat([reference(input_ids=ids).logits for ids in one_by_one])
+        feats_expected = torch.stack([ARCHS[arch][5](reference, ids) for ids in one_by_one])
+    torch.testing.assert_close(torch.from_numpy(result.logits), a_expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(result.features), feats_expected, atol=1e-4, rtol=1e-4)
+    stack = heads.stack_modules(model, adapter.head_modules)
+    heads.check_features_reproduce_head(model, stack, result.features, result.logits, result.feature_pooling)
+
+    merged = modeling.merge_lora(model, adapter)
+    assert heads.tensor_sha256(modeling.head_tensors(merged, adapter)) == sha  # B runs exactly A's head
+    ours_b = inference.run_pass(merged, encoded, inference.length_sorted_batches(encoded.lengths, 4),
+                                pad_token_id=tokenizer.pad_token_id, quiet=True).logits
+    peft_model = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(str(base)),
+                                           str(adapter_dir)).eval()
+    with torch.no_grad():
+        b_expected = torch.cat([peft_model(input_ids=ids).logits for ids in one_by_one])
+    torch.testing.assert_close(torch.from_numpy(ours_b), b_expected, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(b_expected, a_expected, atol=1e-3)  # the LoRA matters: B == A would be vacuous
+
+
+@pytest.mark.parametrize("arch", ["distilbert", "roberta", "gpt2"])
+def test_random_head_is_the_whole_stack_freshly_initialised(arch, built):
+    base, adapter_dir = built(arch)
+    adapter, model, _, _, result, _ = _lorafair_a(base, adapter_dir)
+    stack = heads.stack_modules(model, adapter.head_modules)
+    fresh = modeling.random_head(model, adapter, seed=3)
+    assert len(fresh) == len(stack) == len(ARCHS[arch][4])
+    again = modeling.random_head(model, adapter, seed=3)
+    other = modeling.random_head(model, adapter, seed=4)
+    for new, same, diff, name in zip(fresh, again, other, stack):
+        installed = dict(model.get_submodule(name).named_parameters())
+        for pname, param in new.named_parameters():
+            torch.testing.assert_close(param, dict(same.named_parameters())[pname])  # seeded
+            if param.dim() == 2:  # _init_weights: normal(0, initializer_range), not the trained head
+                assert not torch.allclose(param, dict(diff.named_parameters())[pname])
+                assert not torch.allclose(param, installed[pname].float())
+                assert param.std().item() == pytest.approx(model.config.initializer_range, rel=0.35)
+            else:
+                assert torch.all(param == 0)  # biases start at zero
+    with torch.no_grad():
+        logits = heads.apply_head(model.config.model_type, fresh, torch.from_numpy(result.features),
+                                  result.feature_pooling)
+    assert logits.shape == (len(TEXTS), 2)
+
+
+def test_saved_tensor_that_does_not_fit_is_one_line_naming_it(built, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    base, adapter_dir = built("distilbert")
+    broken = tmp_path / "broken"
+    shutil.copytree(adapter_dir, broken)
+    tensors = load_file(str(broken / "adapter_model.safetensors"))
+    tensors["base_model.model.pre_classifier.weight"] = torch.zeros(16, 32)
+    save_file(tensors, str(broken / "adapter_model.safetensors"))
+    adapter = modeling.read_adapter(broken)
+    with pytest.raises(LorafairError, match=r"'pre_classifier.weight' has shape \(16, 32\)") as info:
+        modeling.check_adapter_fits(base, adapter)
+    assert "\n" not in str(info.value)
+
+    del tensors["base_model.model.pre_classifier.weight"]  # a partial head: bias saved, weight not
+    save_file(tensors, str(broken / "adapter_model.safetensors"))
+    with pytest.raises(LorafairError, match="without 'pre_classifier.weight'"):
+        modeling.check_adapter_fits(base, modeling.read_adapter(broken))
+
+
+def test_lora_for_another_base_names_the_tensor(built):
+    base, _ = built("llama")
+    _, gpt2_adapter = built("gpt2")
+    with pytest.raises(LorafairError, match="no linear module 'transformer.h.0.attn.c_attn'"):
+        modeling.check_adapter_fits(base, modeling.read_adapter(gpt2_adapter))
