@@ -19,7 +19,8 @@ from lorafair import plots
 STRINGS = {
     "en": {
         "heading": "Where LoRA changed the features",
-        "first_changed": "First layer with CKA(A, B) < {t}: layer {layer} of {last} (CKA {cka:.4f}, cosine {cos:.4f}).",
+        "first_changed": ("First layer with CKA(A, B) < {t}: layer {layer} (0 = embeddings, {last} = last; "
+                          "CKA {cka:.4f}, cosine {cos:.4f})."),
         "never_changed": "CKA(A, B) >= {t} at every layer: LoRA left the pooled features nearly unchanged.",
         "gain": "Largest B - A probe-accuracy gain: layer {layer} ({gain:+.1f} pp: A {a:.3f} -> B {b:.3f}).",
         "no_probe": "Per-layer probes: not fitted.",
@@ -36,7 +37,8 @@ STRINGS = {
     },
     "zh": {
         "heading": "LoRA 在哪里改变了特征",
-        "first_changed": "CKA(A, B) 首次低于 {t} 的层：第 {layer} 层（共 {last} 层；CKA {cka:.4f}，余弦 {cos:.4f}）。",
+        "first_changed": ("CKA(A, B) 首次低于 {t} 的层：第 {layer} 层（0 = 嵌入层，{last} = 最后一层；"
+                          "CKA {cka:.4f}，余弦 {cos:.4f}）。"),
         "never_changed": "所有层的 CKA(A, B) 均 >= {t}：LoRA 几乎没有改变池化特征。",
         "gain": "B - A 探针准确率提升最大的层：第 {layer} 层（{gain:+.1f} 个百分点：A {a:.3f} -> B {b:.3f}）。",
         "no_probe": "逐层探针：未拟合。",
