@@ -29,7 +29,9 @@ def opt(default, help: str, **extra):
 class CompareConfig:
     """`lorafair compare`: the same examples and batches through B (LoRA) and A (frozen, same head)."""
 
-    adapter: str = opt(None, "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors)", required=True)
+    adapter: str | list[str] = opt(None, "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors); "
+                                         "repeat it, or give a folder of adapters (seed-K/, checkpoint-*), to compare "
+                                         "several adapters of one base in one run", required=True, action="append")
     data: str = opt(None, "evaluation data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
     base_model: str | None = opt(None, "base model id or folder (default: base_model_name_or_path of the adapter)")
     split: str | None = opt(None, "split of a save_to_disk DatasetDict or a builtin data set (default: test)")
@@ -54,6 +56,10 @@ class CompareConfig:
                      choices=("auto", "float32", "bfloat16", "float16"))
     quiet: bool = opt(False, "no progress bars or console tables (report files are still written)")
 
+    def adapter_list(self) -> list[str]:
+        """--adapter as a list (the CLI appends; Python callers may pass one path)."""
+        return [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])
+
     def variant_list(self) -> list[str]:
         return [v.strip() for v in self.variants.split(",") if v.strip()]
 
@@ -73,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         if f.default is not None and not meta.get("required"):
             help_text += f" (default: {f.default})"
         parser.add_argument(flag, type=base, default=f.default, help=help_text,
-                            **{k: v for k, v in meta.items() if k in ("choices", "required") and v is not None})
+                            **{k: v for k, v in meta.items() if k in ("choices", "required", "action") and v is not None})
 
 
 def from_namespace(config_cls, namespace: argparse.Namespace):
