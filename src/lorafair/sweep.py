@@ -70,10 +70,8 @@ def adapter_names(paths: list[Path]) -> list[str]:
     def clean(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "adapter"
 
-    names = [clean(p.name) for p in paths]
-    for i, name in enumerate(names):
-        if names.count(name) > 1:
-            names[i] = clean(f"{paths[i].parent.name}-{paths[i].name}")
+    plain = [clean(p.name) for p in paths]
+    names = [clean(f"{p.parent.name}-{p.name}") if plain.count(name) > 1 else name for p, name in zip(paths, plain)]
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         seen[name] = seen.get(name, 0) + 1
