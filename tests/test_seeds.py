@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import toy_rows, write_csv
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
 
 from lorafair import sweep_stats
 from lorafair.cli import main
-
-from conftest import toy_rows, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def seed_runs(llama_setup, tmp_path_factory):
 
 
 def test_train_seeds_gives_one_adapter_per_seed_on_the_same_data(seed_runs):
-    out, train = seed_runs
+    out, _ = seed_runs
     runs = [json.loads((out / f"seed-{k}" / "lorafair_run.json").read_text()) for k in range(3)]
     assert [r["seed"] for r in runs] == [0, 1, 2]
     assert len({json.dumps(r["train_data"]["indices"]) for r in runs}) == 1  # same split, same rows

@@ -13,13 +13,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import make_adapter, toy_rows, write_csv
 from safetensors import safe_open
 
 from lorafair import distributed, sweep
 from lorafair.cli import main
 from lorafair.config import CompareConfig
-
-from conftest import make_adapter, toy_rows, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +87,16 @@ def _eval_texts(setup, report) -> list[str]:
 
 def _saved_head(adapter_dir) -> dict:
     with safe_open(str(adapter_dir / "adapter_model.safetensors"), "pt") as handle:
-        return {k.rsplit(".", 1)[1]: handle.get_tensor(k) for k in handle.keys() if "lora_" not in k}
+        return {k.rsplit(".", 1)[1]: handle.get_tensor(k) for k in handle.keys() if "lora_" not in k}  # noqa: SIM118 - safe_open is no dict
 
 
 def test_each_adapters_a_and_b_equal_independent_references(swept, llama_setup, three_adapters):
     from peft import PeftModel
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     result = swept[0]
     tokenizer = AutoTokenizer.from_pretrained(str(llama_setup.base))
