@@ -14,6 +14,7 @@ power function and started from Connor's value. Torch-free: numpy and scipy only
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import brentq
@@ -42,6 +43,12 @@ def _rejection_bound(m: np.ndarray, alpha: float) -> np.ndarray:
     return np.minimum(k, (m - 1) // 2)  # the two tails must not overlap
 
 
+@lru_cache(maxsize=64)
+def _cached_bounds(first: int, last: int, alpha: float) -> np.ndarray:
+    """`_rejection_bound` for m = first..last; the root search asks for the same window many times."""
+    return _rejection_bound(np.arange(first, last + 1), alpha)
+
+
 def exact_power(n: int, psi: float, delta: float, alpha: float = 0.05) -> float:
     """Power of the exact McNemar test at alpha when the true discordant share is psi and the true delta is delta."""
     if n < 1 or psi <= 0 or delta <= 0:
@@ -52,7 +59,7 @@ def exact_power(n: int, psi: float, delta: float, alpha: float = 0.05) -> float:
     hi = min(n, int(mean + _WINDOW_SD * sd) + 2)
     m = np.arange(max(lo, 1), hi + 1)
     weight = binom.pmf(m, n, psi)
-    k = _rejection_bound(m, alpha)
+    k = _cached_bounds(max(lo, 1), hi, alpha)
     q = (psi + delta) / (2 * psi)  # P(a discordant pair favours the new variant)
     reject = np.where(k >= 0, binom.cdf(k, m, q) + binom.sf(m - k - 1, m, q), 0.0)
     return float(np.sum(weight * reject))
