@@ -193,3 +193,18 @@ def test_folder_of_checkpoints_expands_in_step_order(llama_setup, tmp_path):
     assert [p.name for p in found] == ["checkpoint-2", "checkpoint-10", "checkpoint-100"]
     assert sweep.expand_adapters([str(llama_setup.adapter)]) == [llama_setup.adapter]  # an adapter is itself
     assert sweep.adapter_names([run / "a" / "x", run / "b" / "x", run / "y"]) == ["a-x", "b-x", "y"]
+
+
+def test_restore_refuses_when_a_merge_moved_weights_outside_the_snapshot(llama_setup):
+    from lorafair import modeling
+
+    adapter = modeling.read_adapter(llama_setup.adapter)
+    model = modeling.load_base_classifier(llama_setup.base, adapter.num_labels)
+    before = _state_sha(model)
+    complete = sweep.BaseSnapshot(model, [adapter], adapter.head_name)
+    blind = sweep.BaseSnapshot(model, [], adapter.head_name)  # knows the head only, not the LoRA modules
+    model = modeling.merge_lora(model, adapter)
+    with pytest.raises(RuntimeError, match="not restored"):
+        blind.restore(model)
+    complete.restore(model)
+    assert _state_sha(model) == before

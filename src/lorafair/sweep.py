@@ -163,6 +163,7 @@ class BaseSnapshot:
         prefixes = tuple(f"{m}." for m in modules) + (f"{head_name}.",)
         self.saved = {name: param.detach().to("cpu", copy=True)
                       for name, param in model.named_parameters() if name.startswith(prefixes)}
+        self.fingerprint = _fingerprint(model)
 
     def restore(self, model) -> None:
         import torch
@@ -174,6 +175,21 @@ class BaseSnapshot:
         with torch.no_grad():
             for name, tensor in self.saved.items():
                 params[name].copy_(tensor)
+        now = _fingerprint(model)
+        changed = [k for k, v in now.items() if k in self.fingerprint and v != self.fingerprint[k]]
+        if changed or set(self.fingerprint) != set(now):
+            raise RuntimeError(f"the base was not restored after a LoRA merge ({', '.join(changed[:3])}): an "
+                               "adapter changed weights outside its LoRA modules; compare it on its own")
+
+
+def _fingerprint(model) -> dict:
+    """Per-parameter (sum, L2 norm) accumulated in float64: a cheap check that no weight outside the snapshot
+    moved (an adapter type whose tensors `read_adapter` does not list as LoRA, e.g. embedding LoRA)."""
+    import torch
+
+    with torch.no_grad():
+        return {name: (float(p.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(p, dtype=torch.float64)))
+                for name, p in model.named_parameters()}
 
 
 def head_logits_from_features(adapter: modeling.Adapter, features: np.ndarray, model) -> np.ndarray:
