@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 bad input (one line on stderr, no traceback), 1 internal err
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -24,12 +25,33 @@ def _compare(args: argparse.Namespace) -> int:
     from lorafair.report import render_console, write_outputs
 
     cfg = from_namespace(CompareConfig, args)
+    from lorafair.sweep import expand_adapters
+
+    specs = cfg.adapter_list()
+    paths = expand_adapters(specs)
+    if len(paths) > 1:
+        return _sweep(cfg, paths)
+    cfg = dataclasses.replace(cfg, adapter=specs[0] if paths == [Path(specs[0])] else str(paths[0]))
     result = run_compare(cfg)
     if _is_writer():
         out = write_outputs(result.report, result.probs, result.labels, cfg.output, cfg.overwrite)
         if not cfg.quiet:
             print(render_console(result.report))
             print(f"reports written to {out}/ (report.json, report.md, report.html, predictions.csv)")
+    return 0
+
+
+def _sweep(cfg: CompareConfig, paths: list) -> int:
+    """Several adapters of one base: one frozen pass, one LoRA pass each (lorafair.sweep)."""
+    from lorafair.report import render_console
+    from lorafair.sweep import run_sweep, write_sweep_outputs
+
+    result = run_sweep(cfg, paths)
+    if _is_writer():
+        out = write_sweep_outputs(result, cfg.output, cfg.overwrite)
+        if not cfg.quiet:
+            print(render_console(result.report))
+            print(f"reports written to {out}/ (report.json, report.md, report.html; adapters/NAME/ per adapter)")
     return 0
 
 
@@ -46,9 +68,16 @@ def _quick(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from lorafair.train import run_train, train_config_from_args
 
-    out = run_train(train_config_from_args(args))
+    config = train_config_from_args(args)
+    if args.seeds:  # one run per seed into OUTPUT/seed-K (same data and split)
+        from lorafair.train_seeds import parse_seeds, run_seed_runs
+
+        outs = run_seed_runs(config, parse_seeds(args.seeds))
+    else:
+        outs = [run_train(config)]
     if _is_writer():
-        print(f"adapter written to {out}")
+        for out in outs:
+            print(f"adapter written to {out}")
     return 0
 
 
@@ -125,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     from lorafair.train import add_train_arguments
 
     add_train_arguments(train)
+    train.add_argument("--seeds", default=None, help="comma-separated training seeds, e.g. 0,1,2: one adapter per "
+                       "seed in OUTPUT/seed-K, same data and split (compare OUTPUT then reports across seeds)")
     train.set_defaults(handler=_train)
 
     demo = sub.add_parser("demo", help="train on the embedded default assets and compare, end to end")

@@ -233,8 +233,12 @@ def _probe_examples(plan: ComparePlan):
     elif meta.get("path") and Path(meta["path"]).exists():
         source = meta["path"]
         columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+    rows = None if cfg.probe_data or source is None else _recorded_training_rows(meta, source)
     if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
-        source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+        if rows is None:
+            source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+        else:  # same data budget, but never an evaluation example
+            rows = np.setdiff1d(rows, plan.eval_idx)
     if source is not None:
         probe = data_mod.load_examples(
             source, split=columns.get("split"),
@@ -242,6 +246,8 @@ def _probe_examples(plan: ComparePlan):
             text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
             label_column=columns.get("label_column", cfg.label_column))
         ids = data_mod.encode_labels(probe.labels, plan.label_names)
+        if rows is not None:
+            return _same_budget_probe(probe, ids, rows, cfg, source, len(meta["indices"]))
         keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
         origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
         return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
@@ -252,6 +258,25 @@ def _probe_examples(plan: ComparePlan):
                             "(pass --probe-data or a smaller --num-samples)")
     return (plan.examples.subset(keep), plan.label_ids[keep],
             f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
+
+
+def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
+    """The rows `lorafair train` trained on (indices into its file), if recorded and the file is unchanged."""
+    if meta.get("indices") is None or meta.get("sha256") != data_mod.file_sha256(source):
+        return None
+    return np.asarray(meta["indices"], dtype=np.int64)
+
+
+def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: int):
+    """A1 on the adapter's own training examples (same data budget); --probe-samples caps them, stratified."""
+    if len(rows) > cfg.probe_samples > 0:
+        rows = rows[data_mod.stratified_sample(ids[rows], cfg.probe_samples, cfg.seed)]
+    if len(rows) == n_trained:
+        note = f"probe trained on the adapter's {len(rows)} training examples ({source})"
+    else:
+        note = (f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
+                "--probe-samples or the evaluation sample left the others out)")
+    return probe.subset(rows), ids[rows], note
 
 
 def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outcome: Outcome) -> VariantResult | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import render_analysis
+from lorafair import render_analysis, render_sweep
 from lorafair.errors import LorafairError
 from lorafair.reporting import METRIC_LABELS
 
@@ -95,6 +95,7 @@ def sections(report: dict) -> list[tuple[str, str]]:
                          _ci(e.get("ci")), p])
         title = f"{h['analysis']}: {variants[new]['name']} vs {variants[ref]['name']} ({key})"
         out.append((title, table([h["metric"], h["reference"], variants[new]["name"], h["abs"], h["rel"], h["ci"], h["p"]], rows)))
+    out.extend(render_sweep.sections(report))  # several adapters: their table ([] otherwise)
     out.append((h["conclusion"], "\n".join(f"- {line}" for line in report["conclusion"])))
     timed = [(v, b) for v, b in variants.items() if b.get("speed")]
     if timed:

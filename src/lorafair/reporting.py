@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lorafair import metrics, stats
+from lorafair import metrics, power, stats
 
 SCHEMA_VERSION = 1
 HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion line
@@ -164,6 +164,7 @@ def build_report(inp: ReportInput) -> dict:
         report["fidelity"] = inp.fidelity
     report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
     report["checks"] = seed_range_checks(report, cfg.lang) + fidelity_checks(report, cfg.lang)
+    power.add_power(report, cfg.alpha, cfg.lang)  # "mde"/"n_for_3pp" per accuracy delta; report["power"]
     return report
 
 

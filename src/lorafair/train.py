@@ -254,6 +254,8 @@ def _load_splits(config: TrainConfig) -> _Splits:
         raise LorafairError(f"'{train_path}' holds a single label ({label_names[0]}); a classifier needs at least two")
     label_ids = encode_labels(examples.labels, label_names)
     splits = _Splits(label_names, examples, label_ids, {})
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    rows = np.arange(len(examples))  # training rows as indices into the file (load_examples order)
     if config.eval_data:
         eval_path = Path(_resolve(config.eval_data, "data", config.eval_split or "test"))
         splits.eval = load_examples(eval_path, split=config.eval_split, **columns)
@@ -262,23 +264,32 @@ def _load_splits(config: TrainConfig) -> _Splits:
     else:
         n_eval = int(round(len(examples) * config.eval_fraction))
         if 0 < n_eval < len(examples):
-            held_out = stratified_sample(label_ids, n_eval, config.seed)
-            kept = np.setdiff1d(np.arange(len(examples)), held_out)
+            held_out = stratified_sample(label_ids, n_eval, data_seed)
+            kept = rows = np.setdiff1d(np.arange(len(examples)), held_out)
             splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
             splits.train, splits.train_ids = examples.subset(kept), label_ids[kept]
-            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": config.seed,
+            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": data_seed,
                                   "n": len(splits.eval), "indices": held_out.tolist()}  # rows of load_examples order
         elif config.eval_fraction > 0:
             log.warning("too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
                         len(examples), 100 * config.eval_fraction)
     available = len(splits.train)
     if 0 < config.max_train_samples < available:
-        keep = stratified_sample(splits.train_ids, config.max_train_samples, config.seed)
-        splits.train, splits.train_ids = splits.train.subset(keep), splits.train_ids[keep]
+        keep = stratified_sample(splits.train_ids, config.max_train_samples, data_seed)
+        splits.train, splits.train_ids, rows = splits.train.subset(keep), splits.train_ids[keep], rows[keep]
     splits.train_record = _data_record(config.data, train_path, config.split, config, len(splits.train))
+    splits.train_record.update(indices_record(rows))  # same data budget: the probe of A1 can use these rows
     if len(splits.train) < available:
         splits.train_record["subsample_of"] = available  # seeded (--seed) stratified; rows of load_examples order
     return splits
+
+
+def indices_record(rows: np.ndarray) -> dict:
+    """The training rows (indices into the data file) and a SHA-256 of them as int64 bytes."""
+    import hashlib
+
+    rows = np.asarray(rows, dtype=np.int64)
+    return {"indices": rows.tolist(), "indices_sha256": hashlib.sha256(rows.tobytes()).hexdigest()}
 
 
 def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet: bool):
