@@ -290,7 +290,7 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         raise RuntimeError(f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
                            f"({session.head_hash_a[:12]}): the comparison would not be fair")
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
-    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": int(len(idx))})
+    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
     lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx)
     outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
     outcome.fidelity = fidelity.measure(unmerged.logits[idx], lora_pass.logits[idx], merge_dtype="float32",
