@@ -137,7 +137,9 @@ def test_resolve_names():
         assets.resolve_data("builtin:polarity-en", "dev")
     with pytest.raises(LorafairError, match="unknown built-in data set"):
         assets.builtin_data_dir("nope")
-    assert set(assets.BUILTIN_MODELS) == {"smollm2-135m", "minilm-l6", "qwen2.5-tokenizer"}
+    assert set(assets.BUILTIN_MODELS) == {"smollm2-135m", "minilm-l6", "qwen2.5-tokenizer", "qwen2.5-coder-0.5b",
+                                          "qwen2.5-coder-1.5b"}
+    assert set(assets.MODEL_BUILDERS) == set(assets.BUILTIN_MODELS)  # every listed name resolves
     assert set(assets.BUILTIN_DATA) == {"polarity-en", "sentiment-zh"}
 
 

@@ -1,4 +1,4 @@
-"""`lorafair` command line: train, compare, quick, demo, report.
+"""`lorafair` command line: train, compare, quick, demo, assets, report.
 
 Heavy imports (torch, transformers, peft) happen inside the handlers so `lorafair --help` is instant.
 Exit codes: 0 ok, 2 bad input (one line on stderr, no traceback), 1 internal error.
@@ -59,6 +59,28 @@ def _demo(args: argparse.Namespace) -> int:
                     lang=args.lang)
 
 
+def _assets(args: argparse.Namespace) -> int:
+    """List the built-in assets, or build some (progress on stderr; each folder's path on stdout, last)."""
+    from lorafair import asset_catalog, assets
+
+    if args.action == "list":
+        print(asset_catalog.render_asset_table(asset_catalog.asset_statuses()))
+        return 0
+    if not args.names:
+        raise LorafairError("assets fetch needs at least one asset name; see `lorafair assets list`")
+    unknown = [n for n in args.names if n not in assets.BUILTIN_MODELS and n not in assets.BUILTIN_DATA]
+    if unknown:
+        raise LorafairError(f"unknown asset {unknown[0]!r}; choose from "
+                            + ", ".join([*assets.BUILTIN_MODELS, *assets.BUILTIN_DATA]))
+    folders = []
+    for name in args.names:
+        print(f"lorafair: fetching {name}", file=sys.stderr, flush=True)
+        folders.append(assets.build_asset(name))
+    for folder in folders:
+        print(folder)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     """Re-render an existing report.json (the single source) to the console, Markdown or HTML."""
     from lorafair.report import render_console, render_markdown
@@ -106,13 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_train)
 
     demo = sub.add_parser("demo", help="train on the embedded default assets and compare, end to end")
-    demo.add_argument("--preset", choices=("default", "fast"), default="default",
-                      help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head `classifier`)")
+    demo.add_argument("--preset", choices=("default", "fast", "qwen", "qwen-1.5b"), default="default",
+                      help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head "
+                      "`classifier`); qwen: real Qwen2.5-Coder-0.5B on Chinese reviews, Chinese console; qwen-1.5b: "
+                      "the same at the seed's size (1.5B, ~1 hour on 2 cores)")
     demo.add_argument("--output", default="outputs/demo", help="folder for the adapter and the reports")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo output")
-    demo.add_argument("--lang", choices=("en", "zh"), default=CompareConfig.lang, help="report language")
+    demo.add_argument("--lang", choices=("en", "zh"), default=None,
+                      help=f"report language (default: the preset's, qwen presets zh; else {CompareConfig.lang})")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
+
+    assets_cmd = sub.add_parser("assets", help="list the built-in models, tokenizer and data sets, or build them")
+    assets_cmd.add_argument("action", choices=("list", "fetch"), help="list: what exists and is built; fetch: build")
+    assets_cmd.add_argument("names", nargs="*", metavar="NAME", help="assets to fetch (see `lorafair assets list`)")
+    assets_cmd.set_defaults(handler=_assets)
 
     report = sub.add_parser("report", help="re-render an existing report.json")
     report.add_argument("input", help="report.json or the folder holding it")

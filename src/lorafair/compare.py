@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import logging
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from lorafair import data as data_mod
-from lorafair import distributed, fidelity, heads, modeling
+from lorafair import analysis_run, distributed, fidelity, heads, modeling
 from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
 from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
+from lorafair.peak_memory import peak_rss_bytes
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,9 @@ class Session:
     pass_kw: dict
 
     def run(self, encoded: Encoded, batches, desc: str, *, capture_head: bool = True, warmup: bool = True,
-            ctx: distributed.Context) -> PassResult:
+            ctx: distributed.Context, layer_pool: str | None = None) -> PassResult:
         return ctx.run_pass(self.model, encoded, batches, head=self.head if capture_head else None,
-                            warmup=warmup, desc=desc, **self.pass_kw)
+                            warmup=warmup, desc=desc, layer_pool=layer_pool, **self.pass_kw)
 
 
 def setup_model(plan: ComparePlan) -> Session:
@@ -186,11 +186,14 @@ class Outcome:
     notes: list = field(default_factory=list)
     feature_pooling: str | None = None  # how the frozen pass pooled the head's input (see inference.pool_head_input)
     fidelity: dict | None = None  # merged vs unmerged B
+    analysis: analysis_run.Collector = field(default_factory=analysis_run.Collector)  # off until run_variants
 
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
     """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
-    frozen = session.run(session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx)
+    frozen = session.run(session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx,
+                         layer_pool=outcome.analysis.pool)
+    outcome.analysis.frozen_eval(frozen)
     outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
     outcome.feature_pooling = frozen.feature_pooling
     if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
@@ -264,10 +267,12 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     cfg = plan.cfg
     probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
     probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
-    probe_pass = session.run(probe_enc, probe_batches, "frozen base (probe data)", warmup=False, ctx=plan.ctx)
+    probe_pass = session.run(probe_enc, probe_batches, "frozen base (probe data)", warmup=False, ctx=plan.ctx,
+                             layer_pool=outcome.analysis.pool)
     outcome.passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
     outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
+    outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
     head_hash = modeling.tensor_sha256({"weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
                                         "bias": torch.from_numpy(np.ascontiguousarray(probe.bias))})
     return VariantResult(probe.logits(frozen.features), head_hash)
@@ -279,6 +284,7 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
     The unmerged LoRA model first runs a few whole batches, so that the report can show the merged
     (timed) B predicts like the model that was trained.
     """
+    outcome.analysis.weights(session.model, plan.adapter)  # ΔW against the base weights, before they change
     peft_model = modeling.attach_lora(session.model, plan.adapter)
     checked = fidelity.check_batches(session.batches)
     unmerged = run_pass(peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)",
@@ -291,8 +297,13 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
                            f"({session.head_hash_a[:12]}): the comparison would not be fair")
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
     outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
-    lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx)
+    lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx,
+                            layer_pool=outcome.analysis.pool)
     outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
+    outcome.analysis.lora_eval(lora_pass)
+    outcome.analysis.lora_probe(lambda enc, bat: session.run(enc, bat, "LoRA merged (probe data, analysis)",
+                                                             capture_head=False, warmup=False, ctx=plan.ctx,
+                                                             layer_pool=outcome.analysis.pool))
     outcome.fidelity = fidelity.measure(unmerged.logits[idx], lora_pass.logits[idx], merge_dtype="float32",
                                         model_dtype=str(plan.dtype).replace("torch.", ""))
     return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
@@ -301,6 +312,8 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
 def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     """Frozen variants first (they share one pass), then B, which changes the weights in place."""
     outcome, wanted = Outcome(), set(plan.variants)
+    outcome.analysis = analysis_run.Collector.start(plan.cfg, plan.variants, session.model,
+                                                    distributed=plan.ctx.enabled)
     if wanted & {"A", "A1", "R"}:
         frozen = run_frozen(plan, session, outcome)
         if "A" in wanted:
@@ -350,6 +363,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         data=_data_info(plan, token_sha, token_seconds, truncated), environment=_environment(plan),
         names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=outcome.passes, notes=outcome.notes,
         head_name=plan.adapter.head_name, head=head, fidelity=outcome.fidelity))
+    if outcome.analysis.enabled:
+        report["analysis"] = outcome.analysis.report(plan.y)
     report["timing"] = {"total_seconds": time.perf_counter() - started}
     return Comparison(report, probs, plan.y)
 
@@ -382,7 +397,7 @@ def _environment(plan: ComparePlan) -> dict:
         "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
         "python": sys.version.split()[0], "platform": platform.platform(), "device": str(plan.device),
         "dtype": str(plan.dtype).replace("torch.", ""),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),  # VmHWM: this process's own peak, however launched
         "world_size": plan.ctx.world_size,
     }
 

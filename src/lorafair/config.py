@@ -56,9 +56,16 @@ class CompareConfig:
     dtype: str = opt("auto", "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16",
                      choices=("auto", "float32", "bfloat16", "float16"))
     quiet: bool = opt(False, "no progress bars or console tables (report files are still written)")
+    no_analysis: bool = opt(False, "skip the layer-wise (CKA, cosine, probes) and weight-space (ΔW, intruders) "
+                                   "analysis of where LoRA changed the features")
+    analysis_probe_samples: int = opt(250, "per-layer probes of A and B are fitted on at most this many A1 probe "
+                                           "examples, which also pass through the LoRA model once (0 = all)")
+    analysis_max_dim: int = opt(1024, "count intruder dimensions only in modules whose smaller side is at most this "
+                                      "(exact eigendecompositions; larger modules are reported as not computed)")
 
     def __post_init__(self) -> None:
-        bad = _at_least(self, batch_size=1, max_length=2, num_samples=0, bootstrap=0, probe_samples=2)
+        bad = _at_least(self, batch_size=1, max_length=2, num_samples=0, bootstrap=0, probe_samples=2,
+                        analysis_probe_samples=0, analysis_max_dim=1)
         if not 0 < self.alpha < 1:
             bad.append(f"--alpha {self.alpha} (needs 0 < alpha < 1)")
         if self.pos_label is not None:

@@ -149,6 +149,7 @@ class PassResult:
     peak_memory_bytes: int | None = None
     elapsed: float | None = None  # sharded pass: the slowest rank's time (ranks run side by side)
     feature_pooling: str | None = None  # "last_non_pad", "first" or "vector" (see pool_head_input)
+    layers: np.ndarray | None = None  # (L + 1, n, d) pooled hidden_states[l] when run_pass(layer_pool=...)
 
     def speed(self, n: int) -> dict:
         total = float(self.elapsed if self.elapsed is not None else sum(self.batch_seconds))
@@ -164,12 +165,14 @@ class PassResult:
 
 
 def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_side: str = "right",
-             head=None, device="cpu", warmup: bool = True, desc: str = "", quiet: bool = False) -> PassResult:
+             head=None, device="cpu", warmup: bool = True, desc: str = "", quiet: bool = False,
+             layer_pool: str | None = None) -> PassResult:
     """One forward pass over all batches under `torch.inference_mode()`.
 
     `head`: the head module, or the modules of the head stack, whose input to capture: the features,
     pooled where the head pools (see `pool_head_input`). A CUDA out-of-memory error halves the failing
-    batch and carries on, saying so.
+    batch and carries on, saying so. `layer_pool` ("last" | "first", see `pool_hidden_states`) also keeps
+    every layer's hidden state pooled at that position (for the layer-wise analysis).
     """
     import torch
     from tqdm.auto import tqdm
@@ -179,6 +182,7 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
     hooks = _capture_head_inputs(head, captured)
     logits_out: np.ndarray | None = None
     features_out: np.ndarray | None = None
+    layers_out: np.ndarray | None = None
     result = PassResult(np.empty(0), None)
     is_cuda = str(device).startswith("cuda")
     if is_cuda:
@@ -188,11 +192,13 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
         batch = {k: v.to(device) for k, v in collate(encoded, batch_idx, pad_token_id=pad_token_id,
                                                       padding_side=padding_side).items()}
         captured.clear()
-        logits = model(**batch).logits
+        out = model(**batch, **({"output_hidden_states": True} if layer_pool else {}))
+        logits = out.logits
+        layers = pool_hidden_states(out.hidden_states, batch["input_ids"], pad_token_id, layer_pool) if layer_pool else None
         feats = None
         if captured:  # the first head module that ran received the features
             feats, result.feature_pooling = pool_head_input(*captured[0], batch["input_ids"], pad_token_id)
-        return logits, feats, int(batch["attention_mask"].sum())
+        return logits, feats, int(batch["attention_mask"].sum()), layers
 
     try:
         with torch.inference_mode():
@@ -206,7 +212,7 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
                     if is_cuda:
                         torch.cuda.synchronize()
                     start = time.perf_counter()
-                    logits, feats, tokens = forward(batch_idx)
+                    logits, feats, tokens, layers = forward(batch_idx)
                     logits = logits.float().cpu().numpy()
                     if is_cuda:
                         torch.cuda.synchronize()
@@ -227,6 +233,10 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
                     if features_out is None:
                         features_out = np.empty((n, feats.shape[-1]), dtype=np.float32)
                     features_out[batch_idx] = feats.float().cpu().numpy()
+                if layers is not None:
+                    if layers_out is None:
+                        layers_out = np.empty((layers.shape[0], n, layers.shape[-1]), dtype=np.float32)
+                    layers_out[:, batch_idx] = layers.float().cpu().numpy()
                 result.tokens += tokens
                 bar.update(len(batch_idx))
             bar.close()
@@ -235,9 +245,27 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
             hook.remove()
     result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
     result.features = features_out
+    result.layers = layers_out
     if is_cuda:
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated())
     return result
+
+
+def pool_hidden_states(hidden_states, input_ids, pad_token_id: int, pool: str):
+    """(L + 1, batch, d): every layer's hidden state at one position per row.
+
+    "last": the last non-pad token, where decoder classifiers pool; "first": position 0 ([CLS]), where
+    encoder heads read (before any pooler of their own).
+    """
+    import torch
+
+    if pool == "first":
+        return torch.stack([h[:, 0] for h in hidden_states])
+    if pool != "last":
+        raise ValueError(f"layer_pool must be 'last' or 'first', got {pool!r}")
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    positions = last_non_pad_index(input_ids, pad_token_id)
+    return torch.stack([h[rows, positions] for h in hidden_states])  # pool first: no (L + 1) x seq copy
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lorafair import render_analysis
 from lorafair.errors import LorafairError
 from lorafair.reporting import METRIC_LABELS
 
@@ -103,6 +104,7 @@ def sections(report: dict) -> list[tuple[str, str]]:
         if report.get("speed_difference") is not None:
             body += f"\n{h['speed_diff']}: {report['speed_difference'] * 100:+.1f}%"
         out.append((h["speed"], body))
+    out.extend(render_analysis.sections(report))  # "Where LoRA changed the features" (report["analysis"])
     if report.get("checks"):
         out.append((h["checks"], "\n".join(f"- {c}" for c in report["checks"])))
     notes = list(report.get("notes", [])) + [f"forward pass: {p['what']} ({p['examples']} examples)"

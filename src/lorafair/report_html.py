@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lorafair import __version__, plots
+from lorafair import __version__, plots, render_analysis
 
 METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
 VARIANT_ORDER = ("B", "A", "A1", "R")
@@ -289,7 +289,7 @@ class _Page:
         footer = self.s["footer"].format(schema=self.report.get("schema_version", "?"), version=__version__)
         body = "".join((f"<h1>{self.t('title')}</h1>", self.overview(), self.summary(), self.delta_table(),
                         self.line_list("conclusion"), self.line_list("checks"), self.line_list("notes"),
-                        self.speed(), self.figures(), f"<footer>{esc(footer)}</footer>"))
+                        self.speed(), self.figures(), render_analysis.html_section(self.report), f"<footer>{esc(footer)}</footer>"))
         return ("<!DOCTYPE html>\n"
                 f'<html lang="{html_lang}"><head><meta charset="utf-8">'
                 f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
