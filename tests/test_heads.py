@@ -140,3 +140,17 @@ def test_lora_for_another_base_names_the_tensor(built):
     _, gpt2_adapter = built("gpt2")
     with pytest.raises(LorafairError, match="no linear module 'transformer.h.0.attn.c_attn'"):
         modeling.check_adapter_fits(base, modeling.read_adapter(gpt2_adapter))
+
+
+def test_base_weights_the_adapter_did_not_save_are_refused(tmp_path):
+    """A DeBERTa backbone checkpoint has no `pooler`: it is random at load and peft did not save it."""
+    import transformers
+
+    built_dir = build_base("deberta-v2", tmp_path / "full")
+    backbone = transformers.DebertaV2Model.from_pretrained(str(built_dir))  # the checkpoint a user starts from
+    backbone.save_pretrained(str(tmp_path / "backbone"))
+    transformers.AutoTokenizer.from_pretrained(str(built_dir)).save_pretrained(str(tmp_path / "backbone"))
+    adapter = modeling.read_adapter(build_adapter("deberta-v2", tmp_path / "backbone", tmp_path / "adapter"))
+    with pytest.raises(LorafairError, match=r"no weights for 'pooler\.dense\.(bias|weight)'.*modules_to_save"):
+        modeling.load_base_classifier(tmp_path / "backbone", 2, adapter=adapter)
+    modeling.load_base_classifier(built_dir, 2, adapter=adapter)  # the full checkpoint has its pooler: fine

@@ -104,7 +104,8 @@ def runs(tiny, tmp_path_factory):
                              *extra))
         assert code == 0
         report = json.loads((folder / "report.json").read_text())
-        rows = list(csv.DictReader(open(folder / "predictions.csv", encoding="utf-8")))
+        with open(folder / "predictions.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
         out[name] = (report, rows)
     return out
 
