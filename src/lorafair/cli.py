@@ -60,8 +60,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Re-render an existing report.json (the single source) to the console, Markdown or HTML."""
-    from lorafair.report import render_console, render_markdown
+    """Re-render an existing report.json (the single source) to the console, Markdown or HTML, in either language."""
+    from lorafair.report_html import render_html
+    from lorafair.report_render import render_console, render_markdown
 
     path = Path(args.input)
     if path.is_dir():
@@ -72,12 +73,10 @@ def _report(args: argparse.Namespace) -> int:
         report = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise LorafairError(f"'{path}' is not valid JSON: {exc}") from exc
-    if args.format == "html":
-        from lorafair.report_html import render_html
-
-        print(render_html(report))
-    else:
-        print(render_markdown(report) if args.format == "md" else render_console(report))
+    if not isinstance(report, dict) or not isinstance(report.get("variants"), dict):
+        raise LorafairError(f"'{path}' is not a lorafair report (no \"variants\")")
+    render = {"console": render_console, "md": render_markdown, "html": render_html}[args.format]
+    print(render(report, args.lang), end="")
     return 0
 
 
@@ -117,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render an existing report.json")
     report.add_argument("input", help="report.json or the folder holding it")
     report.add_argument("--format", choices=("console", "md", "html"), default="console")
+    report.add_argument("--lang", choices=("en", "zh"), default=None, help="language (default: the run's)")
     report.set_defaults(handler=_report)
     return parser
 

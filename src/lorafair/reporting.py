@@ -9,46 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lorafair import metrics, stats
+from lorafair import metrics, report_text, stats
 
 SCHEMA_VERSION = 1
-HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion line
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
 SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05
-
-TEXT = {
-    "en": {
-        "same_head": "A and B use the same head: SHA-256 {h}.",
-        "gain": "{d}: {m} {dir} by {v} (95% CI [{lo}, {hi}]{p}).",
-        "none": "{d}: no significant difference in {m} ({v}, 95% CI [{lo}, {hi}]{p}).",
-        "undefined": "{d}: {m} difference undefined ({why}).",
-        "up": "improved", "down": "decreased",
-        "B-A": "LoRA vs frozen base with the same head (B - A)",
-        "B-A1": "LoRA vs the best frozen head, a linear probe (B - A1)",
-        "A1-A": "Linear probe vs LoRA head on frozen features (A1 - A)",
-        "range": "B - A {m} gain {v} is outside the usual {lo}-{hi}: check the training parameters, LoRA rank/alpha, or train more epochs.",
-        "speed": "QPS of B and A differ by {v}: after merging, both do the same FLOPs, so this is measurement noise or load.",
-    },
-    "zh": {
-        "same_head": "A 与 B 使用同一个分类头：SHA-256 {h}。",
-        "gain": "{d}：{m}{dir} {v}（95% 置信区间 [{lo}, {hi}]{p}）。",
-        "none": "{d}：{m} 无显著差异（{v}，95% 置信区间 [{lo}, {hi}]{p}）。",
-        "undefined": "{d}：{m} 差异无定义（{why}）。",
-        "up": "提升", "down": "下降",
-        "B-A": "LoRA 对比同一分类头的冻结基础模型 (B - A)",
-        "B-A1": "LoRA 对比最强冻结基线：线性探针 (B - A1)",
-        "A1-A": "冻结特征上线性探针对比 LoRA 分类头 (A1 - A)",
-        "range": "B - A 的 {m} 提升 {v} 不在常见范围 {lo}-{hi}：请检查训练参数、LoRA rank/alpha，或增加训练轮数。",
-        "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
-    },
-}
-METRIC_LABELS = {
-    "en": {"accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall", "auc_roc": "AUC-ROC",
-           "log_loss": "log loss", "brier": "Brier score", "ece": "ECE"},
-    "zh": {"accuracy": "准确率", "f1": "F1", "precision": "精确率", "recall": "召回率", "auc_roc": "AUC-ROC",
-           "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE"},
-}
 
 
 def _variant_block(name, y, probs, head_sha, speed, pos_label, num_labels, label_names):
@@ -120,13 +86,20 @@ def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, na
         "forward_passes": passes,
         "notes": notes,
     }
-    report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
-    report["checks"] = seed_range_checks(report, cfg.lang)
+    add_conclusions(report, cfg.alpha)
     return report
 
 
-def _fmt_pp(value: float) -> str:
-    return f"{value * 100:+.2f} pp"
+def add_conclusions(report: dict, alpha: float) -> None:
+    """Structured conclusion and check records (renderers word them in any language), with English
+    sentences beside them for scripts that read report.json."""
+    for per_metric in report["deltas"].values():
+        for entry in per_metric.values():
+            entry["verdict"] = verdict(entry, alpha)
+    report["conclusion_records"] = conclusion_records(report, alpha)
+    report["conclusion"] = report_text.conclusion_lines(report, "en")
+    report["check_records"] = check_records(report)
+    report["checks"] = [report_text.check_sentence(r, "en") for r in report["check_records"]]
 
 
 def is_significant(entry: dict, alpha: float) -> bool:
@@ -139,43 +112,38 @@ def is_significant(entry: dict, alpha: float) -> bool:
     return excludes_zero and (p is None or p < alpha)
 
 
-def conclusion_lines(report: dict, lang: str, alpha: float) -> list[str]:
-    text, labels = TEXT[lang], METRIC_LABELS[lang]
-    lines = []
-    if report["head"]["A_equals_B"]:
-        lines.append(text["same_head"].format(h=report["variants"]["A"]["head_sha256"]))
+def verdict(entry: dict, alpha: float) -> str:
+    """improved / decreased (CI excludes 0 and the paired test agrees), no_difference, or undefined."""
+    if entry.get("value") is None:
+        return "undefined"
+    if not is_significant(entry, alpha):
+        return "no_difference"
+    return "improved" if entry["value"] > 0 else "decreased"
+
+
+def conclusion_records(report: dict, alpha: float) -> list[dict]:
+    """One record per delta and headline metric: the numbers a conclusion sentence is built from."""
+    records = []
     for key, per_metric in report["deltas"].items():
-        for metric in HEADLINE:
+        for metric in report_text.HEADLINE:
             entry = per_metric[metric]
-            if entry["value"] is None:
-                lines.append(text["undefined"].format(d=text[key], m=labels[metric], why=entry.get("reason")))
-                continue
-            ci = entry.get("ci") or [None, None]
-            lo = "n/a" if ci[0] is None else _fmt_pp(ci[0])
-            hi = "n/a" if ci[1] is None else _fmt_pp(ci[1])
-            p = "" if entry.get("p_value") is None else f", {entry['test']} p = {entry['p_value']:.3g}"
-            if is_significant(entry, alpha):
-                lines.append(text["gain"].format(d=text[key], m=labels[metric],
-                                                 dir=text["up" if entry["value"] > 0 else "down"],
-                                                 v=_fmt_pp(abs(entry["value"])).lstrip("+"), lo=lo, hi=hi, p=p))
-            else:
-                lines.append(text["none"].format(d=text[key], m=labels[metric], v=_fmt_pp(entry["value"]),
-                                                 lo=lo, hi=hi, p=p))
-    return lines
+            records.append({"delta": key, "metric": metric, "value": entry["value"], "ci": entry.get("ci"),
+                            "p_value": entry.get("p_value"), "test": entry.get("test"), "alpha": alpha,
+                            "verdict": verdict(entry, alpha), "reason": entry.get("reason")})
+    return records
 
 
-def seed_range_checks(report: dict, lang: str) -> list[str]:
+def check_records(report: dict) -> list[dict]:
     """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart."""
-    text, labels, checks = TEXT[lang], METRIC_LABELS[lang], []
+    checks = []
     for metric, (lo, hi) in SEED_RANGES.items():
         entry = report["deltas"].get("B-A", {}).get(metric)
         if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
-            checks.append(text["range"].format(m=labels[metric], v=_fmt_pp(entry["value"]),
-                                               lo=f"{lo * 100:.0f}", hi=f"{hi * 100:.0f} pp"))
+            checks.append({"check": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
     qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ("A", "B")]
     if all(qps):
         diff = qps[1] / qps[0] - 1
         report.setdefault("speed_difference", diff)
         if abs(diff) > SPEED_TOLERANCE:
-            checks.append(text["speed"].format(v=f"{diff * 100:+.1f}%"))
+            checks.append({"check": "speed", "value": diff, "tolerance": SPEED_TOLERANCE})
     return checks
