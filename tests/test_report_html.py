@@ -163,7 +163,8 @@ def test_data_loss_head_and_fidelity_keys_are_shown():
     text = text_of(render_html(report))
     assert "F1 (positive: other)" in text and "Positive class: other." in text
     assert "rows dropped 3" in text and "examples truncated 12 (4.0%)" in text
-    assert "3 rows dropped while loading the data" in text and "12 examples (4.0%) truncated" in text
+    answer = text_of(section(render_html(report), '<section class="answer">', "</section>"))
+    assert "3 rows dropped while loading the data" in answer and "12 examples (4.0%) truncated" in answer
     assert "max |logit difference| 2.4e-06" in text and "prediction flips 0" in text
     assert "head modules score" in text and "last non-pad token" in text
 

@@ -47,7 +47,7 @@ STRINGS = {
         "modules": "head modules", "features": "features", "equal": "A and B share the head", "yes": "yes",
         "no": "NO", "head_of": "head SHA-256 of {v}", "total_time": "total time",
         "fid_diff": "max |logit difference|", "fid_flips": "prediction flips", "fid_n": "examples checked",
-        "fid_dtype": "merge dtype",
+        "fid_dtype": "merge dtype", "env_peak_rss_bytes": "peak memory (RSS)", "env_world_size": "processes",
         "footer": "Rendered from report.json (schema version {schema}) by lorafair {version}.",
     },
     "zh": {
@@ -68,6 +68,7 @@ STRINGS = {
         "features": "特征", "equal": "A 与 B 使用同一分类头", "yes": "是", "no": "否",
         "head_of": "{v} 的分类头 SHA-256", "total_time": "总耗时",
         "fid_diff": "最大 |logit 差|", "fid_flips": "预测翻转数", "fid_n": "检查样本数", "fid_dtype": "合并精度",
+        "env_peak_rss_bytes": "峰值内存（RSS）", "env_world_size": "进程数",
         "footer": "由 report.json（schema 版本 {schema}）经 lorafair {version} 生成。",
     },
 }
@@ -116,7 +117,7 @@ def html_table(table: rr.Table) -> str:
         mark = table.marks[i] if i < len(table.marks) else None
         cells = "".join(f'<td{" class=num" if numeric[j] else ""}>{_cell(c)}</td>' for j, c in enumerate(row))
         rows.append(f'<tr{f" class={mark}" if mark else ""}>{cells}</tr>')
-    after = "".join(f"<p>{esc(line)}</p>" for line in table.after)
+    after = "".join(f'<p class="lede">{esc(line)}</p>' for line in table.after)
     title = f"<h3>{esc(table.title)}</h3>" if table.title else ""
     return f'{title}<div class="wide"><table><tr>{head}</tr>{"".join(rows)}</table></div>{after}'
 
@@ -168,6 +169,9 @@ class _Page:
                                      alpha=config.get("alpha", 0.05))
         if self.positive is not None:
             lede += " " + rt.SENTENCES[self.lang]["positive_class"].format(label=self.positive)
+        lost = rr.note_lines({"data": data, "config": config}, self.lang)  # dropped or truncated rows, if any
+        if lost:
+            lede += " " + "; ".join(lost) + ("。" if self.lang == "zh" else ".")
         groups = {}
         for record in self.report.get("conclusion_records") or []:
             groups.setdefault(record["delta"], []).append(record)
@@ -241,12 +245,12 @@ class _Page:
         if passes:
             blocks.append((s["passes"], "<ul>" + "".join(
                 f"<li>{esc(p.get('what'))}: {esc(p.get('examples'))}</li>" for p in passes) + "</ul>"))
-        notes = rr.note_lines({k: v for k, v in self.report.items() if k != "forward_passes"}, self.lang)
+        notes = [str(n) for n in self.report.get("notes") or []]  # data loss, head, fidelity: in the tables above
         if notes:
             blocks.append((s["notes"], "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"))
         env = self.report.get("environment") or {}
         if env:
-            blocks.append((s["environment"], kv_table([(k, esc(_plain(k, v))) for k, v in env.items()])))
+            blocks.append((s["environment"], kv_table([(s.get(f"env_{k}", k), esc(_plain(k, v))) for k, v in env.items()])))
         body = "".join(f"<div><h3>{esc(title)}</h3>{html}</div>" for title, html in blocks)
         return f'<details id="setup"><summary>{esc(s["setup"])}</summary><div class="grid">{body}</div></details>'
 
