@@ -69,6 +69,11 @@ def test_console_tables_hold_the_report_numbers(report):
     for key in ("B-A", "B-A1", "A1-A"):
         assert f"({key}) ========" in text
     assert "Speed difference (B vs A): -6.1%" in text
+    assert "1.35 GB" in text  # peak memory, where the run measured it
+    cpu = copy.deepcopy(report)
+    for block in cpu["variants"].values():
+        block.get("speed", {})["peak_memory_bytes"] = None  # CPU passes do not measure it
+    assert "peak memory" not in render_console(cpu) and "n/a" not in render_console(cpu).split("Speed")[1]
     assert "F1 (positive: pos)" in text
 
 

@@ -186,18 +186,21 @@ def conclusion_section(report: dict, lang: str) -> Section:
 
 
 def speed_table(report: dict, lang: str) -> Table | None:
+    """QPS, tokens/s, batch latency, pass time and (where measured, i.e. on GPU) peak memory per timed variant."""
     h = HEADINGS[lang]
     timed = [(v, b) for v, b in _variants(report).items() if b.get("speed")]
     if not timed:
         return None
+    with_memory = any(b["speed"].get("peak_memory_bytes") is not None for _, b in timed)
     rows = [[rt.variant_name(v, b, lang), num(s.get("qps"), 1), num(s.get("tokens_per_s"), 0),
              num(s.get("latency_ms_p50"), 1), num(s.get("latency_ms_p95"), 1), rt.fmt_seconds(s.get("seconds")),
-             rt.fmt_bytes(s.get("peak_memory_bytes"))] for v, b in timed for s in [b["speed"]]]
+             *([rt.fmt_bytes(s.get("peak_memory_bytes"))] if with_memory else [])]
+            for v, b in timed for s in [b["speed"]]]
     after = []
     if report.get("speed_difference") is not None:
         after.append(f"{h['speed_diff']}: {report['speed_difference'] * 100:+.1f}%")
-    return Table([h["model"], h["qps"], h["tps"], h["p50"], h["p95"], h["time"], h["memory"]], rows,
-                 numeric=[False, *([True] * 6)], after=after)
+    headers = [h["model"], h["qps"], h["tps"], h["p50"], h["p95"], h["time"], *([h["memory"]] if with_memory else [])]
+    return Table(headers, rows, numeric=[False, *([True] * (len(headers) - 1))], after=after)
 
 
 def speed_section(report: dict, lang: str) -> Section | None:
