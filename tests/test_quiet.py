@@ -79,3 +79,23 @@ def test_restored_after_an_exception():
     with pytest.raises(RuntimeError), quiet_third_party():
         raise RuntimeError("boom")
     assert hf_logging.is_progress_bar_enabled() and logging.getLogger("peft").level == logging.NOTSET
+
+
+def test_a_whole_comparison_inside_the_block_prints_only_lorafair_bars(llama_setup, tmp_path, capfd):
+    """What the lead wraps around `lorafair compare`: no "Loading weights" bar, no peft/transformers
+    FutureWarning on the console, lorafair's own pass bars still there."""
+    from lorafair.compare import run_compare
+    from lorafair.config import CompareConfig
+
+    cfg = CompareConfig(adapter=str(llama_setup.adapter), data=str(llama_setup.data), variants="B,A",
+                        bootstrap=0, num_samples=16, output=str(tmp_path / "out"))
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # show warnings on stderr as a console user would see them
+        run_compare(cfg)
+        assert "Loading weights" in capfd.readouterr().err  # the noise, without the block
+        with quiet_third_party():
+            run_compare(cfg)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "FutureWarning" not in err and "is deprecated" not in err
+    assert "LoRA merged (B)" in err  # lorafair's own tqdm bar
