@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lorafair.config import CompareConfig
-from lorafair.reporting import build_report
+from lorafair.report_build import build_report
 
 NAMES = {"en": {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe",
                 "R": "Base + random head"},

@@ -1,7 +1,7 @@
 """HTML report: the answer first, what it shows, escaping, optional pieces, atomic write, headless Chromium.
 
 Every page here is rendered from a real `build_report` output (synthetic labels and probabilities
-through `reporting.build_report`, see synthetic_report.py), so the shape the renderer formats is the
+through `report_build.build_report`, see synthetic_report.py), so the shape the renderer formats is the
 one `lorafair compare` writes. Chromium: `apt-get install -y chromium` (skipped if absent).
 """
 

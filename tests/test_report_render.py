@@ -15,8 +15,8 @@ from synthetic_report import add_issue8_keys, make_report, synthetic_probs
 
 from lorafair import report_render
 from lorafair.cli import main
-from lorafair.report import write_outputs
 from lorafair.report_render import Section, Table, render_console, render_markdown
+from lorafair.report_write import write_outputs
 
 NUMBER = re.compile(r"[+-]?\d+\.\d+")
 

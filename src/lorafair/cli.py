@@ -21,7 +21,8 @@ log = logging.getLogger("lorafair")
 
 def _compare(args: argparse.Namespace) -> int:
     from lorafair.compare import run_compare
-    from lorafair.report import render_console, write_outputs
+    from lorafair.report_render import render_console
+    from lorafair.report_write import write_outputs
 
     cfg = from_namespace(CompareConfig, args)
     result = run_compare(cfg)

@@ -121,11 +121,11 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     """Evaluate the requested variants on identical batches and build the report dict."""
     import torch
 
-    from lorafair import report as report_mod
+    from lorafair import report_write
 
     started = time.perf_counter()
     variants = check_variants(cfg)
-    report_mod.check_output_dir(cfg.output, cfg.overwrite)
+    report_write.check_output_dir(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
     base_model = cfg.base_model or adapter.base_model
     if not base_model:
@@ -221,7 +221,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         "token_ids_sha256": encoded.sha256(), "tokenize_seconds": encoded.seconds,
         "indices": [int(i) for i in eval_idx],
     }
-    from lorafair.reporting import build_report
+    from lorafair.report_build import build_report
 
     report = build_report(cfg, variants=[v for v in variants if v in probs], y=y, probs=probs, heads=heads,
                           speed=speed, data=data_info, environment=environment,

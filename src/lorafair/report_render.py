@@ -157,7 +157,7 @@ def significance_mark(entry: dict, report: dict, metric: str = "accuracy") -> st
     read in the metric's direction: a significant fall in log loss, Brier or ECE is 'better'."""
     v = entry.get("verdict")
     if v is None:  # a report written before verdicts were stored
-        from lorafair.reporting import verdict
+        from lorafair.report_build import verdict
 
         v = verdict(entry, (report.get("config") or {}).get("alpha", 0.05))
     if v not in ("improved", "decreased"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lorafair.errors import LorafairError
-from lorafair.report_render import render_console, render_markdown  # noqa: F401 - cli and demo import them here
+from lorafair.report_render import render_markdown
 
 
 def check_output_dir(output: str | Path, overwrite: bool) -> None:
