@@ -226,7 +226,7 @@ def main() -> int:
                           "--adapter", str(adapter), "--data", str(tmp / "subset.jsonl"),
                           "--output", str(tmp / "seed.json"), *shape])
         seed.update(json.loads((tmp / "seed.json").read_text(encoding="utf-8")))
-        runtime = run_child([sys.executable, "-c", "import torch, peft, lorafair.compare, lorafair.report; "
+        runtime = run_child([sys.executable, "-c", "import torch, peft, lorafair.compare, lorafair.report_write; "
                              "from transformers import AutoModelForSequenceClassification, modeling_utils"])
 
         say("B pass: lorafair vs transformers.pipeline ...")

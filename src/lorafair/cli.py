@@ -22,7 +22,8 @@ log = logging.getLogger("lorafair")
 
 def _compare(args: argparse.Namespace) -> int:
     from lorafair.compare import run_compare
-    from lorafair.report import render_console, write_outputs
+    from lorafair.report_render import render_console
+    from lorafair.report_write import write_outputs
 
     cfg = from_namespace(CompareConfig, args)
     from lorafair.sweep import expand_adapters
@@ -43,7 +44,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _sweep(cfg: CompareConfig, paths: list) -> int:
     """Several adapters of one base: one frozen pass, one LoRA pass each (lorafair.sweep)."""
-    from lorafair.report import render_console
+    from lorafair.report_render import render_console
     from lorafair.sweep import run_sweep, write_sweep_outputs
 
     result = run_sweep(cfg, paths)
@@ -111,8 +112,9 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Re-render an existing report.json (the single source) to the console, Markdown or HTML."""
-    from lorafair.report import render_console, render_markdown
+    """Re-render an existing report.json (the single source) to the console, Markdown or HTML, in either language."""
+    from lorafair.report_html import render_html
+    from lorafair.report_render import render_console, render_markdown
 
     path = Path(args.input)
     if path.is_dir():
@@ -123,12 +125,10 @@ def _report(args: argparse.Namespace) -> int:
         report = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise LorafairError(f"'{path}' is not valid JSON: {exc}") from exc
-    if args.format == "html":
-        from lorafair.report_html import render_html
-
-        print(render_html(report))
-    else:
-        print(render_markdown(report) if args.format == "md" else render_console(report))
+    if not isinstance(report, dict) or not isinstance(report.get("variants"), dict):
+        raise LorafairError(f"'{path}' is not a lorafair report (no \"variants\")")
+    render = {"console": render_console, "md": render_markdown, "html": render_html}[args.format]
+    print(render(report, args.lang), end="")
     return 0
 
 
@@ -139,7 +139,8 @@ def _is_writer() -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lorafair", description="What did LoRA fine-tuning actually do to a model's features?")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and third-party progress bars and warnings (silenced otherwise)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compare = sub.add_parser("compare", help="B (LoRA) vs A (frozen base + the same head), A1 (probe), R (random head)")
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="re-render an existing report.json")
     report.add_argument("input", help="report.json or the folder holding it")
     report.add_argument("--format", choices=("console", "md", "html"), default="console")
+    report.add_argument("--lang", choices=("en", "zh"), default=None, help="language (default: the run's)")
     report.set_defaults(handler=_report)
     return parser
 
@@ -190,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from lorafair.quiet import quiet_third_party
+
     try:
-        return args.handler(args)
+        with quiet_third_party(verbose=args.verbose):  # no third-party bars/warnings unless -v; ours stay
+            return args.handler(args)
     except LorafairError as exc:
         print(f"lorafair: error: {exc}", file=sys.stderr)
         return 2

@@ -105,10 +105,10 @@ class ComparePlan:
 
 def plan_compare(cfg: CompareConfig) -> ComparePlan:
     """Read the adapter and the data, draw the evaluation sample, pick the device; fail before any load."""
-    from lorafair import report as report_mod
+    from lorafair import report_write
 
     variants = check_variants(cfg)
-    report_mod.check_output_dir(cfg.output, cfg.overwrite)
+    report_write.check_output_dir(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
     base_model = cfg.base_model or adapter.base_model
     if not base_model:
@@ -379,7 +379,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
     if not plan.ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
         return Comparison({}, probs, plan.y)
-    from lorafair.reporting import ReportInput, build_report
+    from lorafair.report_build import ReportInput, build_report
 
     report = build_report(ReportInput(
         cfg=cfg, variants=list(probs), y=plan.y, probs=probs,

@@ -130,7 +130,8 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
 
     from lorafair.compare import run_compare
     from lorafair.config import CompareConfig
-    from lorafair.report import render_console, write_outputs
+    from lorafair.report_render import render_console
+    from lorafair.report_write import write_outputs
     from lorafair.train import TrainConfig, train_model
 
     started = time.perf_counter()

@@ -40,9 +40,9 @@ def _record(report: dict, adapter: str, delta: str, metric: str = "accuracy") ->
                  and r["metric"] == metric), {})
 
 
-def sweep_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[list[str]]]:
     """One row per adapter: its r / steps / seed, accuracy of B and A, each accuracy delta (pp) with p_holm."""
-    h = HEADINGS[report["config"].get("lang", "en")]
+    h = HEADINGS[lang or report["config"].get("lang", "en")]
     adapters = report.get("adapters") or []
     deltas = list(dict.fromkeys(r["delta"] for r in report.get("sweep", [])))
     headers = [h["adapter"], "r", "steps", "seed", "B acc", "A acc"]
@@ -60,8 +60,8 @@ def sweep_table(report: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def seeds_table(report: dict, metrics=("accuracy", "f1", "auc_roc")) -> tuple[list[str], list[list[str]]]:
-    h = HEADINGS[report["config"].get("lang", "en")]
+def seeds_table(report: dict, metrics=("accuracy", "f1", "auc_roc"), lang: str | None = None) -> tuple[list[str], list[list[str]]]:
+    h = HEADINGS[lang or report["config"].get("lang", "en")]
     headers = [h["delta"], h["metric"], h["n_seeds"], f"{h['mean']} (pp)", f"{h['sd']} (pp)", h["ci"],
                f"{h['per_seed']} (pp)"]
     rows = []
@@ -75,16 +75,16 @@ def seeds_table(report: dict, metrics=("accuracy", "f1", "auc_roc")) -> tuple[li
     return headers, rows
 
 
-def sections(report: dict) -> list[tuple[str, str]]:
-    """(heading, console table) pairs; [] for a single-adapter report."""
+def sections(report: dict, lang: str | None = None) -> list:
+    """report_render Sections of the sweep table (and the across-seed table); [] for a single adapter."""
     if not report.get("adapters"):
         return []
-    from lorafair.report import table
+    from lorafair.report_render import Section, Table
 
-    h = HEADINGS[report["config"].get("lang", "en")]
-    out = [(h["sweep"], table(*sweep_table(report)))]
+    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    out = [Section("sweep", h["sweep"], tables=[Table(*sweep_table(report, lang))])]
     if report.get("across_seeds"):
-        out.append((h["seeds"], table(*seeds_table(report))))
+        out.append(Section("seeds", h["seeds"], tables=[Table(*seeds_table(report, lang=lang))]))
     return out
 
 
@@ -96,21 +96,21 @@ def _html_table(headers, rows) -> str:
     return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
 
 
-def html(report: dict) -> str:
+def html(report: dict, lang: str | None = None) -> str:
     """The sweep tables and the delta plot as an HTML block; "" for a single-adapter report."""
     if not report.get("adapters"):
         return ""
     from lorafair.report_html import esc
 
-    h = HEADINGS[report["config"].get("lang", "en")]
-    parts = [f"<h2>{esc(h['sweep'])}</h2>", _html_table(*sweep_table(report))]
+    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    parts = [f"<h2>{esc(h['sweep'])}</h2>", _html_table(*sweep_table(report, lang))]
     png, axis = delta_plot_png(report)
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         title = esc(h["plot"].format(x=axis))
         parts.append(f'<h3>{title}</h3><figure><img src="data:image/png;base64,{data}" alt="{title}"></figure>')
     if report.get("across_seeds"):
-        parts += [f"<h2>{esc(h['seeds'])}</h2>", _html_table(*seeds_table(report))]
+        parts += [f"<h2>{esc(h['seeds'])}</h2>", _html_table(*seeds_table(report, lang=lang))]
     return "".join(parts)
 
 

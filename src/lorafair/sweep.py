@@ -331,7 +331,7 @@ def write_sweep_outputs(result: SweepResult, output: str | Path, overwrite: bool
     import shutil
     import tempfile
 
-    from lorafair.report import check_output_dir, write_outputs
+    from lorafair.report_write import check_output_dir, write_outputs
 
     output = Path(output)
     check_output_dir(output, overwrite)
