@@ -149,14 +149,6 @@ def b_pass_vs_pipeline(base: str, adapter: Path, texts: list[str], *, batch_size
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-samples", type=int, default=300)
@@ -169,7 +161,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
-    from lorafair import assets
+    from lorafair import assets, atomic
 
     started, load_start = time.perf_counter(), os.getloadavg()
     base = assets.resolve_model(MODEL)
@@ -237,7 +229,7 @@ def main() -> int:
         "wall_seconds": time.perf_counter() - started,
     }
     text = json.dumps(bench, indent=2)
-    write_atomic(Path(args.output), text + "\n")
+    atomic.write_text(Path(args.output), text + "\n")
     print(text)
     return 0
 

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Tuple
 
-from lorafair import modeling
+from lorafair import atomic, modeling
 from lorafair.errors import LorafairError
 
 
@@ -76,11 +75,7 @@ def get_predictions_with_confidence(model, tokenizer, texts, batch_size: int = 1
 
 
 def save_json(data: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, trailing_newline=False)
 
 
 def ensure_output_dir(path: str | os.PathLike) -> Path:

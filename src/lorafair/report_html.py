@@ -15,10 +15,8 @@ import html
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 
-from lorafair import __version__, plots
+from lorafair import __version__, atomic, plots
 
 METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
 VARIANT_ORDER = ("B", "A", "A1", "R")
@@ -315,19 +313,4 @@ def render_html(report: dict) -> str:
 
 def write_html(report: dict, path: str | os.PathLike) -> None:
     """Render `report` and write it to `path` atomically (temp file in the same folder + os.replace)."""
-    text = render_html(report)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_text(path, render_html(report))
