@@ -22,17 +22,12 @@ import numpy as np
 
 from lorafair import data as data_mod
 from lorafair import distributed, modeling
-from lorafair.config import VARIANT_IDS, CompareConfig
+from lorafair.config import CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import length_sorted_batches, softmax, tokenize
+from lorafair.names import DELTAS, FROZEN_VARIANTS, VARIANT_IDS, VARIANT_NAMES
 
 log = logging.getLogger(__name__)
-
-DELTAS = (("B", "A"), ("B", "A1"), ("A1", "A"))
-VARIANT_NAMES = {
-    "en": {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe", "R": "Base + random head"},
-    "zh": {"B": "LoRA微调", "A": "冻结 + LoRA分类头", "A1": "冻结 + 线性探针", "R": "基础模型 + 随机分类头"},
-}
 
 
 def _resolve_assets(cfg: CompareConfig, base_model: str) -> tuple[str, Path]:
@@ -162,7 +157,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     head = modeling.head_module(model, adapter.head_name)
     logits, speed, passes, heads, notes = {}, {}, [], {}, []
 
-    needs_frozen = bool({"A", "A1", "R"} & set(variants))
+    needs_frozen = bool(set(FROZEN_VARIANTS) & set(variants))
     if needs_frozen:
         frozen = ctx.run_pass(model, encoded, batches, head=head, desc="frozen base (A)", **pass_kw)
         passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(y)})

@@ -16,10 +16,9 @@ import numpy as np
 
 from lorafair import atomic
 from lorafair.errors import LorafairError
-from lorafair.reporting import METRIC_LABELS
+from lorafair.names import METRIC_LABELS, SUMMARY_METRICS
+from lorafair.names import METRIC_NAMES as ANALYSIS_METRICS
 
-SUMMARY_METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc")
-ANALYSIS_METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
 HEADINGS = {
     "en": {"summary": "Summary", "model": "Model", "analysis": "Gain analysis", "metric": "Metric",
            "reference": "Reference", "lora": "LoRA", "abs": "Abs. gain", "rel": "Rel. gain", "ci": "95% CI",

@@ -17,10 +17,10 @@ import math
 import os
 
 from lorafair import __version__, atomic, plots
+from lorafair.names import DELTA_KEYS as DELTA_ORDER
+from lorafair.names import METRIC_NAMES as METRICS
+from lorafair.names import VARIANT_IDS as VARIANT_ORDER
 
-METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
-VARIANT_ORDER = ("B", "A", "A1", "R")
-DELTA_ORDER = ("B-A", "B-A1", "A1-A")
 SPEED_KEYS = ("qps", "tokens_per_s", "latency_ms_p50", "latency_ms_p95")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

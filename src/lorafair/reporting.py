@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from lorafair import metrics, stats
+from lorafair.names import HEADLINE_METRICS as HEADLINE  # metrics that get a conclusion line
+from lorafair.names import METRIC_LABELS
 
 SCHEMA_VERSION = 1
-HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion line
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
 SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05
@@ -43,14 +44,6 @@ TEXT = {
         "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
     },
 }
-METRIC_LABELS = {
-    "en": {"accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall", "auc_roc": "AUC-ROC",
-           "log_loss": "log loss", "brier": "Brier score", "ece": "ECE"},
-    "zh": {"accuracy": "准确率", "f1": "F1", "precision": "精确率", "recall": "召回率", "auc_roc": "AUC-ROC",
-           "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE"},
-}
-
-
 def _variant_block(name, y, probs, head_sha, speed, pos_label, num_labels, label_names):
     pred = probs.argmax(axis=1)
     block = {
