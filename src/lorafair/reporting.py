@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lorafair import metrics, stats
+from lorafair.adapter_data import task_checks
 from lorafair.names import HEADLINE_METRICS as HEADLINE  # metrics that get a conclusion line
 from lorafair.names import METRIC_LABELS
 
@@ -114,7 +115,7 @@ def build_report(cfg, *, variants, y, probs, heads, speed, data, environment, na
         "notes": notes,
     }
     report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
-    report["checks"] = seed_range_checks(report, cfg.lang)
+    report["checks"] = seed_range_checks(report, cfg.lang) + task_checks(cfg, data)
     return report
 
 

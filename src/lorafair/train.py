@@ -25,7 +25,14 @@ from lorafair import atomic
 from lorafair.config import add_arguments, from_namespace, opt
 from lorafair.data import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
 from lorafair.errors import LorafairError
-from lorafair.modeling import ADAPTER_CONFIG, HEAD_NAMES, RUN_METADATA, ensure_pad_token, load_base_classifier, load_tokenizer
+from lorafair.modeling import (
+    ADAPTER_CONFIG,
+    HEAD_NAMES,
+    RUN_METADATA,
+    ensure_pad_token,
+    load_base_classifier,
+    load_tokenizer,
+)
 
 log = logging.getLogger(__name__)
 
