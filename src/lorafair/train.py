@@ -244,7 +244,8 @@ def _check_resume_matches(saved_file: Path, current: dict) -> None:
     if not saved_file.is_file():
         return
     saved = json.loads(saved_file.read_text(encoding="utf-8"))
-    changed = [k for k in sorted(set(saved) | set(current)) if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
+    keys = sorted(set(saved) | set(current))
+    changed = [k for k in keys if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
     if changed:
         shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise LorafairError(f"--resume with different settings than the interrupted run ({shown}); "
