@@ -188,3 +188,17 @@ def test_task_checks_builtin_splits_and_unrecorded(tmp_path):
     cfg = SimpleNamespace(adapter=str(tmp_path / "plain"), data="x.csv", split=None, lang="zh")
     (line,) = task_checks(cfg, {"source": "x.csv", "labels": ["neg", "pos"]})
     assert adapter_data.RUN_METADATA in line and "x.csv" in line
+
+
+def test_task_records_render_in_either_language(tmp_path):
+    meta = {"train_data": {"spec": "builtin:polarity-en:train"},
+            "eval_data": {"spec": "builtin:polarity-en:validation"}}
+    _adapter_with(tmp_path, meta)
+    cfg = SimpleNamespace(adapter=str(tmp_path / "adapter"), data="builtin:sentiment-zh", split=None, lang="en")
+    data = {"source": "/c/zh/test.jsonl", "labels": ["neg", "pos"]}
+    (record,) = adapter_data.task_records(cfg, data)
+    assert record == {"check": "other_task", "data": "builtin:sentiment-zh", "train": "builtin:polarity-en:train",
+                      "eval": "builtin:polarity-en:validation"}
+    assert task_checks(cfg, data) == [adapter_data.render_task_record(record, "en")]
+    zh = adapter_data.render_task_record(record, "zh")
+    assert "不是适配器记录的任务" in zh and "builtin:polarity-en:validation" in zh

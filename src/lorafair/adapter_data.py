@@ -191,31 +191,44 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
 
 
 def task_checks(cfg, data: dict) -> list[str]:
-    """Report lines when the evaluation data is not the task recorded in the adapter's lorafair_run.json.
+    """Report lines (in cfg.lang) when the evaluation data is not the adapter's recorded task; see task_records."""
+    lang = getattr(cfg, "lang", "en")
+    return [render_task_record(record, lang) for record in task_records(cfg, data)]
+
+
+def render_task_record(record: dict, lang: str = "en") -> str:
+    """One sentence from a `task_records` entry, so a renderer can re-render it in either language."""
+    text = TEXT.get(lang, TEXT["en"])
+    fields = {k: v for k, v in record.items() if k != "check"}
+    if record["check"] == "other_task":
+        fields["eval"] = text["recorded_eval"].format(spec=record["eval"]) if record.get("eval") else ""
+    return text[record["check"]].format(**fields)
+
+
+def task_records(cfg, data: dict) -> list[dict]:
+    """Structured checks: the evaluation data vs the task recorded in the adapter's lorafair_run.json.
 
     `cfg` is the CompareConfig (its adapter, data and split); `data` the report's data block (source path,
     labels, label counts). Splits of one data set (builtin:NAME:SPLIT, a DatasetDict's splits, files named
     train/validation/test in one folder) count as one task; the same rows the adapter trained on do not pass.
+    Each record is {"check": unrecorded | training_rows | other_task | labels | absent, ...its fields}.
     """
-    text = TEXT.get(getattr(cfg, "lang", "en"), TEXT["en"])
     adapter, spec = getattr(cfg, "adapter", None), getattr(cfg, "data", None) or data.get("source")
     try:
         metadata = read_run_metadata(adapter) if adapter else None
     except LorafairError:
         metadata = None
     if not metadata or not metadata.get("train_data"):
-        return [text["unrecorded"].format(file=RUN_METADATA, data=spec)]
+        return [{"check": "unrecorded", "file": RUN_METADATA, "data": spec}]
     train, evaluation = metadata["train_data"], metadata.get("eval_data") or {}
-    lines = []
+    records = []
     relation = _relation(spec, getattr(cfg, "split", None), data.get("source"), train, evaluation)
     if relation == "training":
-        lines.append(text["training_rows"].format(data=spec))
+        records.append({"check": "training_rows", "data": spec})
     elif relation == "other":
-        recorded_eval = evaluation.get("spec") or evaluation.get("path")
-        lines.append(text["other_task"].format(data=spec, train=train.get("spec") or train.get("path"),
-                                               eval=text["recorded_eval"].format(spec=recorded_eval)
-                                               if recorded_eval else ""))
-    return lines + _label_checks(metadata.get("label_names"), data, text)
+        records.append({"check": "other_task", "data": spec, "train": train.get("spec") or train.get("path"),
+                        "eval": evaluation.get("spec") or evaluation.get("path")})
+    return records + _label_records(metadata.get("label_names"), data)
 
 
 def _relation(spec, split, source, train: dict, evaluation: dict) -> str:
@@ -261,12 +274,12 @@ def _relation_by_content(source: Path, train: dict, evaluation: dict) -> str:
     return "task" if digest == evaluation.get("sha256") else "other"
 
 
-def _label_checks(recorded, data: dict, text: dict) -> list[str]:
+def _label_records(recorded, data: dict) -> list[dict]:
     if not recorded:
         return []
     labels = [str(label) for label in data.get("labels") or []]
     if labels and labels != [str(label) for label in recorded]:
-        return [text["labels"].format(data=", ".join(labels), train=", ".join(map(str, recorded)))]
+        return [{"check": "labels", "data": ", ".join(labels), "train": ", ".join(map(str, recorded))}]
     counts = data.get("label_counts") or {}
     absent = [label for label in map(str, recorded) if label in counts and counts[label] == 0]
-    return [text["absent"].format(labels=", ".join(absent))] if absent else []
+    return [{"check": "absent", "labels": ", ".join(absent)}] if absent else []
