@@ -202,3 +202,14 @@ def test_task_records_render_in_either_language(tmp_path):
     assert task_checks(cfg, data) == [adapter_data.render_task_record(record, "en")]
     zh = adapter_data.render_task_record(record, "zh")
     assert "不是适配器记录的任务" in zh and "builtin:polarity-en:validation" in zh
+
+
+def test_benchmark_evaluator_defaults_to_the_held_out_rows(trained, capsys):
+    sys.path.insert(0, str(ROOT))
+    from model_evaluation.benchmark import BenchmarkEvaluator
+
+    evaluator = BenchmarkEvaluator.from_adapter(str(trained.output_dir), batch_size=4)
+    held = _jsonl(default_eval_data(trained.output_dir).data)
+    assert evaluator.texts == [r["text"] for r in held]
+    assert evaluator.labels.tolist() == [trained.metadata["label_names"].index(r["label"]) for r in held]
+    assert "held out" in capsys.readouterr().out
