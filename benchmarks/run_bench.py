@@ -176,12 +176,39 @@ def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> d
             "data": "builtin:sentiment-zh:test"}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+# Wall-clock limits that used to be asserted in the tests (where a busy machine made them flaky); measured here.
+MICRO_TARGETS = {"bootstrap_10k_resamples_500x3_seconds": 10.0, "qwen_tokenizer_cache_hit_seconds": 0.5,
+                 "builtin_data_cache_hit_seconds": 0.1, "smollm2_cache_hit_seconds": 0.1}
+
+
+def _seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def micro_timings() -> dict:
+    """Bootstrap speed (10,000 paired resamples, 500 examples, 3 variants) and asset cache hits (second lookups)."""
+    import numpy as np
+
+    from lorafair import assets
+    from lorafair.stats import paired_bootstrap
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 500)
+    logits = {v: np.eye(2)[y] * scale + rng.normal(size=(500, 2)) for v, scale in (("A", 0.8), ("A1", 1.0), ("B", 1.6))}
+    probs = {v: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) for v, z in logits.items()}
+    seconds = {"bootstrap_10k_resamples_500x3_seconds": _seconds(
+        lambda: paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0))}
+    lookups = {"qwen_tokenizer_cache_hit_seconds": assets.qwen_tokenizer_dir,
+               "builtin_data_cache_hit_seconds": lambda: assets.builtin_data_dir("polarity-en"),
+               "smollm2_cache_hit_seconds": assets.smollm2_model_dir}
+    for name, lookup in lookups.items():
+        lookup()  # builds the asset once if this machine has not yet
+        seconds[name] = _seconds(lookup)
+    return {"figures": {k: round(v, 4) for k, v in seconds.items()},
+            "targets": {k: f"<= {v}" for k, v in MICRO_TARGETS.items()},
+            "met": {k: seconds[k] <= v for k, v in MICRO_TARGETS.items()}}
 
 
 def main() -> int:
@@ -194,15 +221,22 @@ def main() -> int:
     parser.add_argument("--no-qwen", action="store_true", help="skip the qwen2.5-coder-0.5b peak-RSS ratio")
     parser.add_argument("--qwen-1.5b", dest="qwen_15b", action="store_true",
                         help="also the qwen2.5-coder-1.5b peak-RSS ratio (~7 GB RAM, ~5 more minutes)")
+    parser.add_argument("--micro", action="store_true", help="only the bootstrap and cache-hit timings (seconds)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
-    from lorafair import assets
+    from lorafair import assets, atomic
 
     started, load_start = time.perf_counter(), os.getloadavg()
+    if args.micro:
+        text = json.dumps({"micro": micro_timings(), "load_average_1min": {"start": load_start[0],
+                                                                          "end": os.getloadavg()[0]}}, indent=2)
+        atomic.write_text(Path(args.output), text + "\n")
+        print(text)
+        return 0
     base = assets.resolve_model(MODEL)
     sizes = model_sizes(base)
     say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -271,12 +305,13 @@ def main() -> int:
             "same_results": {"accuracy_lorafair": ours,
                              "accuracy_seed": {v: seed[v]["accuracy"] for v in ("A", "B")}},
         },
+        "micro": micro_timings(),
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "wall_seconds": time.perf_counter() - started,
     }
     text = json.dumps(bench, indent=2)
-    write_atomic(Path(args.output), text + "\n")
+    atomic.write_text(Path(args.output), text + "\n")
     print(text)
     return 0
 

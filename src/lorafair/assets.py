@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -36,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
+from lorafair import atomic
 from lorafair.errors import LorafairError
 from lorafair.gguf_parts import QWEN_RECIPES
 
@@ -115,24 +115,12 @@ def _materialise(relpath: str, name: str, build: Callable[[Path], dict]) -> Path
             return final
         log.info("building %s into %s (once)", name, final)
         started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is meant to be shared like any folder
-        try:
+        with atomic.publish_folder(final) as tmp:
             info = build(tmp)
             for item in tmp.rglob("*"):  # some writers leave files private (0600)
                 os.chmod(item, 0o755 if item.is_dir() else 0o644)
             marker = {"asset": name, "version": version, "build_seconds": round(time.perf_counter() - started, 1)}
             (tmp / MARKER).write_text(json.dumps({**marker, **info}, indent=2, ensure_ascii=False), encoding="utf-8")
-            stale = None
-            if final.exists():  # an older version: move it aside, then swap
-                stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-                os.replace(final, stale / "old")
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
         log.info("%s ready in %.1f s", name, time.perf_counter() - started)
     return final
 

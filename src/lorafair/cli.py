@@ -63,7 +63,21 @@ def _quick(args: argparse.Namespace) -> int:
             setattr(args, name, value)
     if args.output == CompareConfig.output:
         args.output = "outputs/quick"
+    if args.data is None:
+        apply_default_eval_data(args)
     return _compare(args)
+
+
+def apply_default_eval_data(args: argparse.Namespace) -> None:
+    """No --data: the adapter's own recorded evaluation data (its test split or held-out part)."""
+    from lorafair.adapter_data import announce_default_eval_data
+
+    chosen = announce_default_eval_data(args.adapter)
+    args.data, args.split = chosen.data, chosen.split or args.split
+    for name, value in chosen.columns.items():
+        setattr(args, name, value)
+    if chosen.probe_data and args.probe_data is None:
+        args.probe_data = chosen.probe_data
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -132,6 +146,14 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_optional(parser: argparse.ArgumentParser) -> None:
+    """`quick` may omit --data: it then evaluates on the adapter's recorded evaluation data."""
+    for action in parser._actions:  # argparse has no public way to relax `required` after add_argument
+        if action.dest == "data":
+            action.required = False
+            action.help += " (default here: the adapter's recorded test split or held-out part)"
+
+
 def _is_writer() -> bool:
     """Under torchrun/accelerate only rank 0 writes files and prints reports."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -149,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = sub.add_parser("quick", help="compare with 100 samples, 1,000 resamples, variants B,A")
     add_arguments(quick, CompareConfig)
+    _data_optional(quick)
     quick.set_defaults(handler=_quick)
 
     train = sub.add_parser("train", help="train a LoRA sequence classifier (transformers Trainer + peft)")

@@ -23,18 +23,13 @@ import numpy as np
 
 from lorafair import data as data_mod
 from lorafair import analysis_run, distributed, fidelity, heads, modeling
-from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
+from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
 from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
+from lorafair.names import DELTAS, FROZEN_VARIANTS, VARIANT_IDS, VARIANT_NAMES
 from lorafair.peak_memory import peak_rss_bytes
 
 log = logging.getLogger(__name__)
-
-DELTAS = (("B", "A"), ("B", "A1"), ("A1", "A"))
-VARIANT_NAMES = {
-    "en": {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe", "R": "Base + random head"},
-    "zh": {"B": "LoRA微调", "A": "冻结 + LoRA分类头", "A1": "冻结 + 线性探针", "R": "基础模型 + 随机分类头"},
-}
 
 
 def _resolve_assets(cfg: CompareConfig, base_model: str) -> tuple[str, Path]:
@@ -339,7 +334,7 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     outcome, wanted = Outcome(), set(plan.variants)
     outcome.analysis = analysis_run.Collector.start(plan.cfg, plan.variants, session.model,
                                                     distributed=plan.ctx.enabled)
-    if wanted & {"A", "A1", "R"}:
+    if wanted & set(FROZEN_VARIANTS):
         frozen = run_frozen(plan, session, outcome)
         if "A" in wanted:
             outcome.results["A"] = run_variant_a(plan, session, frozen)

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import get_type_hints
 
 from lorafair.errors import LorafairError
-
-VARIANT_IDS = ("B", "A", "A1", "R")
+from lorafair.names import VARIANT_IDS  # noqa: F401  (re-exported: config users import it from here)
 
 
 def _default_lang() -> str:

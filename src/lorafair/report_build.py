@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lorafair import metrics, power, report_text, stats
+from lorafair.adapter_data import task_records
 
 SCHEMA_VERSION = 1
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
@@ -119,6 +120,8 @@ def build_report(inp: ReportInput) -> dict:
         report["fidelity"] = inp.fidelity
     power.annotate_deltas(report["deltas"], data["n"], cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta
     report["power"] = power.underpowered_records(report, cfg.alpha)
+    if isinstance(cfg.adapter, str):  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
+        report["task_checks"] = task_records(cfg, data)
     add_conclusions(report, cfg.alpha)
     return report
 
@@ -195,4 +198,4 @@ def check_records(report: dict) -> list[dict]:
         checks.append({"check": "fidelity", "flips": flips, "checked": checked, "tolerance": FLIP_TOLERANCE,
                        "max_abs_logit_diff": fid.get("merged_vs_unmerged_max_abs_logit_diff"),
                        "merge_dtype": fid.get("merge_dtype")})
-    return checks
+    return checks + list(report.get("task_checks") or [])

@@ -17,10 +17,8 @@ import base64
 import html
 import json
 import os
-import tempfile
-from pathlib import Path
 
-from lorafair import __version__, plots, render_analysis, render_sweep
+from lorafair import __version__, atomic, plots, render_analysis, render_sweep
 from lorafair import report_render as rr
 from lorafair import report_text as rt
 
@@ -348,19 +346,4 @@ def render_html(report: dict, lang: str | None = None) -> str:
 
 def write_html(report: dict, path: str | os.PathLike, lang: str | None = None) -> None:
     """Render `report` and write it to `path` atomically (temp file in the same folder + os.replace)."""
-    text = render_html(report, lang)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_text(path, render_html(report, lang))

@@ -12,6 +12,7 @@ import math
 LANGS = ("en", "zh")
 HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion sentence
 LOWER_IS_BETTER = ("log_loss", "brier", "ece")
+TASK_CHECKS = ("unrecorded", "training_rows", "other_task", "labels", "absent")  # adapter_data.task_records kinds
 POSITIVE_METRICS = ("precision", "recall", "f1", "auc_roc")  # binary: computed for one named class
 
 VARIANT_NAMES = {
@@ -193,6 +194,10 @@ def check_sentence(record: dict, lang: str) -> str:
                                          lo=f"{lo * 100:.0f}", hi=f"{hi * 100:.0f}")
     if record.get("check") == "speed":
         return text["speed"].format(v=f"{record['value'] * 100:+.1f}%")
+    if record.get("check") in TASK_CHECKS:  # evaluation data vs the adapter's recorded task
+        from lorafair.adapter_data import render_task_record
+
+        return render_task_record(record, lang)
     if record.get("check") == "fidelity":
         return text["flips"].format(f=record["flips"], n=record["checked"], dtype=record.get("merge_dtype"),
                                     d=record.get("max_abs_logit_diff") or 0.0)

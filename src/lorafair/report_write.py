@@ -10,13 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from lorafair import atomic
 from lorafair.errors import LorafairError
 from lorafair.report_render import render_markdown
 
@@ -49,8 +47,7 @@ def write_outputs(report: dict, probs: dict, y: np.ndarray, output: str | Path, 
     output = Path(output)
     check_output_dir(output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic.publish_folder(output) as staging:
         (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default),
                                              encoding="utf-8")
         (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
@@ -58,17 +55,6 @@ def write_outputs(report: dict, probs: dict, y: np.ndarray, output: str | Path, 
         from lorafair.report_html import render_html
 
         (staging / "report.html").write_text(render_html(report), encoding="utf-8")
-        if output.exists():
-            trash = output.with_name(f".{output.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(output, trash)
-            os.replace(staging, output)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 
