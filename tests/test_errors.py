@@ -114,7 +114,7 @@ def test_head_label_count_mismatch(llama_setup, tmp_path, capsys):
 @pytest.mark.parametrize("existing", [True, False])
 def test_writer_failure_rolls_back(llama_setup, tmp_path, monkeypatch, existing):
     """A renderer failing after report.json is staged: the old output stays whole, no staging folder is left."""
-    import lorafair.report as report_mod
+    import lorafair.report_write as report_mod
 
     out = tmp_path / "out"
     if existing:

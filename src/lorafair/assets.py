@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile

@@ -72,7 +72,8 @@ def apply_default_eval_data(args: argparse.Namespace) -> None:
     """No --data: the adapter's own recorded evaluation data (its test split or held-out part)."""
     from lorafair.adapter_data import announce_default_eval_data
 
-    chosen = announce_default_eval_data(args.adapter)
+    adapters = args.adapter if isinstance(args.adapter, list) else [args.adapter]
+    chosen = announce_default_eval_data(adapters[0])  # a sweep's adapters share one task: the first one's
     args.data, args.split = chosen.data, chosen.split or args.split
     for name, value in chosen.columns.items():
         setattr(args, name, value)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from lorafair import report_text as rt
 
-SUMMARY_METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc")
-ALL_METRICS = ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
-VARIANT_ORDER = ("B", "A", "A1", "R")
-DELTA_ORDER = ("B-A", "B-A1", "A1-A")
+from lorafair.names import DELTA_KEYS as DELTA_ORDER
+from lorafair.names import METRIC_NAMES as ALL_METRICS
+from lorafair.names import SUMMARY_METRICS
+from lorafair.names import VARIANT_IDS as VARIANT_ORDER
 HEADINGS = {
     "en": {"summary": "Summary", "model": "Model", "analysis": "Gain analysis", "metric": "Metric",
            "reference": "Reference", "abs": "Abs. gain", "rel": "Rel. gain", "ci": "CI", "p": "p (test)",

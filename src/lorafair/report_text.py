@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import math
 
+from lorafair.names import HEADLINE_METRICS as HEADLINE  # noqa: F401  (metrics that get a conclusion sentence)
+from lorafair.names import METRIC_LABELS, VARIANT_NAMES  # noqa: F401  (renderers import them from here)
+
 LANGS = ("en", "zh")
-HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion sentence
 LOWER_IS_BETTER = ("log_loss", "brier", "ece")
 TASK_CHECKS = ("unrecorded", "training_rows", "other_task", "labels", "absent")  # adapter_data.task_records kinds
 POSITIVE_METRICS = ("precision", "recall", "f1", "auc_roc")  # binary: computed for one named class
 
-VARIANT_NAMES = {
-    "en": {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe", "R": "Base + random head"},
-    "zh": {"B": "LoRA微调", "A": "冻结 + LoRA分类头", "A1": "冻结 + 线性探针", "R": "基础模型 + 随机分类头"},
-}
 DELTA_NAMES = {
     "en": {"B-A": "LoRA vs frozen base with the same head", "B-A1": "LoRA vs the best frozen head, a linear probe",
            "A1-A": "Linear probe vs LoRA head on frozen features"},
     "zh": {"B-A": "LoRA 对比同一分类头的冻结基础模型", "B-A1": "LoRA 对比最强冻结基线：线性探针",
            "A1-A": "冻结特征上线性探针对比 LoRA 分类头"},
-}
-METRIC_LABELS = {
-    "en": {"accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall", "auc_roc": "AUC-ROC",
-           "log_loss": "log loss", "brier": "Brier score", "ece": "ECE"},
-    "zh": {"accuracy": "准确率", "f1": "F1", "precision": "精确率", "recall": "召回率", "auc_roc": "AUC-ROC",
-           "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE"},
 }
 TEST_NAMES = {
     "en": {"mcnemar": "McNemar", "delong": "DeLong", "bootstrap": "paired bootstrap"},

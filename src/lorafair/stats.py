@@ -42,6 +42,19 @@ def _percentile_ci(values: np.ndarray, alpha: float) -> list:
     return [float(lo), float(hi)]
 
 
+def _check_bootstrap_args(probs_by_variant, deltas, n_resamples: int, alpha: float, chunk_size: int) -> None:
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be >= 1")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie in (0, 1)")
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    for pair in deltas:
+        for name in pair:
+            if name not in probs_by_variant:
+                raise ValueError(f"delta {pair} names unknown variant {name!r}")
+
+
 def paired_bootstrap(
     y_true,
     probs_by_variant: dict[str, np.ndarray],
@@ -61,16 +74,7 @@ def paired_bootstrap(
     "undefined_resamples": {name: {metric: count}}, "n_resamples", "alpha", "seed"}.
     [None, None] when a metric is undefined in every resample.
     """
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be >= 1")
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must lie in (0, 1)")
-    if chunk_size < 1:
-        raise ValueError("chunk_size must be >= 1")
-    for pair in deltas:
-        for name in pair:
-            if name not in probs_by_variant:
-                raise ValueError(f"delta {pair} names unknown variant {name!r}")
+    _check_bootstrap_args(probs_by_variant, deltas, n_resamples, alpha, chunk_size)
     y = np.asarray(y_true)
     n = y.shape[0]
     if n < 1:

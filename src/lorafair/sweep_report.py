@@ -13,7 +13,7 @@ import numpy as np
 
 from lorafair import compare, sweep_stats
 from lorafair.config import resolve_pos_label
-from lorafair.reporting import ReportInput, build_report
+from lorafair.report_build import ReportInput, build_report
 from lorafair.sweep import ADAPTERS_DIR, SHARED_VARIANTS, SweepResult, probs_of
 
 TEXT = {
