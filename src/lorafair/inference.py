@@ -209,34 +209,16 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
             while queue:
                 batch_idx = queue.pop(0)
                 try:
-                    if is_cuda:
-                        torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    logits, feats, tokens, layers = forward(batch_idx)
-                    logits = logits.float().cpu().numpy()
-                    if is_cuda:
-                        torch.cuda.synchronize()
-                    result.batch_seconds.append(time.perf_counter() - start)
+                    seconds, (logits, feats, tokens, layers) = _timed(forward, batch_idx, is_cuda)
                 except torch.cuda.OutOfMemoryError:
-                    if len(batch_idx) == 1:
-                        raise
-                    half = len(batch_idx) // 2
-                    log.warning("CUDA out of memory at batch size %d: halving to %d and continuing",
-                                len(batch_idx), half)
-                    torch.cuda.empty_cache()
-                    queue[:0] = [batch_idx[:half], batch_idx[half:]]
+                    _halve_after_oom(queue, batch_idx)
                     continue
-                if logits_out is None:
-                    logits_out = np.empty((n, logits.shape[1]), dtype=np.float32)
-                logits_out[batch_idx] = logits
+                result.batch_seconds.append(seconds)
+                logits_out = _store(logits_out, n, batch_idx, logits)
                 if feats is not None:
-                    if features_out is None:
-                        features_out = np.empty((n, feats.shape[-1]), dtype=np.float32)
-                    features_out[batch_idx] = feats.float().cpu().numpy()
+                    features_out = _store(features_out, n, batch_idx, feats)
                 if layers is not None:
-                    if layers_out is None:
-                        layers_out = np.empty((layers.shape[0], n, layers.shape[-1]), dtype=np.float32)
-                    layers_out[:, batch_idx] = layers.float().cpu().numpy()
+                    layers_out = _store(layers_out, n, batch_idx, layers, layered=True)
                 result.tokens += tokens
                 bar.update(len(batch_idx))
             bar.close()
@@ -249,6 +231,44 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
     if is_cuda:
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated())
     return result
+
+
+def _timed(forward, batch_idx, is_cuda: bool):
+    """Seconds of one batch, logits copied to the host inside the timing (as a user's loop would)."""
+    import torch
+
+    if is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    logits, feats, tokens, layers = forward(batch_idx)
+    logits = logits.float().cpu().numpy()
+    if is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, (logits, feats, tokens, layers)
+
+
+def _halve_after_oom(queue: list, batch_idx) -> None:
+    """CUDA out of memory: put the batch back as two halves (a single example that does not fit re-raises)."""
+    import torch
+
+    if len(batch_idx) == 1:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory on a single example")
+    half = len(batch_idx) // 2
+    log.warning("CUDA out of memory at batch size %d: halving to %d and continuing", len(batch_idx), half)
+    torch.cuda.empty_cache()
+    queue[:0] = [batch_idx[:half], batch_idx[half:]]
+
+
+def _store(out: np.ndarray | None, n: int, batch_idx, values, *, layered: bool = False) -> np.ndarray:
+    """Write one batch's rows into the pass-wide float32 array (allocated on first use), in input order."""
+    values = values if isinstance(values, np.ndarray) else values.float().cpu().numpy()
+    if layered:  # (L + 1, batch, d) -> (L + 1, n, d)
+        out = np.empty((values.shape[0], n, values.shape[-1]), dtype=np.float32) if out is None else out
+        out[:, batch_idx] = values
+    else:
+        out = np.empty((n, values.shape[-1]), dtype=np.float32) if out is None else out
+        out[batch_idx] = values
+    return out
 
 
 def pool_hidden_states(hidden_states, input_ids, pad_token_id: int, pool: str):
