@@ -184,6 +184,10 @@ class Collector:
         started = time.perf_counter()
         with single_threaded_blas():
             self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
+        self.notes.append(f"weights: {len(self.weight_list)} adapted modules; ΔW = scaling · B·A as peft merges it "
+                          "(Conv1D read transposed, rslora / rank and alpha patterns honoured); effective rank from "
+                          "the exact singular values of ΔW; intruders from exact float64 eigendecompositions of "
+                          "W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller Gram side)")
         self.notes.extend(notes)
         self.seconds["weights"] = time.perf_counter() - started
 
