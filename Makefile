@@ -2,6 +2,7 @@
 # make test      -> same set-up, then the default test suite (tiny random models, no network)
 # make test-all  -> also the `slow` tests (real assets)
 # make bench     -> benchmarks/results/bench.json (ratios measured in one run)
+# make lint      -> ruff check (pyflakes, import order, complexity <= 12) + ruff format --check
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -35,7 +36,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_bench.py
 
 lint: $(STAMP)
-	$(PY) -m compileall -q src tests model_evaluation benchmarks test_fair_comparison.py
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -69,6 +68,7 @@ def main() -> int:
     import numpy as np
     import torch
 
+    from lorafair import atomic
     from lorafair.inference import Encoded, run_pass
 
     device = "cpu" if args.smoke else "cuda"
@@ -110,10 +110,7 @@ def main() -> int:
                         "python": platform.python_version(), "cuda": torch.version.cuda},
         "wall_seconds": time.perf_counter() - started,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.output).with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, args.output)
+    atomic.write_text(args.output, json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return 0
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run_bench.py                 # SmolLM2-135M, polarity-en, 300 examples
     .venv/bin/python benchmarks/run_bench.py --num-samples 60   # a quick look
+    .venv/bin/python benchmarks/run_bench.py --qwen-1.5b        # also the 1.5B peak-RSS ratio (~7 GB, +5 min)
 
 Every figure is a ratio of two measurements taken in this one run on this one machine, so a slower
 or busier machine moves both sides; the raw measurements sit beside the ratios. The adapter is made
@@ -149,12 +150,65 @@ def b_pass_vs_pipeline(base: str, adapter: Path, texts: list[str], *, batch_size
     }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bench-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> dict:
+    """Peak RSS of `lorafair compare --variants B,A` on a real Qwen2.5 asset, over 4 bytes x its parameters.
+
+    The figure is the compare's own `peak_rss_bytes` (VmHWM, this process alone); `wait4`'s ru_maxrss is
+    kept beside it: it also carries this bench process's high-water mark across fork + exec.
+    """
+    from lorafair import assets
+
+    base = str(assets.qwen_model_dir(name))
+    sizes = model_sizes(base)
+    make = ("import sys; sys.path.insert(0, sys.argv[1]); from run_bench import make_adapter; "
+            "from pathlib import Path; make_adapter(sys.argv[2], Path(sys.argv[3]))")
+    adapter_cmd = [sys.executable, "-c", make, str(ROOT / "benchmarks"), base, str(tmp / f"{name}-adapter")]
+    run_child(adapter_cmd)  # in a child: this process stays small, so its own peak cannot leak into the figure
+    cmd = [sys.executable, "-m", "lorafair", "compare", "--adapter", str(tmp / f"{name}-adapter"), "--data",
+           "builtin:sentiment-zh", "--num-samples", str(num_samples), "--variants", "B,A", "--bootstrap", "1000",
+           "--output", str(tmp / f"{name}-compare"), "--quiet", *shape]
+    child = run_child(cmd)
+    report = json.loads((tmp / f"{name}-compare" / "report.json").read_text(encoding="utf-8"))
+    peak = report["environment"]["peak_rss_bytes"]
+    return {"peak_rss_ratio": peak / sizes["fp32_bytes"], "peak_rss_bytes": peak,
+            "wait4_ru_maxrss_bytes": child["peak_rss_bytes"], "fp32_bytes": sizes["fp32_bytes"],
+            "parameters": sizes["parameters"], "wall_seconds": child["wall_seconds"], "num_samples": num_samples,
+            "data": "builtin:sentiment-zh:test"}
+
+
+# Wall-clock limits that used to be asserted in the tests (where a busy machine made them flaky); measured here.
+MICRO_TARGETS = {"bootstrap_10k_resamples_500x3_seconds": 10.0, "qwen_tokenizer_cache_hit_seconds": 0.5,
+                 "builtin_data_cache_hit_seconds": 0.1, "smollm2_cache_hit_seconds": 0.1}
+
+
+def _seconds(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def micro_timings() -> dict:
+    """Bootstrap speed (10,000 paired resamples, 500 examples, 3 variants) and asset cache hits (second lookups)."""
+    import numpy as np
+
+    from lorafair import assets
+    from lorafair.stats import paired_bootstrap
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 500)
+    logits = {v: np.eye(2)[y] * scale + rng.normal(size=(500, 2)) for v, scale in (("A", 0.8), ("A1", 1.0), ("B", 1.6))}
+    probs = {v: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) for v, z in logits.items()}
+    seconds = {"bootstrap_10k_resamples_500x3_seconds": _seconds(
+        lambda: paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0))}
+    lookups = {"qwen_tokenizer_cache_hit_seconds": assets.qwen_tokenizer_dir,
+               "builtin_data_cache_hit_seconds": lambda: assets.builtin_data_dir("polarity-en"),
+               "smollm2_cache_hit_seconds": assets.smollm2_model_dir}
+    for name, lookup in lookups.items():
+        lookup()  # builds the asset once if this machine has not yet
+        seconds[name] = _seconds(lookup)
+    return {"figures": {k: round(v, 4) for k, v in seconds.items()},
+            "targets": {k: f"<= {v}" for k, v in MICRO_TARGETS.items()},
+            "met": {k: seconds[k] <= v for k, v in MICRO_TARGETS.items()}}
 
 
 def main() -> int:
@@ -163,15 +217,26 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--output", default=str(RESULTS))
+    parser.add_argument("--qwen-samples", type=int, default=64, help="examples for the Qwen peak-RSS compares")
+    parser.add_argument("--no-qwen", action="store_true", help="skip the qwen2.5-coder-0.5b peak-RSS ratio")
+    parser.add_argument("--qwen-1.5b", dest="qwen_15b", action="store_true",
+                        help="also the qwen2.5-coder-1.5b peak-RSS ratio (~7 GB RAM, ~5 more minutes)")
+    parser.add_argument("--micro", action="store_true", help="only the bootstrap and cache-hit timings (seconds)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
-    from lorafair import assets
+    from lorafair import assets, atomic
 
     started, load_start = time.perf_counter(), os.getloadavg()
+    if args.micro:
+        text = json.dumps({"micro": micro_timings(), "load_average_1min": {"start": load_start[0],
+                                                                          "end": os.getloadavg()[0]}}, indent=2)
+        atomic.write_text(Path(args.output), text + "\n")
+        print(text)
+        return 0
     base = assets.resolve_model(MODEL)
     sizes = model_sizes(base)
     say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
@@ -195,24 +260,31 @@ def main() -> int:
                           "--adapter", str(adapter), "--data", str(tmp / "subset.jsonl"),
                           "--output", str(tmp / "seed.json"), *shape])
         seed.update(json.loads((tmp / "seed.json").read_text(encoding="utf-8")))
-        runtime = run_child([sys.executable, "-c", "import torch, peft, lorafair.compare, lorafair.report; "
+        runtime = run_child([sys.executable, "-c", "import torch, peft, lorafair.compare, lorafair.report_write; "
                              "from transformers import AutoModelForSequenceClassification, modeling_utils"])
 
         say("B pass: lorafair vs transformers.pipeline ...")
         b_pass = b_pass_vs_pipeline(base, adapter, [r["text"] for r in subset], batch_size=args.batch_size,
                                     max_length=args.max_length, non_embedding=sizes["non_embedding_parameters"])
+        qwen = {}
+        for name, wanted in (("qwen2.5-coder-0.5b", not args.no_qwen), ("qwen2.5-coder-1.5b", args.qwen_15b)):
+            if wanted:
+                say(f"peak RSS of lorafair compare on {name} ...")
+                qwen[name] = qwen_peak_rss(name, tmp, args.qwen_samples, shape)
 
     figures = {
         "speedup_vs_seed_procedure": seed["wall_seconds"] / compare["wall_seconds"],
         "speedup_vs_pipeline": b_pass["lorafair"]["samples_per_s"] / b_pass["pipeline"]["samples_per_s"],
         "flop_utilisation": b_pass["flop_utilisation"],
         "peak_rss_ratio": compare["peak_rss_bytes"] / sizes["fp32_bytes"],
+        **{f"peak_rss_ratio_{name.removeprefix('qwen2.5-coder-')}": q["peak_rss_ratio"] for name, q in qwen.items()},
     }
+    targets = {**TARGETS, **{f"peak_rss_ratio_{n.removeprefix('qwen2.5-coder-')}": ("<=", 1.5) for n in qwen}}
     ours = {v: report["variants"][v]["metrics"]["accuracy"]["value"] for v in ("A", "B")}
     bench = {
         "figures": {k: round(v, 3) for k, v in figures.items()},
-        "targets": {k: f"{op} {value}" for k, (op, value) in TARGETS.items()},
-        "met": {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k, (op, v) in TARGETS.items()},
+        "targets": {k: f"{op} {value}" for k, (op, value) in targets.items()},
+        "met": {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k, (op, v) in targets.items()},
         "setup": {"model": MODEL, "data": f"{DATA}:test", "num_samples": args.num_samples,
                   "batch_size": args.batch_size, "max_length": args.max_length, "variants": "B,A",
                   "compare_command": " ".join(["lorafair", *compare_cmd[3:]]).replace(str(tmp), "$TMP"),
@@ -225,6 +297,7 @@ def main() -> int:
             "seed_procedure": {k: seed[k] for k in ("wall_seconds", "peak_rss_bytes", "total_seconds")}
                               | {f"{v}_seconds": seed[v]["seconds"] for v in ("A", "B")},
             "b_pass": b_pass,
+            "qwen_peak_rss": qwen,
             "model": sizes,
             "runtime_only_peak_rss_bytes": runtime["peak_rss_bytes"],
             "peak_rss_ratio_above_runtime": (compare["peak_rss_bytes"] - runtime["peak_rss_bytes"]) / sizes["fp32_bytes"],
@@ -232,12 +305,13 @@ def main() -> int:
             "same_results": {"accuracy_lorafair": ours,
                              "accuracy_seed": {v: seed[v]["accuracy"] for v in ("A", "B")}},
         },
+        "micro": micro_timings(),
         "environment": {"torch": torch.__version__, "python": platform.python_version(),
                         "platform": platform.platform(), "processor": platform.processor() or platform.machine()},
         "wall_seconds": time.perf_counter() - started,
     }
     text = json.dumps(bench, indent=2)
-    write_atomic(Path(args.output), text + "\n")
+    atomic.write_text(Path(args.output), text + "\n")
     print(text)
     return 0
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_evaluation.utils import get_device, get_torch_dtype, load_base_model_with_lora_classifier  # noqa: E402
+from model_evaluation.utils import (  # noqa: E402
+    get_device,
+    get_torch_dtype,
+    load_base_model_with_lora_classifier,
+    load_evaluation_data,
+)
 
 BASELINE_MODELS = {
     "qwen_base_frozen": {
@@ -46,6 +51,12 @@ class BenchmarkEvaluator:
         self.device = get_device()
         self.results: Dict[str, Any] = {}
 
+    @classmethod
+    def from_adapter(cls, lora_path: str, data: str | None = None, num_samples: int = 0, **kwargs):
+        """An evaluator on `data`, or (default) on the adapter's own recorded evaluation data."""
+        texts, labels = load_evaluation_data(lora_path, data, num_samples)
+        return cls(texts, labels, **kwargs)
+
     def _evaluate(self, model, tokenizer) -> Dict[str, Any]:
         from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
 
@@ -65,7 +76,7 @@ class BenchmarkEvaluator:
                       avg_inference_time_ms=1000.0 / speed["qps"] if speed["qps"] else None, qps=speed["qps"])
         return values
 
-    def evaluate_qwen(self, model_name: str, lora_path: Optional[str] = None) -> Dict[str, Any]:
+    def evaluate_qwen(self, model_name: str, lora_path: str | None = None) -> Dict[str, Any]:
         """B (LoRA merged, trained head) when lora_path is given."""
         from lorafair import modeling
 
@@ -80,8 +91,8 @@ class BenchmarkEvaluator:
         model, tokenizer = load_base_model_with_lora_classifier(model_name, lora_path, self.device)
         return self._evaluate(model, tokenizer)
 
-    def run_benchmark(self, model_key: str, lora_path: Optional[str] = None,
-                      model_name: Optional[str] = None) -> Dict[str, Any]:
+    def run_benchmark(self, model_key: str, lora_path: str | None = None,
+                      model_name: str | None = None) -> Dict[str, Any]:
         config = BASELINE_MODELS[model_key]
         name = model_name or config["model_name"]
         if config["type"] == "qwen_frozen":
@@ -92,7 +103,7 @@ class BenchmarkEvaluator:
         self.results[model_key] = result
         return result
 
-    def run_all_benchmarks(self, lora_path: str, model_name: Optional[str] = None) -> Dict[str, Any]:
+    def run_all_benchmarks(self, lora_path: str, model_name: str | None = None) -> Dict[str, Any]:
         for key in BASELINE_MODELS:
             self.run_benchmark(key, lora_path, model_name)
         return self.results

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
-from lorafair import modeling
+from lorafair import atomic, modeling
 from lorafair.errors import LorafairError
 
 
@@ -75,12 +74,27 @@ def get_predictions_with_confidence(model, tokenizer, texts, batch_size: int = 1
     return predictions.tolist(), probs[range(len(predictions)), predictions].tolist()
 
 
+def load_evaluation_data(lora_path: str, data: str | None = None, num_samples: int = 0,
+                         seed: int = 0) -> Tuple[List[str], List[int]]:
+    """Texts and label ids to evaluate the adapter at `lora_path` on.
+
+    `data` (a file, folder or builtin:NAME) if given, else the adapter's own recorded evaluation data (its
+    test split or held-out part, never its training rows); `num_samples` > 0 takes a seeded stratified sample.
+    """
+    from lorafair import assets
+    from lorafair.adapter_data import EvalData, announce_default_eval_data
+    from lorafair.data import encode_labels, label_names_from_values, load_examples, stratified_sample
+
+    chosen = EvalData(data, "--data") if data else announce_default_eval_data(lora_path)
+    examples = load_examples(assets.resolve_data(chosen.data, chosen.split), split=chosen.split, **chosen.columns)
+    label_names = modeling.read_adapter(lora_path).label_names or label_names_from_values(examples.labels)
+    ids = encode_labels(examples.labels, label_names)
+    keep = stratified_sample(ids, num_samples, seed)
+    return [examples.texts[i] for i in keep], [int(ids[i]) for i in keep]
+
+
 def save_json(data: Any, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, trailing_newline=False)
 
 
 def ensure_output_dir(path: str | os.PathLike) -> Path:

@@ -34,9 +34,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def qwen_dir(cache):
-    started = time.perf_counter()
     folder = assets.qwen_tokenizer_dir()
-    assert time.perf_counter() - started < 60
     return folder
 
 
@@ -45,6 +43,13 @@ def qwen_tokenizer(qwen_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(qwen_dir)
+
+
+def _assert_cached(get_folder) -> None:
+    """A second call finds the materialised folder and does not rebuild it (its marker is untouched)."""
+    folder = get_folder()
+    marker = (folder / assets.MARKER).stat().st_mtime_ns
+    assert get_folder() == folder and (folder / assets.MARKER).stat().st_mtime_ns == marker
 
 
 def _no_leftovers(root: Path) -> list[str]:
@@ -137,7 +142,9 @@ def test_resolve_names():
         assets.resolve_data("builtin:polarity-en", "dev")
     with pytest.raises(LorafairError, match="unknown built-in data set"):
         assets.builtin_data_dir("nope")
-    assert set(assets.BUILTIN_MODELS) == {"smollm2-135m", "minilm-l6", "qwen2.5-tokenizer"}
+    assert set(assets.BUILTIN_MODELS) == {"smollm2-135m", "minilm-l6", "qwen2.5-tokenizer", "qwen2.5-coder-0.5b",
+                                          "qwen2.5-coder-1.5b"}
+    assert set(assets.MODEL_BUILDERS) == set(assets.BUILTIN_MODELS)  # every listed name resolves
     assert set(assets.BUILTIN_DATA) == {"polarity-en", "sentiment-zh"}
 
 
@@ -165,9 +172,7 @@ def test_stratified_split_is_seeded_disjoint_and_balanced():
 # --------------------------------------------------------------------------- Qwen2.5 tokenizer (default suite)
 def test_qwen_tokenizer_is_cached(qwen_dir):
     marker = (qwen_dir / assets.MARKER).stat().st_mtime_ns
-    started = time.perf_counter()
-    assert assets.qwen_tokenizer_dir() == qwen_dir
-    assert time.perf_counter() - started < 0.5
+    assert assets.qwen_tokenizer_dir() == qwen_dir  # how fast a cache hit is: benchmarks/run_bench.py --micro
     assert (qwen_dir / assets.MARKER).stat().st_mtime_ns == marker
     assert assets.resolve_model("qwen2.5-tokenizer") == str(qwen_dir)
     assert assets.asset_info(qwen_dir)["asset"] == "qwen2.5-tokenizer"
@@ -247,9 +252,7 @@ def test_sentiment_zh(cache):
     info = _check_splits("sentiment-zh", {"train": 13021, "validation": 2171, "test": 2171})
     assert info["dedupe"] == {"raw": {"neg": 18576, "pos": 16548}, "unique": {"neg": 9078, "pos": 8379},
                               "conflicts": 47}
-    started = time.perf_counter()
-    assets.builtin_data_dir("sentiment-zh")
-    assert time.perf_counter() - started < 0.1
+    _assert_cached(lambda: assets.builtin_data_dir("sentiment-zh"))
 
 
 @pytest.mark.slow
@@ -259,9 +262,7 @@ def test_polarity_en_downloads_and_splits(cache):
                               "conflicts": 0}
     assert info["splits"]["test"]["labels"] == {"neg": 250, "pos": 250}
     assert not list(cache.rglob("*.tar.gz"))  # the corpus itself is the only thing kept
-    started = time.perf_counter()
-    assets.builtin_data_dir("polarity-en")
-    assert time.perf_counter() - started < 0.1
+    _assert_cached(lambda: assets.builtin_data_dir("polarity-en"))
 
 
 # --------------------------------------------------------------------------- real models
@@ -286,9 +287,7 @@ def test_smollm2_converts_to_plain_llama_classifier(cache):
     with torch.inference_mode():
         logits = lm(**tokenizer("The capital of France is", return_tensors="pt")).logits[0, -1]
     assert tokenizer.decode(logits.argmax()) == " Paris"
-    started = time.perf_counter()
-    assets.smollm2_model_dir()
-    assert time.perf_counter() - started < 0.1
+    _assert_cached(assets.smollm2_model_dir)
 
 
 @pytest.mark.slow

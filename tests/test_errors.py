@@ -9,6 +9,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from lorafair.cli import main
+
 from conftest import toy_rows, write_csv
 
 
@@ -108,3 +109,29 @@ def test_head_label_count_mismatch(llama_setup, tmp_path, capsys):
     data = write_csv(toy_rows(12, classes=("neg", "neutral", "pos")), tmp_path / "three.csv")
     code = main(["compare", "--adapter", str(llama_setup.adapter), "--data", str(data), "--output", str(tmp_path / "o")])
     assert code == 2 and "the head has 2 outputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_writer_failure_rolls_back(llama_setup, tmp_path, monkeypatch, existing):
+    """A renderer failing after report.json is staged: the old output stays whole, no staging folder is left."""
+    import lorafair.report as report_mod
+
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    staged = []
+
+    def broken_csv(report, probs, y):
+        staged.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(".out"))  # report.json is in there
+        raise RuntimeError("predictions.csv renderer broke")
+
+    monkeypatch.setattr(report_mod, "predictions_csv", broken_csv)
+    args = ["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--output", str(out),
+            "--variants", "B,A", "--bootstrap", "0", "--quiet", "--overwrite"]
+    with pytest.raises(RuntimeError, match="renderer broke"):  # a programming error keeps its traceback
+        main(args)
+    assert len(staged) == 1  # the writer did reach its staging folder before failing
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out"] if existing else [])
+    if existing:
+        assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"

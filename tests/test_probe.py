@@ -84,12 +84,29 @@ def test_predict_proba_rows_are_a_distribution():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
 
 
-def test_small_classes_reduce_folds_and_singletons_are_a_user_error():
+def _cv_accuracy(x, y, folds, C=1.0, seed=0):
+    """sklearn's own k-fold accuracy of the probe pipeline (warnings about small classes silenced)."""
+    import warnings
+
+    from sklearn.model_selection import cross_val_score
+
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cross_val_score(pipeline, x, y, scoring="accuracy",
+                               cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)).mean()
+
+
+def test_small_classes_reduce_folds_and_singletons_are_a_user_error(caplog):
     x, y = _blobs(7, 40, 4, 2)
     y[:] = 0
     y[:3] = 1  # 3 members: 3 folds instead of 5, still works
-    probe = fit_linear_probe(x, y, 2, cv=5, Cs=(1.0,))
-    assert 0.0 <= probe.cv_accuracy <= 1.0
+    with caplog.at_level("INFO", logger="lorafair.probe"):
+        probe = fit_linear_probe(x, y, 2, cv=5, Cs=(1.0,))
+    assert "3 CV folds instead of 5" in caplog.text
+    # the CV score is that of 3 stratified folds, and on these data no other fold count gives the same score
+    assert probe.cv_accuracy == pytest.approx(_cv_accuracy(x, y, 3), abs=1e-12)
+    assert all(abs(probe.cv_accuracy - _cv_accuracy(x, y, k)) > 1e-6 for k in (2, 4, 5))
     y[1:3] = 0  # 1 member: cannot cross-validate
     with pytest.raises(LorafairError):
         fit_linear_probe(x, y, 2)

@@ -1,6 +1,7 @@
-"""lorafair.stats against scipy, statsmodels and a slow DeLong written here."""
+"""lorafair.stats against scipy, statsmodels and a slow DeLong written here.
 
-import time
+Its speed (10,000 resamples of 500 examples, 3 variants) is measured by benchmarks/run_bench.py, not asserted here.
+"""
 
 import numpy as np
 import pytest
@@ -71,7 +72,14 @@ def test_paired_delta_cis_agree_with_scipy_bootstrap(boot300):
                                 paired=False, vectorized=True, method="percentile", n_resamples=2000,
                                 random_state=np.random.default_rng(0)).confidence_interval
     assert a1[1] - a1[0] < 0.7 * (unpaired_a1.high - unpaired_a1.low)
-    assert unpaired.high - unpaired.low > 0
+    # B - A too, against the normal approximations: paired 2 z sd(cb - ca) / sqrt(n); unpaired adds the variances
+    n, z = len(y), sps.norm.ppf(0.975)
+    paired_width = 2 * z * np.std(cb - ca) / np.sqrt(n)
+    unpaired_width = 2 * z * np.sqrt(cb.var() / n + ca.var() / n)
+    assert unpaired.high - unpaired.low == pytest.approx(unpaired_width, rel=0.1)  # the reference is what it claims
+    ba = res["deltas"]["B-A"]["accuracy"]
+    assert ba[1] - ba[0] == pytest.approx(paired_width, rel=0.1)
+    assert ba[1] - ba[0] < 0.75 * (unpaired.high - unpaired.low)
 
 
 def test_cis_contain_point_estimates(boot300):
@@ -129,13 +137,6 @@ def test_unknown_variant_in_delta_raises():
     y, probs = _variants(0, 20)
     with pytest.raises(ValueError):
         paired_bootstrap(y, probs, [("B", "nope")], n_resamples=10)
-
-
-def test_bootstrap_speed_10k_resamples_500_examples_3_variants():
-    y, probs = _variants(5, 500)
-    t0 = time.perf_counter()
-    paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0)
-    assert time.perf_counter() - t0 < 10.0
 
 
 @pytest.mark.parametrize("b,c,a,d", [(0, 0, 5, 3), (0, 1, 4, 4), (1, 0, 0, 0), (5, 5, 10, 2),

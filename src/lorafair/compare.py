@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import logging
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,17 +23,13 @@ import numpy as np
 
 from lorafair import data as data_mod
 from lorafair import analysis_run, distributed, fidelity, heads, modeling
-from lorafair.config import VARIANT_IDS, CompareConfig, resolve_pos_label
+from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
 from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
+from lorafair.names import DELTAS, FROZEN_VARIANTS, VARIANT_IDS, VARIANT_NAMES
+from lorafair.peak_memory import peak_rss_bytes
 
 log = logging.getLogger(__name__)
-
-DELTAS = (("B", "A"), ("B", "A1"), ("A1", "A"))
-VARIANT_NAMES = {
-    "en": {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe", "R": "Base + random head"},
-    "zh": {"B": "LoRA微调", "A": "冻结 + LoRA分类头", "A1": "冻结 + 线性探针", "R": "基础模型 + 随机分类头"},
-}
 
 
 def _resolve_assets(cfg: CompareConfig, base_model: str) -> tuple[str, Path]:
@@ -105,10 +100,10 @@ class ComparePlan:
 
 def plan_compare(cfg: CompareConfig) -> ComparePlan:
     """Read the adapter and the data, draw the evaluation sample, pick the device; fail before any load."""
-    from lorafair import report as report_mod
+    from lorafair import report_write
 
     variants = check_variants(cfg)
-    report_mod.check_output_dir(cfg.output, cfg.overwrite)
+    report_write.check_output_dir(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
     base_model = cfg.base_model or adapter.base_model
     if not base_model:
@@ -196,9 +191,9 @@ def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassRes
     outcome.analysis.frozen_eval(frozen)
     outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
     outcome.feature_pooling = frozen.feature_pooling
-    # A1 and R are only fair if their features are exactly what A's head consumed: prove it on this run
-    heads.check_features_reproduce_head(session.model, _stack_names(plan, session), frozen.features, frozen.logits,
-                                        frozen.feature_pooling)
+    if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
+        heads.check_features_reproduce_head(session.model, _stack_names(plan, session), frozen.features,
+                                            frozen.logits, frozen.feature_pooling)
     return frozen
 
 
@@ -233,8 +228,12 @@ def _probe_examples(plan: ComparePlan):
     elif meta.get("path") and Path(meta["path"]).exists():
         source = meta["path"]
         columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+    rows = None if cfg.probe_data or source is None else _recorded_training_rows(meta, source)
     if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
-        source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+        if rows is None:
+            source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+        else:  # same data budget, but never an evaluation example
+            rows = np.setdiff1d(rows, plan.eval_idx)
     if source is not None:
         probe = data_mod.load_examples(
             source, split=columns.get("split"),
@@ -242,6 +241,8 @@ def _probe_examples(plan: ComparePlan):
             text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
             label_column=columns.get("label_column", cfg.label_column))
         ids = data_mod.encode_labels(probe.labels, plan.label_names)
+        if rows is not None:
+            return _same_budget_probe(probe, ids, rows, cfg, source, len(meta["indices"]))
         keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
         origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
         return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
@@ -252,6 +253,25 @@ def _probe_examples(plan: ComparePlan):
                             "(pass --probe-data or a smaller --num-samples)")
     return (plan.examples.subset(keep), plan.label_ids[keep],
             f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
+
+
+def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
+    """The rows `lorafair train` trained on (indices into its file), if recorded and the file is unchanged."""
+    if meta.get("indices") is None or meta.get("sha256") != data_mod.file_sha256(source):
+        return None
+    return np.asarray(meta["indices"], dtype=np.int64)
+
+
+def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: int):
+    """A1 on the adapter's own training examples (same data budget); --probe-samples caps them, stratified."""
+    if len(rows) > cfg.probe_samples > 0:
+        rows = rows[data_mod.stratified_sample(ids[rows], cfg.probe_samples, cfg.seed)]
+    if len(rows) == n_trained:
+        note = f"probe trained on the adapter's {len(rows)} training examples ({source})"
+    else:
+        note = (f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
+                "--probe-samples or the evaluation sample left the others out)")
+    return probe.subset(rows), ids[rows], note
 
 
 def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outcome: Outcome) -> VariantResult | None:
@@ -296,7 +316,7 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         raise RuntimeError(f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
                            f"({session.head_hash_a[:12]}): the comparison would not be fair")
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
-    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": int(len(idx))})
+    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
     lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx,
                             layer_pool=outcome.analysis.pool)
     outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
@@ -314,7 +334,7 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     outcome, wanted = Outcome(), set(plan.variants)
     outcome.analysis = analysis_run.Collector.start(plan.cfg, plan.variants, session.model,
                                                     distributed=plan.ctx.enabled)
-    if wanted & {"A", "A1", "R"}:
+    if wanted & set(FROZEN_VARIANTS):
         frozen = run_frozen(plan, session, outcome)
         if "A" in wanted:
             outcome.results["A"] = run_variant_a(plan, session, frozen)
@@ -354,7 +374,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
     if not plan.ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
         return Comparison({}, probs, plan.y)
-    from lorafair.reporting import ReportInput, build_report
+    from lorafair.report_build import ReportInput, build_report
 
     report = build_report(ReportInput(
         cfg=cfg, variants=list(probs), y=plan.y, probs=probs,
@@ -397,7 +417,7 @@ def _environment(plan: ComparePlan) -> dict:
         "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
         "python": sys.version.split()[0], "platform": platform.platform(), "device": str(plan.device),
         "dtype": str(plan.dtype).replace("torch.", ""),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),  # VmHWM: this process's own peak, however launched
         "world_size": plan.ctx.world_size,
     }
 

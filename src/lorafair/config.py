@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import get_type_hints
 
 from lorafair.errors import LorafairError
-
-VARIANT_IDS = ("B", "A", "A1", "R")
+from lorafair.names import VARIANT_IDS  # noqa: F401  (re-exported: config users import it from here)
 
 
 def _default_lang() -> str:
@@ -31,7 +30,9 @@ def opt(default, help: str, **extra):
 class CompareConfig:
     """`lorafair compare`: the same examples and batches through B (LoRA) and A (frozen, same head)."""
 
-    adapter: str = opt(None, "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors)", required=True)
+    adapter: str | list[str] = opt(None, "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors); "
+                                         "repeat it, or give a folder of adapters (seed-K/, checkpoint-*), to compare "
+                                         "several adapters of one base in one run", required=True, action="append")
     data: str = opt(None, "evaluation data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
     base_model: str | None = opt(None, "base model id or folder (default: base_model_name_or_path of the adapter)")
     split: str | None = opt(None, "split of a save_to_disk DatasetDict or a builtin data set (default: test)")
@@ -74,6 +75,10 @@ class CompareConfig:
                 bad.append("--pos-label '' (needs a label name or id)")
         _raise_if(bad)
 
+    def adapter_list(self) -> list[str]:
+        """--adapter as a list (the CLI appends; Python callers may pass one path)."""
+        return [self.adapter] if isinstance(self.adapter, str) else list(self.adapter or [])
+
     def variant_list(self) -> list[str]:
         return [v.strip() for v in self.variants.split(",") if v.strip()]
 
@@ -109,6 +114,8 @@ class TrainConfig:
                                  "on CPU, through torch autocast: faster where the CPU has AVX512-BF16 or AMX) or fp32",
                          choices=("auto", "bf16", "fp32"))
     seed: int = opt(0, "seed for the held-out split, head and LoRA initialisation, shuffling and dropout")
+    data_seed: int | None = opt(None, "seed for the held-out split and --max-train-samples only (default: --seed); "
+                                      "`--seeds` keeps it fixed so every seed run sees the same data")
     output: str = opt("outputs/lora_adapter", "folder for the adapter, tokenizer, lorafair_run.json and checkpoints/")
     save_steps: int = opt(500, "write a checkpoint to OUTPUT/checkpoints every this many steps")
     save_total_limit: int = opt(2, "keep at most this many checkpoints")
@@ -173,7 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         if f.default is not None and not meta.get("required"):
             help_text += f" (default: {f.default})"
         parser.add_argument(flag, type=base, default=f.default, help=help_text,
-                            **{k: v for k, v in meta.items() if k in ("choices", "required") and v is not None})
+                            **{k: v for k, v in meta.items() if k in ("choices", "required", "action") and v is not None})
 
 
 def from_namespace(config_cls, namespace: argparse.Namespace):

@@ -58,7 +58,26 @@ class Preset:
     num_samples: int = 500  # test sentences compared
     bootstrap: int = 10000
     seed: int = 0
+    precision: str = "auto"  # training: bf16 autocast where chosen (this CPU has AVX512-BF16), else fp32
+    compare_dtype: str = "auto"  # the comparison's weights: auto = fp32 on CPU
+    lang: str | None = None  # console language when --lang is not given (None: from the locale)
 
+
+# Real pretrained Qwen2.5 (instruction-tuned coder variants, Apache-2.0: stand-ins for the base model) on the
+# Chinese reviews, with the seed's Chinese console. Chosen on 400 validation reviews only (see QWEN_TUNING).
+_QWEN_DATA = {"train_data": "builtin:sentiment-zh:train", "eval_data": "builtin:sentiment-zh:validation",
+              "test_data": "builtin:sentiment-zh:test", "lang": "zh"}
+_ALL_PROJECTIONS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+QWEN_PRESETS = {
+    "qwen": Preset(base_model="qwen2.5-coder-0.5b", lora_layers=8,  # of 24
+                   target_modules=_ALL_PROJECTIONS, lora_r=16, lora_alpha=32, learning_rate=1e-3, batch_size=16,
+                   epochs=1.0, max_train_samples=2000, max_length=128,  # reviews: median 30 tokens, 95th pct 126
+                   probe_samples=1000, precision="bf16", compare_dtype="bfloat16", **_QWEN_DATA),
+    "qwen-1.5b": Preset(base_model="qwen2.5-coder-1.5b", lora_layers=6,  # of 28
+                        target_modules=_ALL_PROJECTIONS, lora_r=16, lora_alpha=32, learning_rate=1e-3,
+                        batch_size=16, epochs=1.0, max_train_samples=1000, max_length=128, probe_samples=500,
+                        precision="bf16", compare_dtype="bfloat16", **_QWEN_DATA),
+}
 
 # Chosen on the validation split (500 sentences) only, seed 0, batch 16, max length 64; B's validation accuracy
 # per setting tried (test accuracy looked at once, for the chosen settings only):
@@ -75,6 +94,7 @@ PRESETS = {
                       target_modules="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", lora_r=16, lora_alpha=32,
                       learning_rate=2e-3, batch_size=16, epochs=1.0, max_train_samples=2000, max_length=64,
                       probe_samples=1000),
+    **QWEN_PRESETS,
     "fast": Preset(base_model="minilm-l6", lora_layers=0, target_modules="auto", lora_r=16, lora_alpha=32,
                    learning_rate=2e-3, batch_size=16, epochs=1.0, max_train_samples=0, max_length=64,
                    probe_samples=1000),
@@ -99,7 +119,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
         raise LorafairError(f"demo output '{output}' already exists; pass --overwrite to replace it")
 
 
-def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str) -> int:
+def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str | None) -> int:
     """Train on the preset's training data, compare on its test data, print the tables; 0 on success."""
     if preset not in PRESETS:
         raise LorafairError(f"unknown demo preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -110,7 +130,8 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str) 
 
     from lorafair.compare import run_compare
     from lorafair.config import CompareConfig
-    from lorafair.report import render_console, write_outputs
+    from lorafair.report_render import render_console
+    from lorafair.report_write import write_outputs
     from lorafair.train import TrainConfig, train_model
 
     started = time.perf_counter()
@@ -120,15 +141,16 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str) 
         max_train_samples=chosen.max_train_samples, lora_layers=chosen.lora_layers,
         target_modules=chosen.target_modules, lora_r=chosen.lora_r, lora_alpha=chosen.lora_alpha,
         learning_rate=chosen.learning_rate, batch_size=chosen.batch_size, epochs=chosen.epochs,
-        max_length=chosen.max_length, seed=chosen.seed, output=str(out / ADAPTER_DIR), overwrite=overwrite,
-        quiet=quiet))
+        max_length=chosen.max_length, seed=chosen.seed, precision=chosen.precision, output=str(out / ADAPTER_DIR),
+        overwrite=overwrite, quiet=quiet))
     trained_at = time.perf_counter()
 
     log.info("comparing B, A, A1, R on %d sentences of %s", chosen.num_samples, chosen.test_data)
     compare_cfg = CompareConfig(
         adapter=str(trained.output_dir), data=chosen.test_data, num_samples=chosen.num_samples,
         variants="B,A,A1,R", probe_samples=chosen.probe_samples, max_length=chosen.max_length,
-        bootstrap=chosen.bootstrap, seed=chosen.seed, lang=lang, output=str(out / REPORT_DIR),
+        bootstrap=chosen.bootstrap, seed=chosen.seed, dtype=chosen.compare_dtype, output=str(out / REPORT_DIR),
+        lang=lang or chosen.lang or CompareConfig.lang,
         overwrite=overwrite, quiet=quiet)
     result = run_compare(compare_cfg)
     report_dir = write_outputs(result.report, result.probs, result.labels, compare_cfg.output, overwrite)

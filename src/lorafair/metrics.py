@@ -26,9 +26,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-METRIC_NAMES: tuple[str, ...] = (
-    "accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece",
-)
+from lorafair.names import METRIC_NAMES
+
 N_ECE_BINS = 15
 # sklearn (>= 1.5) clips probabilities to [eps, 1 - eps] with eps = machine epsilon of the dtype
 # (2.2e-16 for float64; the old fixed 1e-15 is gone). We do the same so log loss matches it exactly.

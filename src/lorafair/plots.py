@@ -100,7 +100,7 @@ def confusion_png(variants: dict[str, dict], labels: list) -> bytes | None:
         return None
     k = max(len(m) for _, m in mats)
     side = max(3.2, 0.55 * k + 2.2)
-    ncols = min(len(mats), 4)
+    ncols = min(len(mats), 2)  # 2 x 2 for B, A, A1, R: readable in a third of the page
     nrows = math.ceil(len(mats) / ncols)
     fig = Figure(figsize=(side * ncols, side * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
@@ -153,30 +153,36 @@ def reliability_png(variants: dict[str, dict]) -> bytes | None:
     return _png(fig)
 
 
-def forest_png(rows: list[tuple[str, float, list | None, bool]], ci_level: str = "95%") -> bytes | None:
-    """Forest plot: one row per (label, delta, [lo, hi] or None, significant), line at 0.
+MARK_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", None: "#8c959f"}  # as the sentences beside the plot
 
-    Rows are drawn top to bottom in the given order; significant rows are filled, others hollow;
+
+def forest_png(rows: list[tuple[str, float, list | None, str | None]], ci_level: str = "95%", scale: float = 1.0,
+               unit: str = "") -> bytes | None:
+    """Forest plot: one row per (label, delta, [lo, hi] or None, mark), a line at 0.
+
+    `mark` is "better" / "worse" for a significant delta (filled, green / red) or None (hollow, grey).
+    Values are multiplied by `scale` (100 with unit "pp" for fractions). Rows are drawn top to bottom;
     a dotted line separates rows whose labels start with a different first word (the comparison).
     """
     rows = [r for r in rows if _finite(r[1])]
     if not rows:
         return None
-    fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.4))
+    fig = Figure(figsize=(6.4, 0.36 * len(rows) + 1.3))
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
-    for y, (label, value, ci, significant) in zip(ys, rows):
-        colour_ = "#d62728" if significant else "#1f77b4"
+    for y, (label, value, ci, mark) in zip(ys, rows):
+        colour_ = MARK_COLOURS.get(mark, MARK_COLOURS[None])
         if ci and len(ci) == 2 and _finite(ci[0]) and _finite(ci[1]):
-            ax.plot([ci[0], ci[1]], [y, y], color=colour_, linewidth=1.6)
-        ax.plot([value], [y], marker="o", markersize=5, color=colour_,
-                markerfacecolor=colour_ if significant else "white")
+            ax.plot([ci[0] * scale, ci[1] * scale], [y, y], color=colour_, linewidth=2.2, solid_capstyle="round")
+        ax.plot([value * scale], [y], marker="o", markersize=7, color=colour_,
+                markerfacecolor=colour_ if mark else "white", markeredgewidth=1.6)
     for j in range(1, len(rows)):  # faint separator between comparisons ("B-A", "B-A1", ...)
         if rows[j][0].split()[0] != rows[j - 1][0].split()[0]:
             ax.axhline(ys[j] + 0.5, color="#999999", linewidth=0.6, linestyle=":")
     ax.axvline(0, color="black", linewidth=1)
-    ax.set_yticks(ys, [ascii_text(r[0], "?") for r in rows], fontsize=8)
+    ax.set_yticks(ys, [ascii_text(r[0], "?") for r in rows], fontsize=9)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set(xlabel=f"Delta (point, {ci_level} CI); filled = CI excludes 0", title="Deltas")
+    ax.set_xlabel(f"Delta{f' ({unit})' if unit else ''}, point and {ci_level} CI; filled = significant", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
     return _png(fig)

@@ -1,8 +1,8 @@
 """Renders report["analysis"] (where LoRA changed the features): console/Markdown lines, HTML, PNG plots.
 
 Only formats what report.json holds; each renderer calls it with one line:
-    report.sections(report)        -> `out.extend(render_analysis.sections(report))`
-    report_html._Page.render()     -> `render_analysis.html_section(self.report)`
+    report_render.analysis_section -> `render_analysis.summary_lines(report, lang)`
+    report_html._Page.analysis()   -> `render_analysis.html_section(report, lang)`
 Plot text stays ASCII (CJK fonts are often missing, as in plots.py); the page around it is translated.
 """
 
@@ -56,8 +56,8 @@ STRINGS = {
 }
 
 
-def _strings(report: dict) -> dict:
-    lang = (report.get("config") or {}).get("lang", "en")
+def _strings(report: dict, lang: str | None = None) -> dict:
+    lang = lang or (report.get("config") or {}).get("lang", "en")
     return STRINGS.get(lang, STRINGS["en"])
 
 
@@ -69,13 +69,13 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def summary_lines(report: dict) -> list[str]:
+def summary_lines(report: dict, lang: str | None = None) -> list[str]:
     """The console/Markdown bullets (without "- "), in the report's language; [] when there is no analysis."""
     block = report.get("analysis") or {}
     layers, summary = block.get("layers") or [], block.get("summary") or {}
     if not layers and not block.get("weights"):
         return []
-    s, lines = _strings(report), []
+    s, lines = _strings(report, lang), []
     by_layer = {r["layer"]: r for r in layers}
     first = (summary.get("first_layer_cka_below") or {})
     threshold = first.get("threshold", 0.99)
@@ -110,17 +110,8 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-def sections(report: dict) -> list[tuple[str, str]]:
-    """(heading, body) pairs for report.sections(): the summary, then what was computed."""
-    lines = summary_lines(report)
-    if not lines:
-        return []
-    s = _strings(report)
-    out = [(s["heading"], "\n".join(f"- {line}" for line in lines))]
-    notes = (report.get("analysis") or {}).get("notes") or []
-    if notes:
-        out.append((f"{s['heading']}: {s['notes']}", "\n".join(f"- {n}" for n in notes)))
-    return out
+def heading(report: dict, lang: str | None = None) -> str:
+    return _strings(report, lang)["heading"]
 
 
 # ------------------------------------------------------------------------------------------- plots
@@ -186,12 +177,12 @@ def _accuracy(report: dict, variant: str):
     return (((report.get("variants") or {}).get(variant) or {}).get("metrics") or {}).get("accuracy", {}).get("value")
 
 
-def html_section(report: dict) -> str:
+def html_section(report: dict, lang: str | None = None) -> str:
     """The analysis as an HTML fragment (heading, bullets, three plots, a per-layer table); "" without analysis."""
-    lines = summary_lines(report)
+    lines = summary_lines(report, lang)
     if not lines:
         return ""
-    s, block = _strings(report), report["analysis"]
+    s, block = _strings(report, lang), report["analysis"]
     layers = block.get("layers") or []
     esc = lambda x: html.escape(str(x), quote=True)  # noqa: E731
     bullets = "".join(f"<li>{esc(x)}</li>" for x in lines)

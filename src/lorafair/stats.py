@@ -13,7 +13,8 @@ import math
 import numpy as np
 from scipy.stats import binomtest, norm, rankdata
 
-from lorafair.metrics import METRIC_NAMES, weighted_metric_arrays
+from lorafair.metrics import weighted_metric_arrays
+from lorafair.names import METRIC_NAMES, delta_key
 
 # Cap on resamples x examples per chunk (~16 MB per float64 (rows, n) array); bounds memory on
 # large evaluation sets without changing results (see _resample_counts).
@@ -39,11 +40,6 @@ def _percentile_ci(values: np.ndarray, alpha: float) -> list:
         return [None, None]
     lo, hi = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return [float(lo), float(hi)]
-
-
-def delta_key(new: str, ref: str) -> str:
-    """Name of the delta metric(new) - metric(ref) in the results, e.g. "B-A"."""
-    return f"{new}-{ref}"
 
 
 def paired_bootstrap(

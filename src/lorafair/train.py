@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -22,10 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
+from lorafair import atomic
 from lorafair.config import TrainConfig, add_arguments, from_namespace
 from lorafair.data import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
 from lorafair.errors import LorafairError
-from lorafair.modeling import ADAPTER_CONFIG, HEAD_NAMES, RUN_METADATA, ensure_pad_token, load_base_classifier, load_tokenizer
+from lorafair.modeling import (
+    ADAPTER_CONFIG,
+    HEAD_NAMES,
+    RUN_METADATA,
+    ensure_pad_token,
+    load_base_classifier,
+    load_tokenizer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +186,8 @@ def _check_resume_matches(saved_file: Path, current: dict) -> None:
     if not saved_file.is_file():
         return
     saved = json.loads(saved_file.read_text(encoding="utf-8"))
-    changed = [k for k in sorted(set(saved) | set(current)) if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
+    keys = sorted(set(saved) | set(current))
+    changed = [k for k in keys if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
     if changed:
         shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise LorafairError(f"--resume with different settings than the interrupted run ({shown}); "
@@ -210,26 +218,6 @@ def _versions() -> dict:
             **{p: installed(p) for p in ("lorafair", "torch", "transformers", "peft", "accelerate", "datasets")}}
 
 
-def _publish(output: Path, write) -> None:
-    """Fill a temp folder beside OUTPUT with `write(tmp)`, move the checkpoints in, then rename it to OUTPUT."""
-    tag = f"{os.getpid()}-{time.time_ns()}"
-    tmp, old = output.parent / f".{output.name}.tmp-{tag}", output.parent / f".{output.name}.old-{tag}"
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if (output / CHECKPOINTS).is_dir():
-        os.replace(output / CHECKPOINTS, tmp / CHECKPOINTS)
-    if output.exists():
-        os.replace(output, old)
-        os.replace(tmp, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, output)
-
-
 @dataclass
 class _Splits:
     """Training and evaluation examples with label ids, plus what lorafair_run.json records about them."""
@@ -254,6 +242,8 @@ def _load_splits(config: TrainConfig) -> _Splits:
         raise LorafairError(f"'{train_path}' holds a single label ({label_names[0]}); a classifier needs at least two")
     label_ids = encode_labels(examples.labels, label_names)
     splits = _Splits(label_names, examples, label_ids, {})
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    rows = np.arange(len(examples))  # training rows as indices into the file (load_examples order)
     if config.eval_data:
         eval_path = Path(_resolve(config.eval_data, "data", config.eval_split or "test"))
         splits.eval = load_examples(eval_path, split=config.eval_split, **columns)
@@ -262,23 +252,32 @@ def _load_splits(config: TrainConfig) -> _Splits:
     else:
         n_eval = int(round(len(examples) * config.eval_fraction))
         if 0 < n_eval < len(examples):
-            held_out = stratified_sample(label_ids, n_eval, config.seed)
-            kept = np.setdiff1d(np.arange(len(examples)), held_out)
+            held_out = stratified_sample(label_ids, n_eval, data_seed)
+            kept = rows = np.setdiff1d(np.arange(len(examples)), held_out)
             splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
             splits.train, splits.train_ids = examples.subset(kept), label_ids[kept]
-            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": config.seed,
+            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": data_seed,
                                   "n": len(splits.eval), "indices": held_out.tolist()}  # rows of load_examples order
         elif config.eval_fraction > 0:
             log.warning("too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
                         len(examples), 100 * config.eval_fraction)
     available = len(splits.train)
     if 0 < config.max_train_samples < available:
-        keep = stratified_sample(splits.train_ids, config.max_train_samples, config.seed)
-        splits.train, splits.train_ids = splits.train.subset(keep), splits.train_ids[keep]
+        keep = stratified_sample(splits.train_ids, config.max_train_samples, data_seed)
+        splits.train, splits.train_ids, rows = splits.train.subset(keep), splits.train_ids[keep], rows[keep]
     splits.train_record = _data_record(config.data, train_path, config.split, config, len(splits.train))
+    splits.train_record.update(indices_record(rows))  # same data budget: the probe of A1 can use these rows
     if len(splits.train) < available:
         splits.train_record["subsample_of"] = available  # seeded (--seed) stratified; rows of load_examples order
     return splits
+
+
+def indices_record(rows: np.ndarray) -> dict:
+    """The training rows (indices into the data file) and a SHA-256 of them as int64 bytes."""
+    import hashlib
+
+    rows = np.asarray(rows, dtype=np.int64)
+    return {"indices": rows.tolist(), "indices_sha256": hashlib.sha256(rows.tobytes()).hexdigest()}
 
 
 def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet: bool):
@@ -300,24 +299,53 @@ def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet:
     )
 
 
-def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
-    """The whole run; `callbacks` are extra transformers TrainerCallbacks (tests use them to interrupt)."""
-    started = time.perf_counter()
+@dataclass
+class _Plan:
+    """What is settled before any weights load: the checked output folder, the base, the data."""
+
+    output: Path
+    resume_from: str | None
+    base: str
+    splits: _Splits
+    resume_config: dict
+
+
+@dataclass
+class _Built:
+    """The LoRA-wrapped model, its tokenizer and what lorafair_run.json records about the adaptation."""
+
+    model: object
+    tokenizer: object
+    head_name: str | None
+    targets: list[str]
+    layers: list[int] | None
+    accepted_inputs: set
+
+
+@dataclass
+class _Datasets:
+    train: list[dict]
+    eval: list[dict] | None
+
+
+def plan_run(config: TrainConfig) -> _Plan:
+    """Check options, output folder, data and --resume consistency: every user error before any weights load."""
     output = Path(config.output)
     resume_from = _checkpoint_to_resume(output, config)
     base = _resolve(config.base_model, "model")
     splits = _load_splits(config)
-    label_names = splits.label_names
     resume_config = {**asdict(config), "base_model_resolved": base, "train_sha256": splits.train_record["sha256"]}
     if resume_from is not None:
         _check_resume_matches(output / CHECKPOINTS / RESUME_CONFIG, resume_config)
+    return _Plan(output, resume_from, base, splits, resume_config)
 
+
+def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Built:
+    """Base classifier with a fresh head, wrapped by peft LoRA (SEQ_CLS); both initialised from --seed."""
     import inspect
 
-    import torch
     import transformers
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainerCallback
 
     transformers.set_seed(config.seed)  # the new head and the LoRA matrices are initialised from it
     tokenizer = load_tokenizer(base)
@@ -339,78 +367,121 @@ def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
     log.info("LoRA r=%d on %s of %s; trainable parameters %d of %d; labels %s", config.lora_r, ",".join(targets),
              f"layers {layers[0]}-{layers[-1]}" if layers else "every layer", trainable,
              sum(p.numel() for p in model.parameters()), label_names)
+    return _Built(model, tokenizer, head_name, targets, layers, accepted)
 
-    train_set = _encode(tokenizer, splits.train, splits.train_ids, config.max_length, accepted)
-    eval_set = _encode(tokenizer, splits.eval, splits.eval_ids, config.max_length, accepted) if splits.eval else None
-    if eval_set:  # evaluation batches are taken in order: sorted by length, they carry little padding
+
+def build_datasets(config: TrainConfig, built: _Built, splits: _Splits) -> _Datasets:
+    """Tokenised rows with their label ids; evaluation rows sorted by length."""
+    train_set = _encode(built.tokenizer, splits.train, splits.train_ids, config.max_length, built.accepted_inputs)
+    eval_set = None
+    if splits.eval:
+        eval_set = _encode(built.tokenizer, splits.eval, splits.eval_ids, config.max_length, built.accepted_inputs)
+        # evaluation batches are taken in order: sorted by length, they carry little padding
         eval_set.sort(key=lambda row: len(row["input_ids"]))
-    bf16 = _use_bf16(config.precision)
-    quiet = config.quiet or not sys.stderr.isatty()
-    args = _training_arguments(config, output, bf16=bf16, quiet=quiet)
+    return _Datasets(train_set, eval_set)
+
+
+def _loss_log_callback():
+    """A TrainerCallback that logs the losses (made here: transformers is imported only when training)."""
+    from transformers import TrainerCallback
 
     class LossLog(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:
-                log.info("step %d/%d: %s", state.global_step, state.max_steps,
-                         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+                shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items())
+                log.info("step %d/%d: %s", state.global_step, state.max_steps, shown)
 
-    trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer), train_dataset=train_set,
-                      eval_dataset=eval_set, processing_class=tokenizer, compute_metrics=_accuracy,
-                      callbacks=list(callbacks))
+    return LossLog()
+
+
+def build_trainer(config: TrainConfig, built: _Built, datasets: _Datasets, output: Path, callbacks=()):
+    """transformers Trainer over the datasets; without a progress bar the losses go to the log instead."""
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
+
+    quiet = config.quiet or not sys.stderr.isatty()
+    args = _training_arguments(config, output, bf16=_use_bf16(config.precision), quiet=quiet)
+    trainer = Trainer(model=built.model, args=args, data_collator=DataCollatorWithPadding(built.tokenizer),
+                      train_dataset=datasets.train, eval_dataset=datasets.eval, processing_class=built.tokenizer,
+                      compute_metrics=_accuracy, callbacks=list(callbacks))
     if quiet:  # the progress bar prints the losses itself; without it, log them instead of print()
         trainer.remove_callback(PrinterCallback)
-        trainer.add_callback(LossLog())
+        trainer.add_callback(_loss_log_callback())
+    return trainer
 
+
+def _prepare_checkpoints(trainer, plan: _Plan) -> None:
+    """Rank 0 clears stale checkpoints (a fresh run) and records what a --resume must match."""
     trainer.accelerator.wait_for_everyone()  # every rank has checked the output folder before rank 0 writes
     if trainer.is_world_process_zero():
-        checkpoints = output / CHECKPOINTS
-        if resume_from is None and checkpoints.is_dir():
+        checkpoints = plan.output / CHECKPOINTS
+        if plan.resume_from is None and checkpoints.is_dir():
             shutil.rmtree(checkpoints)  # stale checkpoints of the run being overwritten
-        if resume_from is not None:
-            log.info("resuming from %s", resume_from)
+        if plan.resume_from is not None:
+            log.info("resuming from %s", plan.resume_from)
         checkpoints.mkdir(parents=True, exist_ok=True)
-        (checkpoints / RESUME_CONFIG).write_text(json.dumps(resume_config, indent=2), encoding="utf-8")
+        (checkpoints / RESUME_CONFIG).write_text(json.dumps(plan.resume_config, indent=2), encoding="utf-8")
     trainer.accelerator.wait_for_everyone()
 
+
+def _train_and_evaluate(trainer, plan: _Plan, has_eval: bool) -> tuple[dict, dict]:
     try:
-        train_metrics = dict(trainer.train(resume_from_checkpoint=resume_from).metrics)
+        train_metrics = dict(trainer.train(resume_from_checkpoint=plan.resume_from).metrics)
     except KeyboardInterrupt:
         log.warning("interrupted; continue with the same command plus --resume (last checkpoint in %s)",
-                    output / CHECKPOINTS)
+                    plan.output / CHECKPOINTS)
         raise
-    eval_metrics = trainer.evaluate() if eval_set else {}
-    model = trainer.model.eval()
+    eval_metrics = trainer.evaluate() if has_eval else {}
+    return train_metrics, eval_metrics
 
-    metadata = {
+
+def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metrics: tuple[dict, dict]) -> dict:
+    """lorafair_run.json: enough to know what was trained on what (compare reads labels and data from it)."""
+    train_metrics, eval_metrics = metrics
+    return {
         "schema_version": 1,
-        "base_model": base,
-        "label_names": list(label_names),
-        "head_name": head_name,
-        "target_modules": targets,
-        "layers_to_transform": layers,
+        "base_model": plan.base,
+        "label_names": list(plan.splits.label_names),
+        "head_name": built.head_name,
+        "target_modules": built.targets,
+        "layers_to_transform": built.layers,
         "config": asdict(config),
-        "train_data": splits.train_record,
-        "eval_data": splits.eval_record,
+        "train_data": plan.splits.train_record,
+        "eval_data": plan.splits.eval_record,
         "seed": config.seed,
         "versions": _versions(),
-        "device": str(args.device),
-        "precision": "bf16" if bf16 else "fp32",
+        "device": str(trainer.args.device),
+        "precision": "bf16" if trainer.args.bf16 else "fp32",
         "metrics": {"train": train_metrics,
                     "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
         "global_step": trainer.state.global_step,
-        "resumed_from": Path(resume_from).name if resume_from else None,
+        "resumed_from": Path(plan.resume_from).name if plan.resume_from else None,
         "log_history": trainer.state.log_history,
     }
 
-    def write(folder: Path) -> None:
-        model.save_pretrained(str(folder))
-        tokenizer.save_pretrained(str(folder))
-        metadata["wall_time_s"] = round(time.perf_counter() - started, 3)
-        (folder / RUN_METADATA).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
 
+def publish(output: Path, model, tokenizer, metadata: dict, started: float) -> None:
+    """Adapter, tokenizer and lorafair_run.json into a staging folder, checkpoints moved in, renamed to OUTPUT."""
+    with atomic.publish_folder(output, carry=[CHECKPOINTS]) as staging:
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        metadata["wall_time_s"] = round(time.perf_counter() - started, 3)
+        (staging / RUN_METADATA).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
+    accuracy = metadata["metrics"]["eval"].get("accuracy")
+    log.info("adapter written to %s%s", output, f" (eval accuracy {accuracy:.4f})" if accuracy is not None else "")
+
+
+def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
+    """The whole run; `callbacks` are extra transformers TrainerCallbacks (tests use them to interrupt)."""
+    started = time.perf_counter()
+    plan = plan_run(config)
+    built = build_model(config, plan.base, plan.splits.label_names)
+    datasets = build_datasets(config, built, plan.splits)
+    trainer = build_trainer(config, built, datasets, plan.output, callbacks)
+    _prepare_checkpoints(trainer, plan)
+    metrics = _train_and_evaluate(trainer, plan, has_eval=bool(datasets.eval))
+    model = trainer.model.eval()
+    metadata = _run_metadata(config, plan, built, trainer, metrics)
     if trainer.is_world_process_zero():
-        _publish(output, write)
-        accuracy = metadata["metrics"]["eval"].get("accuracy")
-        log.info("adapter written to %s%s", output, f" (eval accuracy {accuracy:.4f})" if accuracy is not None else "")
+        publish(plan.output, model, built.tokenizer, metadata, started)
     trainer.accelerator.wait_for_everyone()
-    return TrainResult(output, model, tokenizer, metadata)
+    return TrainResult(plan.output, model, built.tokenizer, metadata)

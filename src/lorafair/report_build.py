@@ -11,58 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lorafair import metrics, stats
+from lorafair import metrics, power, report_text, stats
+from lorafair.adapter_data import task_records
 
 SCHEMA_VERSION = 1
-HEADLINE = ("accuracy", "f1", "auc_roc")  # metrics that get a conclusion line
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
 SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05
-FLIP_TOLERANCE = 0.005  # merged vs unmerged B: more prediction flips than this is a check line
-POSITIVE_CLASS_METRICS = ("f1", "precision", "recall", "auc_roc")  # binary: about one class, named in reports
-
-TEXT = {
-    "en": {
-        "same_head": "A and B use the same head: SHA-256 {h}.",
-        "gain": "{d}: {m} {dir} by {v} (95% CI [{lo}, {hi}]{p}).",
-        "none": "{d}: no significant difference in {m} ({v}, 95% CI [{lo}, {hi}]{p}).",
-        "undefined": "{d}: {m} difference undefined ({why}).",
-        "up": "improved", "down": "decreased",
-        "B-A": "LoRA vs frozen base with the same head (B - A)",
-        "B-A1": "LoRA vs the best frozen head, a linear probe (B - A1)",
-        "A1-A": "Linear probe vs LoRA head on frozen features (A1 - A)",
-        "range": "B - A {m} gain {v} is outside the usual {lo}-{hi}: check the training parameters, LoRA rank/alpha, or train more epochs.",
-        "speed": "QPS of B and A differ by {v}: after merging, both do the same FLOPs, so this is measurement noise or load.",
-        "positive": " (positive: {p})",
-        "dropped": "{n} rows without a text or label were dropped before sampling.",
-        "truncated": "{n} evaluated examples ({share:.1f}%) were longer than --max-length {L} tokens and were truncated.",
-        "flips": "Merged B predicts differently from the unmerged LoRA model on {f} of {n} checked examples (max |logit "
-                 "difference| {d:.3g}, merged in {dtype}): B's timing is of a model that is not quite the trained one.",
-    },
-    "zh": {
-        "same_head": "A 与 B 使用同一个分类头：SHA-256 {h}。",
-        "gain": "{d}：{m}{dir} {v}（95% 置信区间 [{lo}, {hi}]{p}）。",
-        "none": "{d}：{m} 无显著差异（{v}，95% 置信区间 [{lo}, {hi}]{p}）。",
-        "undefined": "{d}：{m} 差异无定义（{why}）。",
-        "up": "提升", "down": "下降",
-        "B-A": "LoRA 对比同一分类头的冻结基础模型 (B - A)",
-        "B-A1": "LoRA 对比最强冻结基线：线性探针 (B - A1)",
-        "A1-A": "冻结特征上线性探针对比 LoRA 分类头 (A1 - A)",
-        "range": "B - A 的 {m} 提升 {v} 不在常见范围 {lo}-{hi}：请检查训练参数、LoRA rank/alpha，或增加训练轮数。",
-        "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
-        "positive": "（正类：{p}）",
-        "dropped": "有 {n} 行缺少文本或标签，已在抽样前剔除。",
-        "truncated": "有 {n} 条评估样本（{share:.1f}%）超过 --max-length {L} 个词元，已被截断。",
-        "flips": "合并后的 B 与未合并的 LoRA 模型在 {f}/{n} 条检查样本上预测不同（最大 logit 差 {d:.3g}，合并精度 "
-                 "{dtype}）：B 的计时对象与训练得到的模型并不完全一致。",
-    },
-}
-METRIC_LABELS = {
-    "en": {"accuracy": "accuracy", "f1": "F1", "precision": "precision", "recall": "recall", "auc_roc": "AUC-ROC",
-           "log_loss": "log loss", "brier": "Brier score", "ece": "ECE"},
-    "zh": {"accuracy": "准确率", "f1": "F1", "precision": "精确率", "recall": "召回率", "auc_roc": "AUC-ROC",
-           "log_loss": "对数损失", "brier": "Brier 分数", "ece": "ECE"},
-}
+FLIP_TOLERANCE = 0.005  # merged vs unmerged B: more prediction flips than this is a check
 
 
 def _variant_block(name, y, probs, head_sha, speed, pos_label, num_labels, label_names):
@@ -158,12 +114,15 @@ def build_report(inp: ReportInput) -> dict:
         "variants": blocks,
         "deltas": delta_blocks,
         "forward_passes": inp.passes,
-        "notes": list(inp.notes) + data_notes(data, cfg.lang, cfg.max_length),
+        "notes": list(inp.notes),  # dropped/truncated rows are rendered from report["data"]
     }
     if inp.fidelity is not None:
         report["fidelity"] = inp.fidelity
-    report["conclusion"] = conclusion_lines(report, cfg.lang, cfg.alpha)
-    report["checks"] = seed_range_checks(report, cfg.lang) + fidelity_checks(report, cfg.lang)
+    power.annotate_deltas(report["deltas"], data["n"], cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta
+    report["power"] = power.underpowered_records(report, cfg.alpha)
+    if isinstance(cfg.adapter, str):  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
+        report["task_checks"] = task_records(cfg, data)
+    add_conclusions(report, cfg.alpha)
     return report
 
 
@@ -177,37 +136,16 @@ def positive_label_fields(pos_label, label_names) -> dict:
     return {"positive_label": str(label_names[index]), "positive_label_id": index}
 
 
-def data_notes(data: dict, lang: str, max_length: int) -> list[str]:
-    """Console/report notes on rows lorafair did not evaluate as given: dropped ones and truncated ones."""
-    text, lines = TEXT[lang], []
-    if data.get("dropped_rows"):
-        lines.append(text["dropped"].format(n=data["dropped_rows"]))
-    if data.get("truncated"):
-        lines.append(text["truncated"].format(n=data["truncated"], share=100 * (data.get("truncated_share") or 0),
-                                              L=max_length))
-    return lines
-
-
-def fidelity_checks(report: dict, lang: str) -> list[str]:
-    """A check line when the merged B (timed) predicts differently from the unmerged LoRA model too often."""
-    fid = report.get("fidelity") or {}
-    checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
-    if checked and flips / checked > FLIP_TOLERANCE:
-        return [TEXT[lang]["flips"].format(f=flips, n=checked, d=fid.get("merged_vs_unmerged_max_abs_logit_diff"),
-                                           dtype=fid.get("merge_dtype"))]
-    return []
-
-
-def metric_label(metric: str, lang: str, positive: str | None) -> str:
-    """The metric's display name; binary precision/recall/F1/AUC name their positive class."""
-    label = METRIC_LABELS[lang][metric]
-    if positive is not None and metric in POSITIVE_CLASS_METRICS:
-        label += TEXT[lang]["positive"].format(p=positive)
-    return label
-
-
-def _fmt_pp(value: float) -> str:
-    return f"{value * 100:+.2f} pp"
+def add_conclusions(report: dict, alpha: float) -> None:
+    """Structured conclusion and check records (renderers word them in any language), with English
+    sentences beside them for scripts that read report.json."""
+    for per_metric in report["deltas"].values():
+        for entry in per_metric.values():
+            entry["verdict"] = verdict(entry, alpha)
+    report["conclusion_records"] = conclusion_records(report, alpha)
+    report["conclusion"] = report_text.conclusion_lines(report, "en")
+    report["check_records"] = check_records(report)
+    report["checks"] = [report_text.check_sentence(r, "en") for r in report["check_records"]]
 
 
 def is_significant(entry: dict, alpha: float) -> bool:
@@ -220,44 +158,44 @@ def is_significant(entry: dict, alpha: float) -> bool:
     return excludes_zero and (p is None or p < alpha)
 
 
-def conclusion_lines(report: dict, lang: str, alpha: float) -> list[str]:
-    text, positive = TEXT[lang], report["data"].get("positive_label")
-    labels = {m: metric_label(m, lang, positive) for m in METRIC_LABELS[lang]}
-    lines = []
-    if report["head"]["A_equals_B"]:
-        lines.append(text["same_head"].format(h=report["variants"]["A"]["head_sha256"]))
+def verdict(entry: dict, alpha: float) -> str:
+    """improved / decreased (CI excludes 0 and the paired test agrees), no_difference, or undefined."""
+    if entry.get("value") is None:
+        return "undefined"
+    if not is_significant(entry, alpha):
+        return "no_difference"
+    return "improved" if entry["value"] > 0 else "decreased"
+
+
+def conclusion_records(report: dict, alpha: float) -> list[dict]:
+    """One record per delta and headline metric: the numbers a conclusion sentence is built from."""
+    records = []
     for key, per_metric in report["deltas"].items():
-        for metric in HEADLINE:
+        for metric in report_text.HEADLINE:
             entry = per_metric[metric]
-            if entry["value"] is None:
-                lines.append(text["undefined"].format(d=text[key], m=labels[metric], why=entry.get("reason")))
-                continue
-            ci = entry.get("ci") or [None, None]
-            lo = "n/a" if ci[0] is None else _fmt_pp(ci[0])
-            hi = "n/a" if ci[1] is None else _fmt_pp(ci[1])
-            p = "" if entry.get("p_value") is None else f", {entry['test']} p = {entry['p_value']:.3g}"
-            if is_significant(entry, alpha):
-                lines.append(text["gain"].format(d=text[key], m=labels[metric],
-                                                 dir=text["up" if entry["value"] > 0 else "down"],
-                                                 v=_fmt_pp(abs(entry["value"])).lstrip("+"), lo=lo, hi=hi, p=p))
-            else:
-                lines.append(text["none"].format(d=text[key], m=labels[metric], v=_fmt_pp(entry["value"]),
-                                                 lo=lo, hi=hi, p=p))
-    return lines
+            records.append({"delta": key, "metric": metric, "value": entry["value"], "ci": entry.get("ci"),
+                            "p_value": entry.get("p_value"), "test": entry.get("test"), "alpha": alpha,
+                            "verdict": verdict(entry, alpha), "reason": entry.get("reason")})
+    return records
 
 
-def seed_range_checks(report: dict, lang: str) -> list[str]:
+def check_records(report: dict) -> list[dict]:
     """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart."""
-    text, labels, checks = TEXT[lang], METRIC_LABELS[lang], []
+    checks = []
     for metric, (lo, hi) in SEED_RANGES.items():
         entry = report["deltas"].get("B-A", {}).get(metric)
         if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
-            checks.append(text["range"].format(m=labels[metric], v=_fmt_pp(entry["value"]),
-                                               lo=f"{lo * 100:.0f}", hi=f"{hi * 100:.0f} pp"))
+            checks.append({"check": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
     qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ("A", "B")]
     if all(qps):
         diff = qps[1] / qps[0] - 1
         report.setdefault("speed_difference", diff)
         if abs(diff) > SPEED_TOLERANCE:
-            checks.append(text["speed"].format(v=f"{diff * 100:+.1f}%"))
-    return checks
+            checks.append({"check": "speed", "value": diff, "tolerance": SPEED_TOLERANCE})
+    fid = report.get("fidelity") or {}
+    checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
+    if checked and flips / checked > FLIP_TOLERANCE:  # B is timed merged: it must predict like the trained model
+        checks.append({"check": "fidelity", "flips": flips, "checked": checked, "tolerance": FLIP_TOLERANCE,
+                       "max_abs_logit_diff": fid.get("merged_vs_unmerged_max_abs_logit_diff"),
+                       "merge_dtype": fid.get("merge_dtype")})
+    return checks + list(report.get("task_checks") or [])
