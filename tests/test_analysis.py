@@ -116,13 +116,14 @@ def test_renderer_formats_the_summary_and_draws_the_three_plots():
     report = {"config": {"lang": "en"}, "variants": {"B": {"metrics": {"accuracy": {"value": 0.85}}}},
               "analysis": {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
                            "notes": ["what was computed"]}}
-    (heading, body), (_, notes) = render_analysis.sections(report)
-    assert heading == "Where LoRA changed the features" and notes == "- what was computed"
+    assert render_analysis.heading(report) == "Where LoRA changed the features"
+    assert render_analysis.heading(report, "zh") == "LoRA 在哪里改变了特征"
+    body = "\n".join(render_analysis.summary_lines(report))
     assert "layer 2 (0 = embeddings, 2 = last; CKA 0.8000" in body
     assert "layer 2 (+20.0 pp: A 0.600 -> B 0.800)" in body
     assert "model.layers.2.self_attn.q_proj (0.0350), model.layers.2.self_attn.v_proj (0.0300)" in body
     assert ": 6 in 6 modules." in body  # 0 + 0 + 1 + 1 + 2 + 2
     page = render_analysis.html_section(report)
     assert page.count("data:image/png;base64,") == 3
-    assert render_analysis.sections({"config": {}, "analysis": None}) == []
+    assert render_analysis.summary_lines({"config": {}, "analysis": None}) == []
     assert render_analysis.html_section({"config": {}}) == ""
