@@ -103,3 +103,27 @@ def test_summarise_picks_first_changed_layer_best_gain_and_top_modules():
     assert summary["largest_probe_gain"]["gain"] == pytest.approx(0.3)
     assert [m["module"] for m in summary["top_modules_by_delta_norm_ratio"]] == ["b", "c", "a"]
     assert summary["total_intruders"] == 3 and summary["modules_with_intruders_counted"] == 3
+
+
+def test_renderer_formats_the_summary_and_draws_the_three_plots():
+    from lorafair import render_analysis
+
+    layers = [{"layer": i, "cka": c, "cosine": 0.9 + 0.01 * i, "probe_accuracy": {"A": 0.6, "B": 0.6 + 0.1 * i}}
+              for i, c in enumerate([1.0, 0.995, 0.8])]
+    weights = [{"module": f"model.layers.{i}.self_attn.{k}", "layer": i, "kind": f"self_attn.{k}",
+                "delta_norm_ratio": 0.01 * (i + 1) + (0.005 if k == "q_proj" else 0), "intruders": i}
+               for i in range(3) for k in ("q_proj", "v_proj")]
+    report = {"config": {"lang": "en"}, "variants": {"B": {"metrics": {"accuracy": {"value": 0.85}}}},
+              "analysis": {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
+                           "notes": ["what was computed"]}}
+    assert render_analysis.heading(report) == "Where LoRA changed the features"
+    assert render_analysis.heading(report, "zh") == "LoRA 在哪里改变了特征"
+    body = "\n".join(render_analysis.summary_lines(report))
+    assert "layer 2 (0 = embeddings, 2 = last; CKA 0.8000" in body
+    assert "layer 2 (+20.0 pp: A 0.600 -> B 0.800)" in body
+    assert "model.layers.2.self_attn.q_proj (0.0350), model.layers.2.self_attn.v_proj (0.0300)" in body
+    assert ": 6 in 6 modules." in body  # 0 + 0 + 1 + 1 + 2 + 2
+    page = render_analysis.html_section(report)
+    assert page.count("data:image/png;base64,") == 3
+    assert render_analysis.summary_lines({"config": {}, "analysis": None}) == []
+    assert render_analysis.html_section({"config": {}}) == ""

@@ -138,6 +138,19 @@ def test_an_orthogonal_rank_one_update_is_one_intruder():
     assert weight_delta.count_intruders(w, w) == 0
 
 
+@pytest.mark.parametrize("scale", [0.0, 0.3, 1.0, 3.0, 30.0])
+def test_screened_intruder_count_equals_the_full_comparison(scale):
+    """The screen (leading 40 of W's vectors + the energy bound) decides exactly as all of W's vectors do."""
+    rng = np.random.default_rng(int(scale * 10))
+    w = rng.normal(size=(64, 96)) * np.linspace(3, 0.1, 96)  # a spread of singular values, like trained weights
+    updated = w + scale * rng.normal(size=(64, 4)) @ rng.normal(size=(4, 96))
+    u_base = np.linalg.svd(w, full_matrices=False)[0]
+    u_new = np.linalg.svd(updated, full_matrices=False)[0][:, :10]
+    expected = int(np.sum(np.abs(u_base.T @ u_new).max(axis=0) < 0.5))
+    assert weight_delta.count_intruders(w, updated) == expected
+    assert weight_delta.count_intruders(w, updated, screen=64) == expected  # no screen: all vectors at once
+
+
 def test_effective_rank_counts_values_holding_90_percent_of_the_energy():
     assert weight_delta.effective_rank([3.0, 1.0, 1.0]) == 2  # 9/11 = 0.82 < 0.9 <= 10/11
     assert weight_delta.effective_rank([1.0, 1e-9]) == 1

@@ -22,6 +22,18 @@ POOLING_TEXT = {"last": "the last non-pad token (where the decoder's classifier 
                 "first": "the first token ([CLS]; any pooler of the head itself is not applied per layer)"}
 
 
+def single_threaded_blas():
+    """Small eigendecompositions and probe fits run on one BLAS thread.
+
+    Measured on the 2-core machine under load ~6 (other processes busy): a 576 x 576 symmetric eigh took
+    21 s with OpenBLAS's 2 threads fighting for the cores and 0.7 s on one; these matrices are too small
+    for threads to pay off anywhere.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def layer_pooling(model) -> str:
     """'last' for causal decoders (their classifier pools the last non-pad token), 'first' for encoders."""
     causal = any(getattr(module, "is_causal", False) is True for module in model.modules())
@@ -76,7 +88,8 @@ def build(eval_a: np.ndarray, eval_b: np.ndarray, *, weights: list[dict], poolin
           notes: list[str], seconds: dict) -> dict:
     """report["analysis"] from the pooled hidden states and the weight records."""
     started = time.perf_counter()
-    layers = analysis.layer_records(eval_a, eval_b, probe=probe)
+    with single_threaded_blas():
+        layers = analysis.layer_records(eval_a, eval_b, probe=probe)
     seconds["layer_metrics_and_probes"] = time.perf_counter() - started
     num_layers, n, d = eval_a.shape
     notes = [f"layers: hidden_states[0..{num_layers - 1}] (0 = embeddings) of A and B on the {n} evaluation examples, "
@@ -169,7 +182,12 @@ class Collector:
         if not self.enabled:
             return
         started = time.perf_counter()
-        self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
+        with single_threaded_blas():
+            self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
+        self.notes.append(f"weights: {len(self.weight_list)} adapted modules; ΔW = scaling · B·A as peft merges it "
+                          "(Conv1D read transposed, rslora / rank and alpha patterns honoured); effective rank from "
+                          "the exact singular values of ΔW; intruders from exact float64 eigendecompositions of "
+                          "W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller Gram side)")
         self.notes.extend(notes)
         self.seconds["weights"] = time.perf_counter() - started
 

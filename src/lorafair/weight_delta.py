@@ -83,12 +83,24 @@ def left_singular_vectors(matrix, top: int | None = None) -> np.ndarray:
 
 
 def count_intruders(base, updated, top: int = INTRUDER_TOP, threshold: float = INTRUDER_COSINE,
-                    base_vectors: np.ndarray | None = None) -> int:
-    """How many of the top-`top` left singular vectors of `updated` have max |cos| < threshold with all of `base`'s."""
-    reference = left_singular_vectors(base) if base_vectors is None else base_vectors
+                    screen: int = 4 * INTRUDER_TOP) -> int:
+    """How many of the top-`top` left singular vectors of `updated` have max |cos| < threshold with all of `base`'s.
+
+    Exact, but usually without W's full eigendecomposition: W's left singular vectors are orthonormal, so
+    the squared cosines of a unit vector with them sum to at most 1. After the leading `screen` of them, a
+    candidate is decided when one cosine already reaches the threshold (not an intruder) or when the
+    energy left for all the others is below threshold² (none of them can reach it). Only when some
+    candidate stays undecided are all of W's left singular vectors computed.
+    """
     candidates = left_singular_vectors(updated, top=top)
-    overlap = np.abs(reference.T @ candidates).max(axis=0)
-    return int(np.sum(overlap < threshold))
+    leading = left_singular_vectors(base, top=screen)
+    cosines = np.abs(leading.T @ candidates)
+    best = cosines.max(axis=0) if len(leading.T) else np.zeros(candidates.shape[1])
+    remaining = 1.0 - np.sum(cosines**2, axis=0)
+    undecided = (best < threshold) & (remaining >= threshold**2 - 1e-9)  # margin: rounding never decides
+    if undecided.any() and leading.shape[1] < min(np.shape(base)):
+        best = np.abs(left_singular_vectors(base).T @ candidates).max(axis=0)
+    return int(np.sum(best < threshold))
 
 
 def module_record(module: str, weight, lora_a, lora_b, scaling: float, *, fan_in_fan_out: bool = False,
