@@ -137,6 +137,12 @@ TEXT = {
 }
 
 
+def _label(metric: str, lang: str) -> str:
+    from lorafair.reporting import METRIC_LABELS
+
+    return METRIC_LABELS[lang].get(metric, metric)
+
+
 def _pp(value) -> str:
     return "n/a" if value is None else f"{value * 100:+.2f} pp"
 
@@ -150,11 +156,11 @@ def across_seed_lines(across: dict, lang: str, metrics=("accuracy", "f1", "auc_r
             if not s or s["mean"] is None:
                 continue
             if s["n_seeds"] < MIN_SEEDS_FOR_VARIANCE or not s["ci"] or s["ci"][0] is None:
-                lines.append(text["few"].format(k=s["n_seeds"], d=key, m=metric, v=_pp(s["mean"])))
+                lines.append(text["few"].format(k=s["n_seeds"], d=key, m=_label(metric, lang), v=_pp(s["mean"])))
                 continue
             robust = s["ci"][0] > 0 or s["ci"][1] < 0
             lines.append(text["robust" if robust else "not"].format(
-                k=s["n_seeds"], d=key, m=metric, v=_pp(s["mean"]), sd=f"{s['sd'] * 100:.2f} pp",
+                k=s["n_seeds"], d=key, m=_label(metric, lang), v=_pp(s["mean"]), sd=f"{s['sd'] * 100:.2f} pp",
                 lo=_pp(s["ci"][0]), hi=_pp(s["ci"][1])))
     return lines
 
@@ -169,6 +175,6 @@ def holm_lines(records: list[dict], n_adapters: int, lang: str, alpha: float, me
             if not rows:
                 continue
             hits = [r["adapter"] for r in rows if r["p_holm"] < alpha]
-            lines.append(text["holm"].format(d=key, m=metric, k=n_adapters, s=len(hits),
+            lines.append(text["holm"].format(d=key, m=_label(metric, lang), k=n_adapters, s=len(hits),
                                              names=f" ({', '.join(hits)})" if hits else ""))
     return lines
