@@ -32,9 +32,17 @@ def qwen25_15b_classifier(device: str = "cuda", smoke: bool = False):
     shape = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12)
     if smoke:  # a CPU check of this script's plumbing, not a measurement
         shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-    config = Qwen2Config(vocab_size=151936, num_key_value_heads=2, max_position_embeddings=32768,
-                         rope_theta=1_000_000.0, tie_word_embeddings=True, num_labels=2,
-                         pad_token_id=151643, attn_implementation="sdpa", **shape)
+    config = Qwen2Config(
+        vocab_size=151936,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        num_labels=2,
+        pad_token_id=151643,
+        attn_implementation="sdpa",
+        **shape,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForSequenceClassification(config)
@@ -87,27 +95,43 @@ def main() -> int:
         encoded = Encoded(ids, None)
         for batch_size in (int(x) for x in args.batch_sizes.split(",")):
             # fixed order (all lengths equal): batches are what length_sorted_batches would make
-            batches = [np.arange(i, min(i + batch_size, args.num_examples))
-                       for i in range(0, args.num_examples, batch_size)]
+            batches = [
+                np.arange(i, min(i + batch_size, args.num_examples)) for i in range(0, args.num_examples, batch_size)
+            ]
             result = run_pass(model, encoded, batches, pad_token_id=151643, device=device, quiet=True)
             speed = result.speed(args.num_examples)
             useful = 2 * non_embedding * result.tokens / speed["seconds"]
-            runs.append({"length": length, "batch_size": batch_size, "qps": speed["qps"],
-                         "tokens_per_s": speed["tokens_per_s"], "seconds": speed["seconds"],
-                         "latency_ms_p50": speed["latency_ms_p50"], "useful_tflops": useful / 1e12,
-                         "fraction_of_790_tflops": useful / PEAK_BF16,
-                         "fraction_of_measured_peak": useful / measured_peak,
-                         "peak_memory_gib": (result.peak_memory_bytes or 0) / 2**30})
+            runs.append(
+                {
+                    "length": length,
+                    "batch_size": batch_size,
+                    "qps": speed["qps"],
+                    "tokens_per_s": speed["tokens_per_s"],
+                    "seconds": speed["seconds"],
+                    "latency_ms_p50": speed["latency_ms_p50"],
+                    "useful_tflops": useful / 1e12,
+                    "fraction_of_790_tflops": useful / PEAK_BF16,
+                    "fraction_of_measured_peak": useful / measured_peak,
+                    "peak_memory_gib": (result.peak_memory_bytes or 0) / 2**30,
+                }
+            )
             print(json.dumps(runs[-1]), flush=True)
     out = {
         "model": "Qwen2.5-1.5B-shaped Qwen2ForSequenceClassification, random weights, bf16, SDPA",
-        "parameters": total, "non_embedding_parameters": non_embedding, "num_examples": args.num_examples,
-        "measured_bf16_matmul_tflops": measured_peak / 1e12, "reference_peak_tflops": PEAK_BF16 / 1e12,
+        "parameters": total,
+        "non_embedding_parameters": non_embedding,
+        "num_examples": args.num_examples,
+        "measured_bf16_matmul_tflops": measured_peak / 1e12,
+        "reference_peak_tflops": PEAK_BF16 / 1e12,
         "runs": runs,
         "best": max(runs, key=lambda r: r["fraction_of_790_tflops"]),
-        "environment": {"gpu": torch.cuda.get_device_name() if device == "cuda" else None, "torch": torch.__version__,
-                        "transformers": __import__("transformers").__version__,
-                        "python": platform.python_version(), "cuda": torch.version.cuda},
+        "environment": {
+            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "python": platform.python_version(),
+            "cuda": torch.version.cuda,
+        },
         "wall_seconds": time.perf_counter() - started,
     }
     atomic.write_text(args.output, json.dumps(out, indent=2) + "\n")

@@ -25,8 +25,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
-TARGETS = {"speedup_vs_seed_procedure": (">=", 3.0), "speedup_vs_pipeline": (">=", 1.5),
-           "flop_utilisation": (">=", 0.5), "peak_rss_ratio": ("<=", 1.5)}
+TARGETS = {
+    "speedup_vs_seed_procedure": (">=", 3.0),
+    "speedup_vs_pipeline": (">=", 1.5),
+    "flop_utilisation": (">=", 0.5),
+    "peak_rss_ratio": ("<=", 1.5),
+}
 MODEL, DATA = "smollm2-135m", "builtin:polarity-en"
 # Spinning OpenMP workers of two processes on the same cores starve each other: on this 2-core machine,
 # shared with other jobs, one SmolLM2 forward took 10 s with the default (active) waiting and 1.5 s with
@@ -46,8 +50,13 @@ def make_adapter(base: str, out: Path, seed: int = 0) -> Path:
     hf_logging.disable_progress_bar()
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, init_lora_weights=False,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=8,
+        lora_alpha=16,
+        init_lora_weights=False,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
     model = get_peft_model(model, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -103,8 +112,9 @@ def model_sizes(base: str) -> dict:
     return {"parameters": total, "non_embedding_parameters": total - embedding, "fp32_bytes": 4 * total}
 
 
-def b_pass_vs_pipeline(base: str, adapter: Path, texts: list[str], *, batch_size: int, max_length: int,
-                       non_embedding: int) -> dict:
+def b_pass_vs_pipeline(
+    base: str, adapter: Path, texts: list[str], *, batch_size: int, max_length: int, non_embedding: int
+) -> dict:
     """lorafair's B pass and transformers' pipeline on the same merged model object, back to back."""
     import numpy as np
     from transformers import pipeline
@@ -124,8 +134,9 @@ def b_pass_vs_pipeline(base: str, adapter: Path, texts: list[str], *, batch_size
     peak_before = matmul_flops()
     start = time.perf_counter()
     encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
-    ours = inference.run_pass(model, encoded, inference.length_sorted_batches(encoded.lengths, batch_size),
-                              warmup=False, **kw)
+    ours = inference.run_pass(
+        model, encoded, inference.length_sorted_batches(encoded.lengths, batch_size), warmup=False, **kw
+    )
     ours_seconds = time.perf_counter() - start
     peak_after = matmul_flops()
 
@@ -141,12 +152,18 @@ def b_pass_vs_pipeline(base: str, adapter: Path, texts: list[str], *, batch_size
     ours_pred = ["neg", "pos"]
     agree = np.mean([ours_pred[int(i)] == t["label"] for i, t in zip(ours.logits.argmax(1), theirs)])
     return {
-        "lorafair": {"seconds": ours_seconds, "forward_seconds": forward_seconds, "tokenize_seconds": encoded.seconds,
-                     "samples_per_s": len(texts) / ours_seconds, "real_tokens": ours.tokens},
+        "lorafair": {
+            "seconds": ours_seconds,
+            "forward_seconds": forward_seconds,
+            "tokenize_seconds": encoded.seconds,
+            "samples_per_s": len(texts) / ours_seconds,
+            "real_tokens": ours.tokens,
+        },
         "pipeline": {"seconds": pipe_seconds, "samples_per_s": len(texts) / pipe_seconds},
         "prediction_agreement": float(agree),
         "matmul_fp32_flops": {"before": peak_before, "after": peak_after, "n": 2048},
-        "useful_flops_per_s": useful, "flop_utilisation": useful / peak,
+        "useful_flops_per_s": useful,
+        "flop_utilisation": useful / peak,
     }
 
 
@@ -160,25 +177,54 @@ def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> d
 
     base = str(assets.qwen_model_dir(name))
     sizes = model_sizes(base)
-    make = ("import sys; sys.path.insert(0, sys.argv[1]); from run_bench import make_adapter; "
-            "from pathlib import Path; make_adapter(sys.argv[2], Path(sys.argv[3]))")
+    make = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from run_bench import make_adapter; "
+        "from pathlib import Path; make_adapter(sys.argv[2], Path(sys.argv[3]))"
+    )
     adapter_cmd = [sys.executable, "-c", make, str(ROOT / "benchmarks"), base, str(tmp / f"{name}-adapter")]
     run_child(adapter_cmd)  # in a child: this process stays small, so its own peak cannot leak into the figure
-    cmd = [sys.executable, "-m", "lorafair", "compare", "--adapter", str(tmp / f"{name}-adapter"), "--data",
-           "builtin:sentiment-zh", "--num-samples", str(num_samples), "--variants", "B,A", "--bootstrap", "1000",
-           "--output", str(tmp / f"{name}-compare"), "--quiet", *shape]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lorafair",
+        "compare",
+        "--adapter",
+        str(tmp / f"{name}-adapter"),
+        "--data",
+        "builtin:sentiment-zh",
+        "--num-samples",
+        str(num_samples),
+        "--variants",
+        "B,A",
+        "--bootstrap",
+        "1000",
+        "--output",
+        str(tmp / f"{name}-compare"),
+        "--quiet",
+        *shape,
+    ]
     child = run_child(cmd)
     report = json.loads((tmp / f"{name}-compare" / "report.json").read_text(encoding="utf-8"))
     peak = report["environment"]["peak_rss_bytes"]
-    return {"peak_rss_ratio": peak / sizes["fp32_bytes"], "peak_rss_bytes": peak,
-            "wait4_ru_maxrss_bytes": child["peak_rss_bytes"], "fp32_bytes": sizes["fp32_bytes"],
-            "parameters": sizes["parameters"], "wall_seconds": child["wall_seconds"], "num_samples": num_samples,
-            "data": "builtin:sentiment-zh:test"}
+    return {
+        "peak_rss_ratio": peak / sizes["fp32_bytes"],
+        "peak_rss_bytes": peak,
+        "wait4_ru_maxrss_bytes": child["peak_rss_bytes"],
+        "fp32_bytes": sizes["fp32_bytes"],
+        "parameters": sizes["parameters"],
+        "wall_seconds": child["wall_seconds"],
+        "num_samples": num_samples,
+        "data": "builtin:sentiment-zh:test",
+    }
 
 
 # Wall-clock limits that used to be asserted in the tests (where a busy machine made them flaky); measured here.
-MICRO_TARGETS = {"bootstrap_10k_resamples_500x3_seconds": 10.0, "qwen_tokenizer_cache_hit_seconds": 0.5,
-                 "builtin_data_cache_hit_seconds": 0.1, "smollm2_cache_hit_seconds": 0.1}
+MICRO_TARGETS = {
+    "bootstrap_10k_resamples_500x3_seconds": 10.0,
+    "qwen_tokenizer_cache_hit_seconds": 0.5,
+    "builtin_data_cache_hit_seconds": 0.1,
+    "smollm2_cache_hit_seconds": 0.1,
+}
 
 
 def _seconds(call) -> float:
@@ -198,17 +244,24 @@ def micro_timings() -> dict:
     y = rng.integers(0, 2, 500)
     logits = {v: np.eye(2)[y] * scale + rng.normal(size=(500, 2)) for v, scale in (("A", 0.8), ("A1", 1.0), ("B", 1.6))}
     probs = {v: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) for v, z in logits.items()}
-    seconds = {"bootstrap_10k_resamples_500x3_seconds": _seconds(
-        lambda: paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0))}
-    lookups = {"qwen_tokenizer_cache_hit_seconds": assets.qwen_tokenizer_dir,
-               "builtin_data_cache_hit_seconds": lambda: assets.builtin_data_dir("polarity-en"),
-               "smollm2_cache_hit_seconds": assets.smollm2_model_dir}
+    seconds = {
+        "bootstrap_10k_resamples_500x3_seconds": _seconds(
+            lambda: paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0)
+        )
+    }
+    lookups = {
+        "qwen_tokenizer_cache_hit_seconds": assets.qwen_tokenizer_dir,
+        "builtin_data_cache_hit_seconds": lambda: assets.builtin_data_dir("polarity-en"),
+        "smollm2_cache_hit_seconds": assets.smollm2_model_dir,
+    }
     for name, lookup in lookups.items():
         lookup()  # builds the asset once if this machine has not yet
         seconds[name] = _seconds(lookup)
-    return {"figures": {k: round(v, 4) for k, v in seconds.items()},
-            "targets": {k: f"<= {v}" for k, v in MICRO_TARGETS.items()},
-            "met": {k: seconds[k] <= v for k, v in MICRO_TARGETS.items()}}
+    return {
+        "figures": {k: round(v, 4) for k, v in seconds.items()},
+        "targets": {k: f"<= {v}" for k, v in MICRO_TARGETS.items()},
+        "met": {k: seconds[k] <= v for k, v in MICRO_TARGETS.items()},
+    }
 
 
 def main() -> int:
@@ -219,8 +272,12 @@ def main() -> int:
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--qwen-samples", type=int, default=64, help="examples for the Qwen peak-RSS compares")
     parser.add_argument("--no-qwen", action="store_true", help="skip the qwen2.5-coder-0.5b peak-RSS ratio")
-    parser.add_argument("--qwen-1.5b", dest="qwen_15b", action="store_true",
-                        help="also the qwen2.5-coder-1.5b peak-RSS ratio (~7 GB RAM, ~5 more minutes)")
+    parser.add_argument(
+        "--qwen-1.5b",
+        dest="qwen_15b",
+        action="store_true",
+        help="also the qwen2.5-coder-1.5b peak-RSS ratio (~7 GB RAM, ~5 more minutes)",
+    )
     parser.add_argument("--micro", action="store_true", help="only the bootstrap and cache-hit timings (seconds)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -232,8 +289,10 @@ def main() -> int:
 
     started, load_start = time.perf_counter(), os.getloadavg()
     if args.micro:
-        text = json.dumps({"micro": micro_timings(), "load_average_1min": {"start": load_start[0],
-                                                                          "end": os.getloadavg()[0]}}, indent=2)
+        text = json.dumps(
+            {"micro": micro_timings(), "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]}},
+            indent=2,
+        )
         atomic.write_text(Path(args.output), text + "\n")
         print(text)
         return 0
@@ -244,9 +303,24 @@ def main() -> int:
         tmp = Path(tmp)
         adapter = make_adapter(base, tmp / "adapter")
         shape = ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
-        compare_cmd = [sys.executable, "-m", "lorafair", "compare", "--adapter", str(adapter), "--data", DATA,
-                       "--num-samples", str(args.num_samples), "--variants", "B,A", "--output", str(tmp / "compare"),
-                       "--quiet", *shape]
+        compare_cmd = [
+            sys.executable,
+            "-m",
+            "lorafair",
+            "compare",
+            "--adapter",
+            str(adapter),
+            "--data",
+            DATA,
+            "--num-samples",
+            str(args.num_samples),
+            "--variants",
+            "B,A",
+            "--output",
+            str(tmp / "compare"),
+            "--quiet",
+            *shape,
+        ]
         say("lorafair compare (A, B) ...")
         compare = run_child(compare_cmd)
         report = json.loads((tmp / "compare" / "report.json").read_text(encoding="utf-8"))
@@ -256,16 +330,40 @@ def main() -> int:
         subset = [rows[i] for i in report["data"]["indices"]]
         (tmp / "subset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in subset), encoding="utf-8")
         say("seed procedure (two loads, padding to max_length, A and B separately) ...")
-        seed = run_child([sys.executable, str(ROOT / "benchmarks" / "seed_procedure.py"), "--base-model", base,
-                          "--adapter", str(adapter), "--data", str(tmp / "subset.jsonl"),
-                          "--output", str(tmp / "seed.json"), *shape])
+        seed = run_child(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "seed_procedure.py"),
+                "--base-model",
+                base,
+                "--adapter",
+                str(adapter),
+                "--data",
+                str(tmp / "subset.jsonl"),
+                "--output",
+                str(tmp / "seed.json"),
+                *shape,
+            ]
+        )
         seed.update(json.loads((tmp / "seed.json").read_text(encoding="utf-8")))
-        runtime = run_child([sys.executable, "-c", "import torch, peft, lorafair.compare, lorafair.report_write; "
-                             "from transformers import AutoModelForSequenceClassification, modeling_utils"])
+        runtime = run_child(
+            [
+                sys.executable,
+                "-c",
+                "import torch, peft, lorafair.compare, lorafair.report_write; "
+                "from transformers import AutoModelForSequenceClassification, modeling_utils",
+            ]
+        )
 
         say("B pass: lorafair vs transformers.pipeline ...")
-        b_pass = b_pass_vs_pipeline(base, adapter, [r["text"] for r in subset], batch_size=args.batch_size,
-                                    max_length=args.max_length, non_embedding=sizes["non_embedding_parameters"])
+        b_pass = b_pass_vs_pipeline(
+            base,
+            adapter,
+            [r["text"] for r in subset],
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            non_embedding=sizes["non_embedding_parameters"],
+        )
         qwen = {}
         for name, wanted in (("qwen2.5-coder-0.5b", not args.no_qwen), ("qwen2.5-coder-1.5b", args.qwen_15b)):
             if wanted:
@@ -285,29 +383,43 @@ def main() -> int:
         "figures": {k: round(v, 3) for k, v in figures.items()},
         "targets": {k: f"{op} {value}" for k, (op, value) in targets.items()},
         "met": {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k, (op, v) in targets.items()},
-        "setup": {"model": MODEL, "data": f"{DATA}:test", "num_samples": args.num_samples,
-                  "batch_size": args.batch_size, "max_length": args.max_length, "variants": "B,A",
-                  "compare_command": " ".join(["lorafair", *compare_cmd[3:]]).replace(str(tmp), "$TMP"),
-                  "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                  "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                  "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]}},
+        "setup": {
+            "model": MODEL,
+            "data": f"{DATA}:test",
+            "num_samples": args.num_samples,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "variants": "B,A",
+            "compare_command": " ".join(["lorafair", *compare_cmd[3:]]).replace(str(tmp), "$TMP"),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+            "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
+        },
         "measurements": {
-            "lorafair_compare": {**compare, "report_total_seconds": report["timing"]["total_seconds"],
-                                 "speed": {v: report["variants"][v]["speed"] for v in ("A", "B")}},
+            "lorafair_compare": {
+                **compare,
+                "report_total_seconds": report["timing"]["total_seconds"],
+                "speed": {v: report["variants"][v]["speed"] for v in ("A", "B")},
+            },
             "seed_procedure": {k: seed[k] for k in ("wall_seconds", "peak_rss_bytes", "total_seconds")}
-                              | {f"{v}_seconds": seed[v]["seconds"] for v in ("A", "B")},
+            | {f"{v}_seconds": seed[v]["seconds"] for v in ("A", "B")},
             "b_pass": b_pass,
             "qwen_peak_rss": qwen,
             "model": sizes,
             "runtime_only_peak_rss_bytes": runtime["peak_rss_bytes"],
-            "peak_rss_ratio_above_runtime": (compare["peak_rss_bytes"] - runtime["peak_rss_bytes"]) / sizes["fp32_bytes"],
+            "peak_rss_ratio_above_runtime": (compare["peak_rss_bytes"] - runtime["peak_rss_bytes"])
+            / sizes["fp32_bytes"],
             "seed_peak_rss_ratio": seed["peak_rss_bytes"] / sizes["fp32_bytes"],
-            "same_results": {"accuracy_lorafair": ours,
-                             "accuracy_seed": {v: seed[v]["accuracy"] for v in ("A", "B")}},
+            "same_results": {"accuracy_lorafair": ours, "accuracy_seed": {v: seed[v]["accuracy"] for v in ("A", "B")}},
         },
         "micro": micro_timings(),
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "wall_seconds": time.perf_counter() - started,
     }
     text = json.dumps(bench, indent=2)

@@ -28,14 +28,24 @@ def evaluate(model, tokenizer, texts, labels, *, batch_size: int, max_length: in
     probs = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding="max_length", truncation=True,
-                              max_length=max_length, return_tensors="pt")
+            batch = tokenizer(
+                texts[start : start + batch_size],
+                padding="max_length",
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
             probs.append(torch.softmax(model(**batch).logits.float(), dim=-1).numpy())
     probs = np.concatenate(probs)
     pred = probs.argmax(axis=1)
-    return {"accuracy": accuracy_score(labels, pred), "f1": f1_score(labels, pred),
-            "precision": precision_score(labels, pred, zero_division=0), "recall": recall_score(labels, pred),
-            "auc_roc": roc_auc_score(labels, probs[:, 1]), "pred": pred.tolist()}
+    return {
+        "accuracy": accuracy_score(labels, pred),
+        "f1": f1_score(labels, pred),
+        "precision": precision_score(labels, pred, zero_division=0),
+        "recall": recall_score(labels, pred),
+        "auc_roc": roc_auc_score(labels, probs[:, 1]),
+        "pred": pred.tolist(),
+    }
 
 
 def main() -> None:
@@ -61,8 +71,9 @@ def main() -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
     def load_base():
-        model = AutoModelForSequenceClassification.from_pretrained(args.base_model, num_labels=len(names),
-                                                                   dtype=torch.float32)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.base_model, num_labels=len(names), dtype=torch.float32
+        )
         model.config.pad_token_id = tokenizer.pad_token_id
         return model
 
@@ -72,8 +83,9 @@ def main() -> None:
     results = {}
     for name, model in (("B", lora_model), ("A", frozen)):
         start = time.perf_counter()
-        results[name] = evaluate(model, tokenizer, texts, labels, batch_size=args.batch_size,
-                                 max_length=args.max_length)
+        results[name] = evaluate(
+            model, tokenizer, texts, labels, batch_size=args.batch_size, max_length=args.max_length
+        )
         results[name]["seconds"] = time.perf_counter() - start
     results["total_seconds"] = time.perf_counter() - started
     results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -61,19 +61,30 @@ class BenchmarkEvaluator:
         from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
 
         encoded = tokenize(tokenizer, self.texts, max_length=self.max_length)
-        result = run_pass(model, encoded, length_sorted_batches(encoded.lengths, self.batch_size),
-                          pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side,
-                          device=self.device, quiet=True)
+        result = run_pass(
+            model,
+            encoded,
+            length_sorted_batches(encoded.lengths, self.batch_size),
+            pad_token_id=tokenizer.pad_token_id,
+            padding_side=tokenizer.padding_side,
+            device=self.device,
+            quiet=True,
+        )
         return self._compute_metrics(softmax(result.logits), result.speed(len(self.texts)))
 
     def _compute_metrics(self, probs: np.ndarray, speed: Dict[str, Any]) -> Dict[str, Any]:
         from lorafair.metrics import compute_metrics, per_class_report
 
         values = {k: v["value"] for k, v in compute_metrics(self.labels, probs).items()}
-        per_class = per_class_report(self.labels, probs.argmax(axis=1), probs.shape[1],
-                                     [str(i) for i in range(probs.shape[1])])
-        values.update(negative_recall=per_class[0]["recall"], positive_recall=per_class[-1]["recall"],
-                      avg_inference_time_ms=1000.0 / speed["qps"] if speed["qps"] else None, qps=speed["qps"])
+        per_class = per_class_report(
+            self.labels, probs.argmax(axis=1), probs.shape[1], [str(i) for i in range(probs.shape[1])]
+        )
+        values.update(
+            negative_recall=per_class[0]["recall"],
+            positive_recall=per_class[-1]["recall"],
+            avg_inference_time_ms=1000.0 / speed["qps"] if speed["qps"] else None,
+            qps=speed["qps"],
+        )
         return values
 
     def evaluate_qwen(self, model_name: str, lora_path: str | None = None) -> Dict[str, Any]:
@@ -91,8 +102,9 @@ class BenchmarkEvaluator:
         model, tokenizer = load_base_model_with_lora_classifier(model_name, lora_path, self.device)
         return self._evaluate(model, tokenizer)
 
-    def run_benchmark(self, model_key: str, lora_path: str | None = None,
-                      model_name: str | None = None) -> Dict[str, Any]:
+    def run_benchmark(
+        self, model_key: str, lora_path: str | None = None, model_name: str | None = None
+    ) -> Dict[str, Any]:
         config = BASELINE_MODELS[model_key]
         name = model_name or config["model_name"]
         if config["type"] == "qwen_frozen":

@@ -17,13 +17,20 @@ if __package__ in (None, ""):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Full fair evaluation of a LoRA adapter (wrapper over `lorafair compare`).")
-    parser.add_argument("--model_path", required=True,
-                        help="LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
-    parser.add_argument("--base_model", default=None,
-                        help="base model id or folder (default: the adapter's base_model_name_or_path)")
-    parser.add_argument("--data", default=None, help="evaluation data file/folder or builtin:NAME (default: the "
-                        "adapter's recorded test split or held-out part; builtin:sentiment-zh if it records none)")
+        description="Full fair evaluation of a LoRA adapter (wrapper over `lorafair compare`)."
+    )
+    parser.add_argument(
+        "--model_path", required=True, help="LoRA adapter folder (adapter_config.json + adapter_model.safetensors)"
+    )
+    parser.add_argument(
+        "--base_model", default=None, help="base model id or folder (default: the adapter's base_model_name_or_path)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="evaluation data file/folder or builtin:NAME (default: the "
+        "adapter's recorded test split or held-out part; builtin:sentiment-zh if it records none)",
+    )
     parser.add_argument("--num_samples", type=int, default=500, help="stratified sample size (0 = all)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=256)
@@ -36,9 +43,22 @@ def to_lorafair_argv(args: argparse.Namespace, variants: str) -> list[str]:
     from lorafair.adapter_data import announce_default_eval_data
 
     data = ["--data", args.data] if args.data else announce_default_eval_data(args.model_path).compare_argv()
-    argv = ["compare", "--adapter", args.model_path, *data, "--num-samples", str(args.num_samples),
-            "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--variants", variants,
-            "--output", str(Path(args.output_dir) / time.strftime("%Y%m%d-%H%M%S"))]
+    argv = [
+        "compare",
+        "--adapter",
+        args.model_path,
+        *data,
+        "--num-samples",
+        str(args.num_samples),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--variants",
+        variants,
+        "--output",
+        str(Path(args.output_dir) / time.strftime("%Y%m%d-%H%M%S")),
+    ]
     if args.base_model:
         argv += ["--base-model", args.base_model]
     if args.lang:

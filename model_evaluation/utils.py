@@ -1,7 +1,7 @@
 """The seed's helpers, now backed by lorafair (one base load, head copied from the adapter's tensors).
 
-    from model_evaluation.utils import load_base_model_with_lora_classifier
-    model, tokenizer = load_base_model_with_lora_classifier("Qwen/Qwen2.5-1.5B", "outputs/lora_adapter")
+from model_evaluation.utils import load_base_model_with_lora_classifier
+model, tokenizer = load_base_model_with_lora_classifier("Qwen/Qwen2.5-1.5B", "outputs/lora_adapter")
 """
 
 from __future__ import annotations
@@ -48,8 +48,13 @@ def load_base_model_with_lora_classifier(
     base_model_name = _resolve_model(base_model_name or adapter.base_model)
     device = get_device(device)
     tokenizer = modeling.load_tokenizer(adapter.path, base_model_name)
-    model = modeling.load_base_classifier(base_model_name, adapter.num_labels, dtype=get_torch_dtype(device),
-                                          device=device, label_names=adapter.label_names)
+    model = modeling.load_base_classifier(
+        base_model_name,
+        adapter.num_labels,
+        dtype=get_torch_dtype(device),
+        device=device,
+        label_names=adapter.label_names,
+    )
     modeling.ensure_pad_token(tokenizer, model)
     modeling.install_head(model, adapter)
     return model, tokenizer
@@ -66,16 +71,23 @@ def get_predictions_with_confidence(model, tokenizer, texts, batch_size: int = 1
     from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
 
     encoded = tokenize(tokenizer, texts, max_length=max_length)
-    result = run_pass(model, encoded, length_sorted_batches(encoded.lengths, batch_size),
-                      pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side,
-                      device=next(model.parameters()).device, quiet=True)
+    result = run_pass(
+        model,
+        encoded,
+        length_sorted_batches(encoded.lengths, batch_size),
+        pad_token_id=tokenizer.pad_token_id,
+        padding_side=tokenizer.padding_side,
+        device=next(model.parameters()).device,
+        quiet=True,
+    )
     probs = softmax(result.logits)
     predictions = probs.argmax(axis=1)
     return predictions.tolist(), probs[range(len(predictions)), predictions].tolist()
 
 
-def load_evaluation_data(lora_path: str, data: str | None = None, num_samples: int = 0,
-                         seed: int = 0) -> Tuple[List[str], List[int]]:
+def load_evaluation_data(
+    lora_path: str, data: str | None = None, num_samples: int = 0, seed: int = 0
+) -> Tuple[List[str], List[int]]:
     """Texts and label ids to evaluate the adapter at `lora_path` on.
 
     `data` (a file, folder or builtin:NAME) if given, else the adapter's own recorded evaluation data (its

@@ -57,20 +57,36 @@ def word_tokenizer(kind: str):
     if kind == "decoder":
         return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                   sep_token="[SEP]")
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
 
 
 def tiny_model(arch: str, vocab_size: int, num_labels: int, pad_token_id: int):
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForSequenceClassification,
-                              Qwen2Config, Qwen2ForSequenceClassification)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+        Qwen2Config,
+        Qwen2ForSequenceClassification,
+    )
 
     torch.manual_seed(0)
-    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_labels=num_labels, pad_token_id=pad_token_id)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_labels=num_labels,
+        pad_token_id=pad_token_id,
+    )
     if arch == "qwen2":
         return Qwen2ForSequenceClassification(Qwen2Config(num_key_value_heads=2, **common))
     if arch == "llama":
@@ -89,8 +105,9 @@ def make_adapter(base_dir: Path, out_dir: Path, arch: str, *, zero_lora: bool = 
 
     torch.manual_seed(seed)
     base = AutoModelForSequenceClassification.from_pretrained(str(base_dir))
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=TARGETS[arch],
-                        init_lora_weights=zero_lora)  # False -> random B: the LoRA really changes the features
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=TARGETS[arch], init_lora_weights=zero_lora
+    )  # False -> random B: the LoRA really changes the features
     model = get_peft_model(base, config)
     head_name = "classifier" if arch == "bert" else "score"
     with torch.no_grad():
@@ -131,8 +148,14 @@ def _build_setup(root: Path, arch: str, num_labels: int = 2) -> Setup:
     tokenizer.save_pretrained(str(base))
     classes = ("neg", "pos") if num_labels == 2 else ("neg", "neutral", "pos")
     data = write_csv(toy_rows(48, seed=3, classes=classes), root / f"{arch}-data.csv")
-    return Setup(arch, base, make_adapter(base, root / f"{arch}-adapter", arch),
-                 make_adapter(base, root / f"{arch}-zero-adapter", arch, zero_lora=True), data, num_labels)
+    return Setup(
+        arch,
+        base,
+        make_adapter(base, root / f"{arch}-adapter", arch),
+        make_adapter(base, root / f"{arch}-zero-adapter", arch, zero_lora=True),
+        data,
+        num_labels,
+    )
 
 
 @pytest.fixture(scope="session")

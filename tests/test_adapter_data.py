@@ -37,8 +37,17 @@ def trained(llama_setup, cache, tmp_path_factory):
     from lorafair.train import TrainConfig, train_model
 
     out = tmp_path_factory.mktemp("trained") / "adapter"
-    result = train_model(TrainConfig(base_model=str(llama_setup.base), data=str(llama_setup.data), eval_fraction=0.25,
-                                     max_steps=1, batch_size=8, output=str(out), quiet=True))
+    result = train_model(
+        TrainConfig(
+            base_model=str(llama_setup.base),
+            data=str(llama_setup.data),
+            eval_fraction=0.25,
+            max_steps=1,
+            batch_size=8,
+            output=str(out),
+            quiet=True,
+        )
+    )
     return result
 
 
@@ -64,15 +73,38 @@ def test_held_out_rows_are_exactly_the_recorded_ones(trained, llama_setup):
     assert len(held) == 12 and _jsonl(chosen.data) == expected
     assert _jsonl(chosen.probe_data) == rest  # A1's probe never sees an evaluation row
     assert chosen.columns == {"text_column": "text", "label_column": "label"} and not chosen.fallback
-    assert chosen.compare_argv() == ["--data", chosen.data, "--text-column", "text", "--label-column", "label",
-                                     "--probe-data", chosen.probe_data]
+    assert chosen.compare_argv() == [
+        "--data",
+        chosen.data,
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+        "--probe-data",
+        chosen.probe_data,
+    ]
     assert default_eval_data(trained.output_dir) == chosen  # the second call reuses the written files
 
 
 def test_quick_without_data_evaluates_on_the_held_out_part(trained, tmp_path, capsys):
     out = tmp_path / "quick"
-    assert main(["quick", "--adapter", str(trained.output_dir), "--output", str(out), "--variants", "B,A,A1",
-                 "--bootstrap", "50", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "quick",
+                "--adapter",
+                str(trained.output_dir),
+                "--output",
+                str(out),
+                "--variants",
+                "B,A,A1",
+                "--bootstrap",
+                "50",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "evaluating on the 12 rows the adapter held out of" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["n"] == 12 and report["data"]["source"] == default_eval_data(trained.output_dir).data
@@ -83,8 +115,25 @@ def test_quick_without_data_evaluates_on_the_held_out_part(trained, tmp_path, ca
 def test_other_file_is_flagged_in_the_report(trained, tmp_path):
     other = write_csv(toy_rows(20, seed=9), tmp_path / "elsewhere.csv")
     out = tmp_path / "cmp"
-    assert main(["compare", "--adapter", str(trained.output_dir), "--data", str(other), "--output", str(out),
-                 "--variants", "B,A", "--bootstrap", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--adapter",
+                str(trained.output_dir),
+                "--data",
+                str(other),
+                "--output",
+                str(out),
+                "--variants",
+                "B,A",
+                "--bootstrap",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     checks = json.loads((out / "report.json").read_text())["checks"]
     assert [c for c in checks if "is not the adapter's recorded task" in c and "elsewhere.csv" in c], checks
 
@@ -94,8 +143,21 @@ def test_seed_script_falls_back_for_an_adapter_that_records_nothing(llama_setup,
     sys.path.insert(0, str(ROOT))
     import test_fair_comparison
 
-    assert test_fair_comparison.main(["--model_path", str(llama_setup.adapter), "--num_samples", "16",
-                                      "--output_dir", str(tmp_path / "fc"), "--lang", "en"]) == 0
+    assert (
+        test_fair_comparison.main(
+            [
+                "--model_path",
+                str(llama_setup.adapter),
+                "--num_samples",
+                "16",
+                "--output_dir",
+                str(tmp_path / "fc"),
+                "--lang",
+                "en",
+            ]
+        )
+        == 0
+    )
     assert f"evaluating on {FALLBACK_DATA}, the seed's default" in capsys.readouterr().out
     (run,) = (tmp_path / "fc").iterdir()
     report = json.loads((run / "report.json").read_text())
@@ -105,8 +167,9 @@ def test_seed_script_falls_back_for_an_adapter_that_records_nothing(llama_setup,
 
 def test_test_split_of_the_training_set_comes_first(tmp_path):
     held = {"held_out_from": "train_data", "indices": [0]}
-    adapter = _adapter_with(tmp_path, {"train_data": {"spec": "builtin:polarity-en:train", "path": "x"},
-                                       "eval_data": held})
+    adapter = _adapter_with(
+        tmp_path, {"train_data": {"spec": "builtin:polarity-en:train", "path": "x"}, "eval_data": held}
+    )
     chosen = default_eval_data(adapter)
     assert (chosen.data, chosen.split, chosen.probe_data) == ("builtin:polarity-en:test", None, None)
 
@@ -115,9 +178,19 @@ def test_recorded_eval_file_and_datasetdict_test_split(tmp_path):
     import datasets
 
     evaluation = write_csv(toy_rows(6), tmp_path / "dev.csv")
-    a = _adapter_with(tmp_path, {"train_data": {"spec": "builtin:polarity-en:test", "split": None},  # trained on test
-                                 "eval_data": {"spec": str(evaluation), "path": str(evaluation), "split": None,
-                                               "text_column": "sentence", "label_column": "y"}})
+    a = _adapter_with(
+        tmp_path,
+        {
+            "train_data": {"spec": "builtin:polarity-en:test", "split": None},  # trained on test
+            "eval_data": {
+                "spec": str(evaluation),
+                "path": str(evaluation),
+                "split": None,
+                "text_column": "sentence",
+                "label_column": "y",
+            },
+        },
+    )
     chosen = default_eval_data(a)
     assert (chosen.data, chosen.columns) == (str(evaluation), {"text_column": "sentence", "label_column": "y"})
     folder = tmp_path / "dd"
@@ -129,8 +202,13 @@ def test_recorded_eval_file_and_datasetdict_test_split(tmp_path):
     assert (chosen.data, chosen.split) == (str(folder), "test")
 
 
-@pytest.mark.parametrize("metadata, why", [(None, "no training or evaluation data"),
-                                           ({"train_data": {"spec": "t.csv", "path": "t.csv"}}, "no evaluation data")])
+@pytest.mark.parametrize(
+    "metadata, why",
+    [
+        (None, "no training or evaluation data"),
+        ({"train_data": {"spec": "t.csv", "path": "t.csv"}}, "no evaluation data"),
+    ],
+)
 def test_fallback_only_when_nothing_is_recorded(tmp_path, metadata, why):
     chosen = default_eval_data(_adapter_with(tmp_path, metadata))
     assert chosen.fallback and chosen.data == FALLBACK_DATA and why in chosen.origin
@@ -138,9 +216,14 @@ def test_fallback_only_when_nothing_is_recorded(tmp_path, metadata, why):
 
 def test_held_out_of_a_changed_file_is_a_user_error(tmp_path, cache):
     train = write_csv(toy_rows(10), tmp_path / "train.csv")
-    adapter = _adapter_with(tmp_path, {"label_names": ["neg", "pos"],
-                                       "train_data": {"spec": str(train), "path": str(train), "sha256": "0" * 64},
-                                       "eval_data": {"held_out_from": "train_data", "indices": [1, 2]}})
+    adapter = _adapter_with(
+        tmp_path,
+        {
+            "label_names": ["neg", "pos"],
+            "train_data": {"spec": str(train), "path": str(train), "sha256": "0" * 64},
+            "eval_data": {"held_out_from": "train_data", "indices": [1, 2]},
+        },
+    )
     with pytest.raises(LorafairError, match="changed since the adapter was trained"):
         default_eval_data(adapter)
 
@@ -164,9 +247,11 @@ def test_task_checks(tmp_path):
     other = write_csv(toy_rows(10, seed=2), tmp_path / "other.csv")
     copy = tmp_path / "renamed.csv"
     shutil.copy(test, copy)
-    meta = {"label_names": ["neg", "pos"],
-            "train_data": {"spec": str(train), "path": str(train), "sha256": file_sha256(train)},
-            "eval_data": {"spec": str(test), "path": str(test), "sha256": file_sha256(test)}}
+    meta = {
+        "label_names": ["neg", "pos"],
+        "train_data": {"spec": str(train), "path": str(train), "sha256": file_sha256(train)},
+        "eval_data": {"spec": str(test), "path": str(test), "sha256": file_sha256(test)},
+    }
     assert _checks(tmp_path, meta, str(test), test) == []
     assert _checks(tmp_path, meta, str(copy), copy) == []  # same content, another name
     (line,) = _checks(tmp_path, meta, str(other), other)
@@ -179,8 +264,10 @@ def test_task_checks(tmp_path):
 
 
 def test_task_checks_builtin_splits_and_unrecorded(tmp_path):
-    meta = {"train_data": {"spec": "builtin:polarity-en:train", "path": "/cache/polarity-en/train.jsonl"},
-            "eval_data": {"spec": "builtin:polarity-en:validation"}}
+    meta = {
+        "train_data": {"spec": "builtin:polarity-en:train", "path": "/cache/polarity-en/train.jsonl"},
+        "eval_data": {"spec": "builtin:polarity-en:validation"},
+    }
     assert _checks(tmp_path, meta, "builtin:polarity-en", "/c/test.jsonl") == []  # default split: test
     assert "training data" in _checks(tmp_path, meta, "builtin:polarity-en:train", "/c/train.jsonl")[0]
     (line,) = _checks(tmp_path, meta, "builtin:sentiment-zh", "/c/zh/test.jsonl")
@@ -191,14 +278,20 @@ def test_task_checks_builtin_splits_and_unrecorded(tmp_path):
 
 
 def test_task_records_render_in_either_language(tmp_path):
-    meta = {"train_data": {"spec": "builtin:polarity-en:train"},
-            "eval_data": {"spec": "builtin:polarity-en:validation"}}
+    meta = {
+        "train_data": {"spec": "builtin:polarity-en:train"},
+        "eval_data": {"spec": "builtin:polarity-en:validation"},
+    }
     _adapter_with(tmp_path, meta)
     cfg = SimpleNamespace(adapter=str(tmp_path / "adapter"), data="builtin:sentiment-zh", split=None, lang="en")
     data = {"source": "/c/zh/test.jsonl", "labels": ["neg", "pos"]}
     (record,) = adapter_data.task_records(cfg, data)
-    assert record == {"check": "other_task", "data": "builtin:sentiment-zh", "train": "builtin:polarity-en:train",
-                      "eval": "builtin:polarity-en:validation"}
+    assert record == {
+        "check": "other_task",
+        "data": "builtin:sentiment-zh",
+        "train": "builtin:polarity-en:train",
+        "eval": "builtin:polarity-en:validation",
+    }
     assert task_checks(cfg, data) == [adapter_data.render_task_record(record, "en")]
     zh = adapter_data.render_task_record(record, "zh")
     assert "不是适配器记录的任务" in zh and "builtin:polarity-en:validation" in zh

@@ -91,12 +91,16 @@ def test_layer_records_shape_ranges_and_unchanged_layers():
 
 
 def test_summarise_picks_first_changed_layer_best_gain_and_top_modules():
-    layers = [{"layer": 0, "cka": 1.0, "probe_accuracy": {"A": 0.5, "B": 0.5}},
-              {"layer": 1, "cka": 0.995, "probe_accuracy": {"A": 0.6, "B": 0.7}},
-              {"layer": 2, "cka": 0.9, "probe_accuracy": {"A": 0.6, "B": 0.9}},
-              {"layer": 3, "cka": 0.5, "probe_accuracy": {"A": 0.7, "B": 0.8}}]
-    weights = [{"module": m, "delta_norm_ratio": r, "intruders": i}
-               for m, r, i in (("a", 0.1, 1), ("b", 0.3, 0), ("c", 0.2, None), ("d", 0.05, 2))]
+    layers = [
+        {"layer": 0, "cka": 1.0, "probe_accuracy": {"A": 0.5, "B": 0.5}},
+        {"layer": 1, "cka": 0.995, "probe_accuracy": {"A": 0.6, "B": 0.7}},
+        {"layer": 2, "cka": 0.9, "probe_accuracy": {"A": 0.6, "B": 0.9}},
+        {"layer": 3, "cka": 0.5, "probe_accuracy": {"A": 0.7, "B": 0.8}},
+    ]
+    weights = [
+        {"module": m, "delta_norm_ratio": r, "intruders": i}
+        for m, r, i in (("a", 0.1, 1), ("b", 0.3, 0), ("c", 0.2, None), ("d", 0.05, 2))
+    ]
     summary = analysis.summarise(layers, weights)
     assert summary["first_layer_cka_below"]["layer"] == 2
     assert summary["largest_probe_gain"]["layer"] == 2
@@ -108,14 +112,31 @@ def test_summarise_picks_first_changed_layer_best_gain_and_top_modules():
 def test_renderer_formats_the_summary_and_draws_the_three_plots():
     from lorafair import render_analysis
 
-    layers = [{"layer": i, "cka": c, "cosine": 0.9 + 0.01 * i, "probe_accuracy": {"A": 0.6, "B": 0.6 + 0.1 * i}}
-              for i, c in enumerate([1.0, 0.995, 0.8])]
-    weights = [{"module": f"model.layers.{i}.self_attn.{k}", "layer": i, "kind": f"self_attn.{k}",
-                "delta_norm_ratio": 0.01 * (i + 1) + (0.005 if k == "q_proj" else 0), "intruders": i}
-               for i in range(3) for k in ("q_proj", "v_proj")]
-    report = {"config": {"lang": "en"}, "variants": {"B": {"metrics": {"accuracy": {"value": 0.85}}}},
-              "analysis": {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
-                           "notes": ["what was computed"]}}
+    layers = [
+        {"layer": i, "cka": c, "cosine": 0.9 + 0.01 * i, "probe_accuracy": {"A": 0.6, "B": 0.6 + 0.1 * i}}
+        for i, c in enumerate([1.0, 0.995, 0.8])
+    ]
+    weights = [
+        {
+            "module": f"model.layers.{i}.self_attn.{k}",
+            "layer": i,
+            "kind": f"self_attn.{k}",
+            "delta_norm_ratio": 0.01 * (i + 1) + (0.005 if k == "q_proj" else 0),
+            "intruders": i,
+        }
+        for i in range(3)
+        for k in ("q_proj", "v_proj")
+    ]
+    report = {
+        "config": {"lang": "en"},
+        "variants": {"B": {"metrics": {"accuracy": {"value": 0.85}}}},
+        "analysis": {
+            "layers": layers,
+            "weights": weights,
+            "summary": analysis.summarise(layers, weights),
+            "notes": ["what was computed"],
+        },
+    }
     assert render_analysis.heading(report) == "Where LoRA changed the features"
     assert render_analysis.heading(report, "zh") == "LoRA 在哪里改变了特征"
     body = "\n".join(render_analysis.summary_lines(report))

@@ -13,8 +13,23 @@ from lorafair.cli import main
 
 
 def _compare(setup, out, *extra, adapter=None):
-    code = main(["compare", "--adapter", str(adapter or setup.adapter), "--data", str(setup.data),
-                 "--num-samples", "24", "--bootstrap", "0", "--output", str(out), "--quiet", *extra])
+    code = main(
+        [
+            "compare",
+            "--adapter",
+            str(adapter or setup.adapter),
+            "--data",
+            str(setup.data),
+            "--num-samples",
+            "24",
+            "--bootstrap",
+            "0",
+            "--output",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
     assert code == 0
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
@@ -99,8 +114,14 @@ def test_lora_on_the_top_layer_only_leaves_lower_layers_at_cka_one(llama_setup, 
 
     torch.manual_seed(2)
     base = AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base))
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                        layers_to_transform=[1], init_lora_weights=False)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        layers_to_transform=[1],
+        init_lora_weights=False,
+    )
     model = get_peft_model(base, config)
     with torch.no_grad():
         for name, param in model.named_parameters():

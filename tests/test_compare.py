@@ -37,8 +37,15 @@ def _frozen_a(setup, padding_side="right", batch_size=5):
     modeling.install_head(model, adapter)
     encoded = inference.tokenize(tokenizer, _texts(setup), max_length=64)
     batches = inference.length_sorted_batches(encoded.lengths, batch_size)
-    result = inference.run_pass(model, encoded, batches, pad_token_id=tokenizer.pad_token_id, padding_side=padding_side,
-                                head=modeling.head_module(model, adapter.head_name), quiet=True)
+    result = inference.run_pass(
+        model,
+        encoded,
+        batches,
+        pad_token_id=tokenizer.pad_token_id,
+        padding_side=padding_side,
+        head=modeling.head_module(model, adapter.head_name),
+        quiet=True,
+    )
     return model, tokenizer, encoded, result
 
 
@@ -79,8 +86,10 @@ def test_b_logits_equal_peft_model(any_setup):
     assert not torch.allclose(torch.from_numpy(_frozen_a(any_setup)[3].logits), expected, atol=1e-3)
 
 
-@pytest.mark.parametrize("arch,padding_side", [("qwen2", "right"), ("qwen2", "left"), ("llama", "right"),
-                                               ("llama", "left"), ("bert", "right")])  # BERT pools [CLS]: right only
+@pytest.mark.parametrize(
+    "arch,padding_side",
+    [("qwen2", "right"), ("qwen2", "left"), ("llama", "right"), ("llama", "left"), ("bert", "right")],
+)  # BERT pools [CLS]: right only
 def test_batched_equals_one_at_a_time(request, arch, padding_side):
     setup = request.getfixturevalue(f"{arch}_setup")
     _, _, _, batched = _frozen_a(setup, padding_side=padding_side, batch_size=6)
@@ -97,8 +106,23 @@ def _run(argv, capsys):
 
 def test_zero_lora_gives_a_equal_b(llama_setup, tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, err = _run(["compare", "--adapter", str(llama_setup.zero_adapter), "--data", str(llama_setup.data),
-                         "--output", str(out), "--variants", "B,A", "--bootstrap", "200", "--quiet"], capsys)
+    code, _, err = _run(
+        [
+            "compare",
+            "--adapter",
+            str(llama_setup.zero_adapter),
+            "--data",
+            str(llama_setup.data),
+            "--output",
+            str(out),
+            "--variants",
+            "B,A",
+            "--bootstrap",
+            "200",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     for metric, entry in report["deltas"]["B-A"].items():
@@ -114,9 +138,22 @@ def test_zero_lora_gives_a_equal_b(llama_setup, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def qwen2_report(qwen2_setup, tmp_path_factory):
     out = tmp_path_factory.mktemp("qwen2-compare") / "out"
-    code = main(["compare", "--adapter", str(qwen2_setup.adapter), "--data", str(qwen2_setup.data),
-                 "--num-samples", "30", "--output", str(out),
-                 "--bootstrap", "300", "--quiet"])
+    code = main(
+        [
+            "compare",
+            "--adapter",
+            str(qwen2_setup.adapter),
+            "--data",
+            str(qwen2_setup.data),
+            "--num-samples",
+            "30",
+            "--output",
+            str(out),
+            "--bootstrap",
+            "300",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -131,7 +168,7 @@ def test_report_numbers_equal_sklearn_on_predictions_csv(qwen2_report):
     assert len(rows) == report["data"]["n"] == 30
     assert set(report["variants"]) == {"B", "A", "A1", "R"}
     for variant, block in report["variants"].items():
-        probs = np.array([[float(r[f"prob_{variant}_{l}"]) for l in labels] for r in rows])
+        probs = np.array([[float(r[f"prob_{variant}_{name}"]) for name in labels] for r in rows])
         pred = probs.argmax(axis=1)
         assert [labels[p] for p in pred] == [r[f"pred_{variant}"] for r in rows]
         got = {k: v["value"] for k, v in block["metrics"].items()}
@@ -144,8 +181,10 @@ def test_report_numbers_equal_sklearn_on_predictions_csv(qwen2_report):
         ci = block["metrics"]["accuracy"]["ci"]
         assert ci[0] <= got["accuracy"] <= ci[1]
     delta = report["deltas"]["B-A"]["accuracy"]
-    assert delta["value"] == pytest.approx(report["variants"]["B"]["metrics"]["accuracy"]["value"]
-                                           - report["variants"]["A"]["metrics"]["accuracy"]["value"])
+    assert delta["value"] == pytest.approx(
+        report["variants"]["B"]["metrics"]["accuracy"]["value"]
+        - report["variants"]["A"]["metrics"]["accuracy"]["value"]
+    )
     assert delta["test"] == "mcnemar" and 0 <= delta["p_value"] <= 1
     assert report["deltas"]["B-A"]["auc_roc"]["test"] == "delong"
     assert report["head"]["A_equals_B"] is True
@@ -161,18 +200,51 @@ def test_report_subcommand_rerenders(qwen2_report, capsys):
 
 
 def test_chinese_console_report(llama_setup, tmp_path, capsys):
-    code, out, err = _run(["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data),
-                           "--output", str(tmp_path / "zh"), "--variants", "B,A", "--bootstrap", "100",
-                           "--lang", "zh"], capsys)
+    code, out, err = _run(
+        [
+            "compare",
+            "--adapter",
+            str(llama_setup.adapter),
+            "--data",
+            str(llama_setup.data),
+            "--output",
+            str(tmp_path / "zh"),
+            "--variants",
+            "B,A",
+            "--bootstrap",
+            "100",
+            "--lang",
+            "zh",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "结果汇总" in out and "冻结 + LoRA分类头" in out and "速度对比" in out
 
 
 def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, err = _run(["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data),
-                         "--probe-data", str(llama_setup.data), "--num-samples", "30", "--variants", "A,A1",
-                         "--bootstrap", "0", "--output", str(out), "--quiet"], capsys)
+    code, _, err = _run(
+        [
+            "compare",
+            "--adapter",
+            str(llama_setup.adapter),
+            "--data",
+            str(llama_setup.data),
+            "--probe-data",
+            str(llama_setup.data),
+            "--num-samples",
+            "30",
+            "--variants",
+            "A,A1",
+            "--bootstrap",
+            "0",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     assert any("kept disjoint from the evaluation sample" in n for n in report["notes"])

@@ -1,7 +1,7 @@
 """`lorafair demo`: the wiring on a tiny random Llama and toy data; the real fast preset is a `slow` test.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_demo.py             # wiring, seconds
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m slow tests/test_demo.py     # real MiniLM, a few minutes
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_demo.py             # wiring, seconds
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -m slow tests/test_demo.py     # real MiniLM, a few minutes
 """
 
 from __future__ import annotations
@@ -16,19 +16,31 @@ torch = pytest.importorskip("torch")
 from lorafair import demo  # noqa: E402
 from lorafair.cli import main  # noqa: E402
 from lorafair.modeling import read_adapter  # noqa: E402
+
 from conftest import toy_rows, write_csv  # noqa: E402
 
 
 @pytest.fixture
 def tiny_preset(llama_setup, monkeypatch, tmp_path):
     """The default preset pointed at the tiny Llama and toy CSVs: train 48 rows, validation 24, test 40."""
-    splits = {name: str(write_csv(toy_rows(n, seed=seed), tmp_path / f"{name}.csv"))
-              for name, n, seed in (("train", 48, 11), ("validation", 24, 12), ("test", 40, 13))}
+    splits = {
+        name: str(write_csv(toy_rows(n, seed=seed), tmp_path / f"{name}.csv"))
+        for name, n, seed in (("train", 48, 11), ("validation", 24, 12), ("test", 40, 13))
+    }
     preset = dataclasses.replace(
-        demo.PRESETS["default"], base_model=str(llama_setup.base), train_data=splits["train"],
-        eval_data=splits["validation"], test_data=splits["test"],
-        lora_layers=1, max_train_samples=32, batch_size=8, learning_rate=5e-3, max_length=32, probe_samples=30,
-        bootstrap=200)
+        demo.PRESETS["default"],
+        base_model=str(llama_setup.base),
+        train_data=splits["train"],
+        eval_data=splits["validation"],
+        test_data=splits["test"],
+        lora_layers=1,
+        max_train_samples=32,
+        batch_size=8,
+        learning_rate=5e-3,
+        max_length=32,
+        probe_samples=30,
+        bootstrap=200,
+    )
     monkeypatch.setitem(demo.PRESETS, "default", preset)
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models gain nothing from threads; one stays fast on a busy machine
@@ -61,7 +73,12 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
     assert list(report["variants"]) == ["B", "A", "A1", "R"]
     assert report["data"]["n"] == 40  # --num-samples 500 of 40 rows: all of them
     assert report["data"]["source"] == tiny_preset.test_data
-    assert [p["examples"] for p in report["forward_passes"]] == [40, 30, 40, 40]  # probe: 30 of the training file; fidelity: 40
+    assert [p["examples"] for p in report["forward_passes"]] == [
+        40,
+        30,
+        40,
+        40,
+    ]  # probe: 30 of the training file; fidelity: 40
     assert report["config"]["probe_samples"] == 30 and report["config"]["bootstrap"] == 200
 
     assert "Summary" in stdout and "Gain analysis" in stdout  # the seed-style console tables

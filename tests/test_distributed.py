@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import toy_rows, write_csv
 from lorafair import distributed, inference, modeling
 from lorafair.cli import main
+
+from conftest import toy_rows, write_csv
 
 
 def test_shards_are_disjoint_round_robin_and_complete():
@@ -80,8 +81,12 @@ def test_sharded_real_passes_are_bitwise_the_single_pass(llama_setup):
     batches = inference.length_sorted_batches(encoded.lengths, 4)
     kw = dict(pad_token_id=tokenizer.pad_token_id, head=modeling.head_module(model, adapter.head_name), quiet=True)
     single = inference.run_pass(model, encoded, batches, **kw)
-    parts = [distributed.local_part(inference.run_pass(model, encoded, distributed.shard(batches, r, 3), **kw),
-                                    distributed.shard(batches, r, 3)) for r in range(3)]
+    parts = [
+        distributed.local_part(
+            inference.run_pass(model, encoded, distributed.shard(batches, r, 3), **kw), distributed.shard(batches, r, 3)
+        )
+        for r in range(3)
+    ]
     sharded = distributed.assemble(parts, len(texts))
     np.testing.assert_array_equal(sharded.logits, single.logits)
     np.testing.assert_array_equal(sharded.features, single.features)
@@ -90,8 +95,24 @@ def test_sharded_real_passes_are_bitwise_the_single_pass(llama_setup):
 def _compare_args(setup, probe_data, out) -> list[str]:
     # 45 examples in batches of 7: 7 batches, the last one short, so rank 0 runs 4 and rank 1 runs 3;
     # 33 probe examples: 5 batches, also split unevenly
-    return ["compare", "--adapter", str(setup.adapter), "--data", str(setup.data), "--probe-data", str(probe_data),
-            "--num-samples", "45", "--batch-size", "7", "--bootstrap", "300", "--quiet", "--output", str(out)]
+    return [
+        "compare",
+        "--adapter",
+        str(setup.adapter),
+        "--data",
+        str(setup.data),
+        "--probe-data",
+        str(probe_data),
+        "--num-samples",
+        "45",
+        "--batch-size",
+        "7",
+        "--bootstrap",
+        "300",
+        "--quiet",
+        "--output",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -119,18 +140,36 @@ LAUNCHERS = {
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"],
     # `--cpu --num_processes 2` would start a single process (accelerate's multi-CPU path needs MPI);
     # `--multi_gpu` makes accelerate start torchrun, and lorafair picks gloo because there is no GPU.
-    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+    "accelerate": [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ],
 }
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
-def test_two_processes_write_the_single_process_report(launcher, llama_setup, probe_data, single_process_report,
-                                                        tmp_path):
+def test_two_processes_write_the_single_process_report(
+    launcher, llama_setup, probe_data, single_process_report, tmp_path
+):
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*LAUNCHERS[launcher], "-m", "lorafair", *_compare_args(llama_setup, probe_data, out)],
-                          env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [*LAUNCHERS[launcher], "-m", "lorafair", *_compare_args(llama_setup, probe_data, out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 1 of 2 joined the gloo process group" in proc.stderr
 
@@ -138,8 +177,9 @@ def test_two_processes_write_the_single_process_report(launcher, llama_setup, pr
     sharded = json.loads((out / "report.json").read_text())
     assert sharded["environment"]["world_size"] == 2 and single["environment"]["world_size"] == 1
     timing = {"tokenize_seconds"}
-    assert {k: v for k, v in sharded["data"].items() if k not in timing} == \
-        {k: v for k, v in single["data"].items() if k not in timing}  # n, label counts, indices, token-id hash
+    assert {k: v for k, v in sharded["data"].items() if k not in timing} == {
+        k: v for k, v in single["data"].items() if k not in timing
+    }  # n, label counts, indices, token-id hash
     assert sharded["deltas"] == single["deltas"]
     assert sharded["conclusion"] == single["conclusion"]
     for variant, block in single["variants"].items():

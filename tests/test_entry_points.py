@@ -21,10 +21,28 @@ def _script(args, cwd):
 
 
 def test_run_full_eval_script(llama_setup, tmp_path):
-    proc = _script([str(ROOT / "model_evaluation" / "run_full_eval.py"), "--model_path", str(llama_setup.adapter),
-                    "--base_model", str(llama_setup.base), "--batch_size", "16", "--max_length", "256",
-                    "--data", str(llama_setup.data), "--num_samples", "30", "--output_dir", str(tmp_path / "eval"),
-                    "--lang", "en"], tmp_path)
+    proc = _script(
+        [
+            str(ROOT / "model_evaluation" / "run_full_eval.py"),
+            "--model_path",
+            str(llama_setup.adapter),
+            "--base_model",
+            str(llama_setup.base),
+            "--batch_size",
+            "16",
+            "--max_length",
+            "256",
+            "--data",
+            str(llama_setup.data),
+            "--num_samples",
+            "30",
+            "--output_dir",
+            str(tmp_path / "eval"),
+            "--lang",
+            "en",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Gain analysis" in proc.stdout and "Speed comparison" in proc.stdout
     (run,) = (tmp_path / "eval").iterdir()
@@ -33,8 +51,20 @@ def test_run_full_eval_script(llama_setup, tmp_path):
 
 
 def test_fair_comparison_script(llama_setup, tmp_path):
-    proc = _script([str(ROOT / "test_fair_comparison.py"), "--model_path", str(llama_setup.adapter),
-                    "--batch_size", "8", "--data", str(llama_setup.data), "--output_dir", str(tmp_path / "fc")], tmp_path)
+    proc = _script(
+        [
+            str(ROOT / "test_fair_comparison.py"),
+            "--model_path",
+            str(llama_setup.adapter),
+            "--batch_size",
+            "8",
+            "--data",
+            str(llama_setup.data),
+            "--output_dir",
+            str(tmp_path / "fc"),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = (tmp_path / "fc").iterdir()
     assert set(json.loads((run / "report.json").read_text())["variants"]) == {"B", "A"}
@@ -43,8 +73,10 @@ def test_fair_comparison_script(llama_setup, tmp_path):
 def test_fair_comparison_bad_path_is_one_line(tmp_path):
     proc = _script([str(ROOT / "test_fair_comparison.py"), "--model_path", str(tmp_path / "missing")], tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"lorafair: error: adapter folder not found: '{tmp_path / 'missing'}' "
-                                                "(expected the folder written by save_pretrained)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"lorafair: error: adapter folder not found: '{tmp_path / 'missing'}' "
+        "(expected the folder written by save_pretrained)"
+    ]
 
 
 def test_load_base_model_with_lora_classifier(llama_setup):
@@ -97,8 +129,9 @@ def test_benchmark_module_frozen_and_lora(llama_setup):
     with torch.no_grad():
         base.score.weight.copy_(saved["base_model.model.score.weight"])
     expected_a = _one_at_a_time_probs(base, tokenizer, texts)
-    peft_b = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base)),
-                                       str(llama_setup.adapter)).eval()
+    peft_b = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base)), str(llama_setup.adapter)
+    ).eval()
     expected_b = _one_at_a_time_probs(peft_b, tokenizer, texts)
     for result, probs in ((frozen, expected_a), (lora, expected_b)):
         got, pred = result["metrics"], probs.argmax(axis=1)

@@ -50,23 +50,45 @@ def _with_labels(setup, tmp_path):
 
 CASES = {
     "adapter folder missing": (lambda s, t: t / "nope", None, "adapter folder not found"),
-    "adapter_config missing": (lambda s, t: (_copy_adapter(s, t) / "adapter_config.json").unlink() or t / "adapter",
-                               None, "adapter_config.json' missing"),
-    "weights missing": (lambda s, t: (_copy_adapter(s, t) / "adapter_model.safetensors").unlink() or t / "adapter",
-                        None, "adapter_model.safetensors' missing"),
+    "adapter_config missing": (
+        lambda s, t: (_copy_adapter(s, t) / "adapter_config.json").unlink() or t / "adapter",
+        None,
+        "adapter_config.json' missing",
+    ),
+    "weights missing": (
+        lambda s, t: (_copy_adapter(s, t) / "adapter_model.safetensors").unlink() or t / "adapter",
+        None,
+        "adapter_model.safetensors' missing",
+    ),
     "no head saved": (_no_head, None, "saved no classification head"),
     "adapter for another base (LoRA)": (_other_base, None, "adapter is for another base"),
     "adapter for another base (head)": (_wrong_head, None, "score.weight"),
     "data file missing": (None, lambda s, t: t / "missing.csv", "data file not found"),
-    "data unreadable": (None, lambda s, t: (t / "bad.parquet").write_bytes(b"not parquet") and t / "bad.parquet",
-                        "could not read data file"),
-    "unsupported format": (None, lambda s, t: (t / "data.xlsx").write_text("x") and t / "data.xlsx", "unsupported data file"),
-    "text column missing": (None, lambda s, t: write_csv([{"sentence": "a", "label": "pos"}], t / "d.csv"),
-                            "text column 'text' not found in"),
-    "label column missing": (None, lambda s, t: write_csv([{"text": "a", "y": "pos"}], t / "d.csv"),
-                             "columns present: text, y"),
-    "unknown labels": (_with_labels, lambda s, t: write_csv([{"text": "a", "label": "maybe"}, {"text": "b", "label": "pos"}],
-                                                     t / "d.csv"), "labels the head does not know: maybe"),
+    "data unreadable": (
+        None,
+        lambda s, t: (t / "bad.parquet").write_bytes(b"not parquet") and t / "bad.parquet",
+        "could not read data file",
+    ),
+    "unsupported format": (
+        None,
+        lambda s, t: (t / "data.xlsx").write_text("x") and t / "data.xlsx",
+        "unsupported data file",
+    ),
+    "text column missing": (
+        None,
+        lambda s, t: write_csv([{"sentence": "a", "label": "pos"}], t / "d.csv"),
+        "text column 'text' not found in",
+    ),
+    "label column missing": (
+        None,
+        lambda s, t: write_csv([{"text": "a", "y": "pos"}], t / "d.csv"),
+        "columns present: text, y",
+    ),
+    "unknown labels": (
+        _with_labels,
+        lambda s, t: write_csv([{"text": "a", "label": "maybe"}, {"text": "b", "label": "pos"}], t / "d.csv"),
+        "labels the head does not know: maybe",
+    ),
     "empty data": (None, lambda s, t: write_csv([{"text": "", "label": ""}], t / "d.csv"), "no labelled rows left"),
 }
 
@@ -89,8 +111,20 @@ def test_existing_output_needs_overwrite(llama_setup, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    args = ["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--output", str(out),
-            "--variants", "B,A", "--bootstrap", "50", "--quiet"]
+    args = [
+        "compare",
+        "--adapter",
+        str(llama_setup.adapter),
+        "--data",
+        str(llama_setup.data),
+        "--output",
+        str(out),
+        "--variants",
+        "B,A",
+        "--bootstrap",
+        "50",
+        "--quiet",
+    ]
     assert main(args) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
@@ -99,15 +133,28 @@ def test_existing_output_needs_overwrite(llama_setup, tmp_path, capsys):
 
 
 def test_unknown_variant_and_bad_option(llama_setup, tmp_path, capsys):
-    code = main(["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--variants", "B,Z",
-                 "--output", str(tmp_path / "o")])
+    code = main(
+        [
+            "compare",
+            "--adapter",
+            str(llama_setup.adapter),
+            "--data",
+            str(llama_setup.data),
+            "--variants",
+            "B,Z",
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "unknown variant(s) Z" in capsys.readouterr().err
     assert main(["compare", "--no-such-option"]) == 2
 
 
 def test_head_label_count_mismatch(llama_setup, tmp_path, capsys):
     data = write_csv(toy_rows(12, classes=("neg", "neutral", "pos")), tmp_path / "three.csv")
-    code = main(["compare", "--adapter", str(llama_setup.adapter), "--data", str(data), "--output", str(tmp_path / "o")])
+    code = main(
+        ["compare", "--adapter", str(llama_setup.adapter), "--data", str(data), "--output", str(tmp_path / "o")]
+    )
     assert code == 2 and "the head has 2 outputs" in capsys.readouterr().err
 
 
@@ -127,8 +174,21 @@ def test_writer_failure_rolls_back(llama_setup, tmp_path, monkeypatch, existing)
         raise RuntimeError("predictions.csv renderer broke")
 
     monkeypatch.setattr(report_mod, "predictions_csv", broken_csv)
-    args = ["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--output", str(out),
-            "--variants", "B,A", "--bootstrap", "0", "--quiet", "--overwrite"]
+    args = [
+        "compare",
+        "--adapter",
+        str(llama_setup.adapter),
+        "--data",
+        str(llama_setup.data),
+        "--output",
+        str(out),
+        "--variants",
+        "B,A",
+        "--bootstrap",
+        "0",
+        "--quiet",
+        "--overwrite",
+    ]
     with pytest.raises(RuntimeError, match="renderer broke"):  # a programming error keeps its traceback
         main(args)
     assert len(staged) == 1  # the writer did reach its staging folder before failing

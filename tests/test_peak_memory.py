@@ -38,8 +38,9 @@ PARENT = textwrap.dedent(f"""
 def test_child_of_fat_parent_reports_its_own_peak():
     pytest.importorskip("psutil")
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    lines = subprocess.run([sys.executable, "-c", PARENT], capture_output=True, text=True, check=True,
-                           env=env).stdout.splitlines()
+    lines = subprocess.run(
+        [sys.executable, "-c", PARENT], capture_output=True, text=True, check=True, env=env
+    ).stdout.splitlines()
     child = json.loads(lines[0])
     # ru_maxrss inherits the parent's high-water mark across exec: the figure the old report showed.
     assert child["ru_maxrss_kb"] * 1024 >= PARENT_BYTES

@@ -56,8 +56,10 @@ def test_no_discordant_pairs_gives_no_mde():
 
 
 def _report(value, ci, discordant, n=500):
-    return {"data": {"n": n, "n_available": 800},
-            "deltas": {"B-A": {"accuracy": {"value": value, "ci": ci, "p_value": 0.3, "discordant": discordant}}}}
+    return {
+        "data": {"n": n, "n_available": 800},
+        "deltas": {"B-A": {"accuracy": {"value": value, "ci": ci, "p_value": 0.3, "discordant": discordant}}},
+    }
 
 
 def test_underpowered_record_and_line():

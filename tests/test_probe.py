@@ -49,8 +49,7 @@ def test_c_is_the_cross_validated_choice():
     mean_acc = []
     for C in Cs:
         accs = [
-            (_sklearn_pipeline(x[tr], y[tr], C, seed=4).predict(x[te]) == y[te]).mean()
-            for tr, te in folds.split(x, y)
+            (_sklearn_pipeline(x[tr], y[tr], C, seed=4).predict(x[te]) == y[te]).mean() for tr, te in folds.split(x, y)
         ]
         mean_acc.append(np.mean(accs))
     best = int(np.argmax(mean_acc))  # first maximum = smallest C among ties
@@ -93,8 +92,9 @@ def _cv_accuracy(x, y, folds, C=1.0, seed=0):
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cross_val_score(pipeline, x, y, scoring="accuracy",
-                               cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)).mean()
+        return cross_val_score(
+            pipeline, x, y, scoring="accuracy", cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        ).mean()
 
 
 def test_small_classes_reduce_folds_and_singletons_are_a_user_error(caplog):

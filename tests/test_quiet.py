@@ -87,8 +87,14 @@ def test_a_whole_comparison_inside_the_block_prints_only_lorafair_bars(llama_set
     from lorafair.compare import run_compare
     from lorafair.config import CompareConfig
 
-    cfg = CompareConfig(adapter=str(llama_setup.adapter), data=str(llama_setup.data), variants="B,A",
-                        bootstrap=0, num_samples=16, output=str(tmp_path / "out"))
+    cfg = CompareConfig(
+        adapter=str(llama_setup.adapter),
+        data=str(llama_setup.data),
+        variants="B,A",
+        bootstrap=0,
+        num_samples=16,
+        output=str(tmp_path / "out"),
+    )
     capfd.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # show warnings on stderr as a console user would see them

@@ -56,15 +56,21 @@ def _parity_corpus(n: int, seed: int = 0) -> list[str]:
     for path in sorted(stdlib.glob("*.py"))[:120]:
         source = path.read_text(encoding="utf-8", errors="replace")
         lines = source.splitlines()
-        code += ["\n".join(lines[i:i + 12]) for i in range(0, len(lines), 12)]
-        english += [line.strip() for line in lines if len(line.strip()) > 40 and line.strip()[0].isalpha()
-                    and not line.strip().startswith(("def ", "class ", "import ", "from ", "return "))]
+        code += ["\n".join(lines[i : i + 12]) for i in range(0, len(lines), 12)]
+        english += [
+            line.strip()
+            for line in lines
+            if len(line.strip()) > 40
+            and line.strip()[0].isalpha()
+            and not line.strip().startswith(("def ", "class ", "import ", "from ", "return "))
+        ]
     emoji = [chr(c) for c in (*range(0x1F600, 0x1F650), *range(0x1F680, 0x1F6C0), *range(0x1F900, 0x1F950))]
-    extras = ["\u200d", "\U0001F3FD", "\ufe0f", "🇨🇳", "🇺🇸", "👨‍👩‍👧", "e\u0301", "  ", "\t", "\n\n"]
+    extras = ["\u200d", "\U0001f3fd", "\ufe0f", "🇨🇳", "🇺🇸", "👨‍👩‍👧", "e\u0301", "  ", "\t", "\n\n"]
 
     def emoji_run() -> str:
-        return "".join(rng.choice(emoji) + (rng.choice(extras) if rng.random() < 0.3 else "")
-                       for _ in range(rng.randint(1, 8)))
+        return "".join(
+            rng.choice(emoji) + (rng.choice(extras) if rng.random() < 0.3 else "") for _ in range(rng.randint(1, 8))
+        )
 
     pools = [chinese, english, code]
     texts = []
@@ -103,8 +109,14 @@ def _plain_peft_adapter(base_dir: Path, out_dir: Path) -> Path:
 
     torch.manual_seed(0)
     base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=2)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                        layers_to_transform=[22, 23], init_lora_weights=False)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj"],
+        layers_to_transform=[22, 23],
+        init_lora_weights=False,
+    )
     model = get_peft_model(base, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -140,14 +152,25 @@ def test_a_and_b_equal_one_at_a_time_plain_peft(small_dir, tmp_path):
 
     adapter = _plain_peft_adapter(small_dir, tmp_path / "adapter")
     data, texts = _texts_file(tmp_path / "data.jsonl")
-    result = run_compare(CompareConfig(adapter=str(adapter), data=str(data), num_samples=len(texts), variants="B,A",
-                                       bootstrap=200, batch_size=4, output=str(tmp_path / "out"), quiet=True))
+    result = run_compare(
+        CompareConfig(
+            adapter=str(adapter),
+            data=str(data),
+            num_samples=len(texts),
+            variants="B,A",
+            bootstrap=200,
+            batch_size=4,
+            output=str(tmp_path / "out"),
+            quiet=True,
+        )
+    )
     order = [texts[i] for i in result.report["data"]["indices"]]
     tokenizer = AutoTokenizer.from_pretrained(small_dir)
     ids = [tokenizer(t, truncation=True, max_length=CompareConfig.max_length)["input_ids"] for t in order]
 
-    head = {k.rsplit(".", 1)[-1]: v for k, v in load_file(adapter / "adapter_model.safetensors").items()
-            if ".score." in k}
+    head = {
+        k.rsplit(".", 1)[-1]: v for k, v in load_file(adapter / "adapter_model.safetensors").items() if ".score." in k
+    }
     frozen = AutoModelForSequenceClassification.from_pretrained(small_dir, num_labels=2).eval()
     with torch.no_grad():
         frozen.score.weight.copy_(head["weight"])  # A: the frozen base with the adapter's head tensors
@@ -181,7 +204,8 @@ def test_folder_logits_equal_transformers_loading_the_gguf(name, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     assert (model.config.num_hidden_layers, model.config.hidden_size) == tuple(
-        dict(recipe.expect_config)[k] for k in ("num_hidden_layers", "hidden_size"))
+        dict(recipe.expect_config)[k] for k in ("num_hidden_layers", "hidden_size")
+    )
     with torch.no_grad():
         ours = model(**batch).logits
     del model

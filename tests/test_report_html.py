@@ -46,7 +46,7 @@ def text_of(fragment: str) -> str:
 
 
 def section(page: str, start: str, end: str) -> str:
-    return page[page.index(start):page.index(end, page.index(start))]
+    return page[page.index(start) : page.index(end, page.index(start))]
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +93,22 @@ def test_answer_has_one_coloured_sentence_per_headline_delta(binary_report, bina
 
 
 def test_sections_come_in_reading_order_and_setup_is_collapsed(binary_page):
-    marks = ['<section class="answer">', '<section id="metrics">', '<section id="checks">', '<section id="gains">',
-             '<section id="speed">', '<section id="plots">', '<details id="setup">', '<details id="config">']
+    marks = [
+        '<section class="answer">',
+        '<section id="metrics">',
+        '<section id="checks">',
+        '<section id="gains">',
+        '<section id="speed">',
+        '<section id="plots">',
+        '<details id="setup">',
+        '<details id="config">',
+    ]
     positions = [binary_page.index(m) for m in marks]
     assert positions == sorted(positions)
     setup = section(binary_page, '<details id="setup">', "</details>")
     for piece in ("token ids SHA-256", "Forward passes", "Environment", "head SHA-256 of A"):
         assert piece in setup
-    assert "token ids SHA-256" not in binary_page[:binary_page.index('<details id="setup">')]
+    assert "token ids SHA-256" not in binary_page[: binary_page.index('<details id="setup">')]
 
 
 def test_no_index_lists_sizes_in_gb_and_times_in_s_min(binary_report, binary_page):
@@ -122,8 +130,12 @@ def test_metrics_table_shows_report_values_and_cis(binary_report, binary_page):
         for m in ("accuracy", "f1", "auc_roc", "ece"):
             entry = block["metrics"][m]
             assert f"{entry['value']:.4f} [{entry['ci'][0]:.4f}, {entry['ci'][1]:.4f}]" in text
-    for label in ("F1 (positive: pos)", "precision (positive: pos)", "recall (positive: pos)",
-                  "AUC-ROC (positive: pos)"):
+    for label in (
+        "F1 (positive: pos)",
+        "precision (positive: pos)",
+        "recall (positive: pos)",
+        "AUC-ROC (positive: pos)",
+    ):
         assert label in text
 
 
@@ -132,8 +144,9 @@ def test_significant_delta_rows_are_marked_in_the_metrics_direction(binary_repor
     rows = re.findall(r"<tr( class=(?:better|worse))?><td>([^<]*)</td>", gains)
     assert len(rows) == 3 * 8
     lower_is_better = {"log_loss", "brier", "ece"}
-    for (mark, _), (key, metric) in zip(rows, [(k, m) for k in ("B-A", "B-A1", "A1-A")
-                                                for m in binary_report["deltas"]["B-A"]]):
+    for (mark, _), (key, metric) in zip(
+        rows, [(k, m) for k in ("B-A", "B-A1", "A1-A") for m in binary_report["deltas"]["B-A"]]
+    ):
         want = independent_verdict(binary_report["deltas"][key][metric])
         if metric in lower_is_better and want != "ns":
             want = {"better": "worse", "worse": "better"}[want]
@@ -286,10 +299,23 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PAT
 
 
 def run_chromium(tmp_path, page_file, *args: str) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-           f"--user-data-dir={tmp_path / 'profile'}", *args, page_file.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--mute-audio",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+        page_file.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90, cwd=tmp_path, check=False)
 
 
@@ -337,8 +363,9 @@ def test_first_screen_in_headless_chromium(tmp_path, binary_report, lang):
 
 @needs_chromium
 def test_chromium_probe_can_fail(tmp_path, binary_page):
-    bad = binary_page.replace("</body>", '<img src="data:image/png;base64,AAAA">'
-                              '<img src="https://example.invalid/x.png"></body>')
+    bad = binary_page.replace(
+        "</body>", '<img src="data:image/png;base64,AAAA"><img src="https://example.invalid/x.png"></body>'
+    )
     result = probe(tmp_path, bad, "bad.html", "1280,800")
     assert result["total"] == 6 and result["ok"] == 4
     assert any("load failed" in e for e in result["errors"])

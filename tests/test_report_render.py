@@ -43,11 +43,16 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 def test_conclusion_records_follow_the_ci_and_the_paired_test(report):
     records = report["conclusion_records"]
     assert [(r["delta"], r["metric"]) for r in records] == [
-        (d, m) for d in ("B-A", "B-A1", "A1-A") for m in ("accuracy", "f1", "auc_roc")]
+        (d, m) for d in ("B-A", "B-A1", "A1-A") for m in ("accuracy", "f1", "auc_roc")
+    ]
     for r in records:
         entry = report["deltas"][r["delta"]][r["metric"]]
-        assert (r["value"], r["ci"], r["p_value"], r["test"]) == (entry["value"], entry["ci"], entry["p_value"],
-                                                                   entry["test"])
+        assert (r["value"], r["ci"], r["p_value"], r["test"]) == (
+            entry["value"],
+            entry["ci"],
+            entry["p_value"],
+            entry["test"],
+        )
         lo, hi = entry["ci"]
         significant = (lo > 0 or hi < 0) and (entry["p_value"] is None or entry["p_value"] < 0.05)
         want = ("improved" if entry["value"] > 0 else "decreased") if significant else "no_difference"
@@ -65,8 +70,10 @@ def test_console_tables_hold_the_report_numbers(report):
     for block in report["variants"].values():
         row = next(line for line in text.splitlines() if line.startswith(block["name"] + "  "))
         values = [float(x) for x in NUMBER.findall(row)]
-        assert values[:5] == pytest.approx([round(block["metrics"][m]["value"], 4) for m in
-                                            ("accuracy", "f1", "precision", "recall", "auc_roc")], abs=1e-12)
+        assert values[:5] == pytest.approx(
+            [round(block["metrics"][m]["value"], 4) for m in ("accuracy", "f1", "precision", "recall", "auc_roc")],
+            abs=1e-12,
+        )
     for key in ("B-A", "B-A1", "A1-A"):
         assert f"({key}) ========" in text
     assert "Speed difference (B vs A): -6.1%" in text
@@ -81,8 +88,9 @@ def test_console_tables_hold_the_report_numbers(report):
 def test_markdown_is_built_from_the_same_tables_not_from_console_text(report):
     md = render_markdown(report)
     tables = markdown_tables(md)
-    built = [report_render.metrics_table(report, "en")] + [report_render.gain_table(report, k, "en")
-                                                           for k in ("B-A", "B-A1", "A1-A")]
+    built = [report_render.metrics_table(report, "en")] + [
+        report_render.gain_table(report, k, "en") for k in ("B-A", "B-A1", "A1-A")
+    ]
     for table, parsed in zip(built, tables):
         assert parsed[0] == table.headers
         assert parsed[1:] == [[report_render.cell_text(c) for c in row] for row in table.rows]
@@ -93,7 +101,7 @@ def test_markdown_is_built_from_the_same_tables_not_from_console_text(report):
     assert acc[5] == f"[{delta['ci'][0]:+.4f}, {delta['ci'][1]:+.4f}]"
     # The answer comes first in Markdown; setup hashes last.
     assert md.index("## Conclusion") < md.index("## Summary") < md.index("## Setup")
-    assert report["data"]["token_ids_sha256"] in md[md.index("## Setup"):]
+    assert report["data"]["token_ids_sha256"] in md[md.index("## Setup") :]
 
 
 def test_cells_with_pipes_stay_one_cell():
@@ -161,7 +169,7 @@ def test_lorafair_report_rerenders_in_the_other_language(tmp_path, capsys, fmt):
             start = out.index('<section class="answer">')
             lines = re.findall(r'<li class="[a-z]+"><span class="sym">.</span>([^<]*)</li>', out[start:])
         else:
-            block = out[out.index("Conclusion" if lang == "en" else "结论"):]
+            block = out[out.index("Conclusion" if lang == "en" else "结论") :]
             lines = [ln[2:] for ln in block.splitlines()[1:] if ln.startswith("- ")][:10]
         return lines, out
 
@@ -188,5 +196,10 @@ def test_sizes_and_times_read_as_people_read_them():
     from lorafair.report_text import fmt_bytes, fmt_seconds
 
     assert [fmt_bytes(x) for x in (5.2e6, 999e6, 1.35e9, 6.2e9)] == ["5.2 MB", "999.0 MB", "1.35 GB", "6.20 GB"]
-    assert [fmt_seconds(x) for x in (0.42, 12.34, 59.9, 131.0, 3600.0)] == ["0.42 s", "12.3 s", "59.9 s", "2.2 min",
-                                                                            "60.0 min"]
+    assert [fmt_seconds(x) for x in (0.42, 12.34, 59.9, 131.0, 3600.0)] == [
+        "0.42 s",
+        "12.3 s",
+        "59.9 s",
+        "2.2 min",
+        "60.0 min",
+    ]

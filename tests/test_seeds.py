@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import toy_rows, write_csv
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, f1_score
 
 from lorafair import sweep_stats
 from lorafair.cli import main
+
+from conftest import toy_rows, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,34 @@ def seed_runs(llama_setup, tmp_path_factory):
     root = tmp_path_factory.mktemp("seeds")
     train = write_csv(toy_rows(48, seed=21), root / "train.csv")
     out = root / "runs"
-    code = main(["train", "--base-model", str(llama_setup.base), "--data", str(train), "--seeds", "0,1,2",
-                 "--output", str(out), "--max-steps", "2", "--batch-size", "8", "--lora-r", "2", "--lora-alpha", "4",
-                 "--eval-fraction", "0.25", "--max-length", "32", "--learning-rate", "0.01", "--quiet"])
+    code = main(
+        [
+            "train",
+            "--base-model",
+            str(llama_setup.base),
+            "--data",
+            str(train),
+            "--seeds",
+            "0,1,2",
+            "--output",
+            str(out),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--lora-r",
+            "2",
+            "--lora-alpha",
+            "4",
+            "--eval-fraction",
+            "0.25",
+            "--max-length",
+            "32",
+            "--learning-rate",
+            "0.01",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out, train
 
@@ -46,8 +72,20 @@ def seed_compare(seed_runs, tmp_path_factory):
     root = tmp_path_factory.mktemp("seed-compare")
     data = write_csv(toy_rows(40, seed=22), root / "test.csv")
     report_dir = root / "report"
-    code = main(["compare", "--adapter", str(out), "--data", str(data), "--bootstrap", "400",
-                 "--output", str(report_dir), "--quiet"])
+    code = main(
+        [
+            "compare",
+            "--adapter",
+            str(out),
+            "--data",
+            str(data),
+            "--bootstrap",
+            "400",
+            "--output",
+            str(report_dir),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return report_dir, data
 
@@ -58,8 +96,10 @@ def test_across_seeds_mean_equals_mean_of_per_seed_deltas(seed_compare):
     assert [a["name"] for a in top["adapters"]] == ["seed-0", "seed-1", "seed-2"]
     assert [a["config"]["seed"] for a in top["adapters"]] == [0, 1, 2]
     for key in ("B-A", "B-A1", "A1-A"):
-        own = [json.loads((report_dir / "adapters" / f"seed-{k}" / "report.json").read_text())["deltas"][key]
-               for k in range(3)]
+        own = [
+            json.loads((report_dir / "adapters" / f"seed-{k}" / "report.json").read_text())["deltas"][key]
+            for k in range(3)
+        ]
         for metric in ("accuracy", "f1", "log_loss"):
             summary = top["across_seeds"][key][metric]
             per_seed = [d[metric]["value"] for d in own]
@@ -101,7 +141,9 @@ def test_across_seeds_unit_mean_sd_and_two_level_ci():
         s = out[key]["accuracy"]
         assert s["per_seed"] == pytest.approx(expected) and s["mean"] == pytest.approx(np.mean(expected))
         assert s["sd"] == pytest.approx(np.std(expected, ddof=1))
-        f1 = [f1_score(y, {**shared, **r}[new].argmax(1)) - f1_score(y, {**shared, **r}[ref].argmax(1)) for r in per_seed]
+        f1 = [
+            f1_score(y, {**shared, **r}[new].argmax(1)) - f1_score(y, {**shared, **r}[ref].argmax(1)) for r in per_seed
+        ]
         assert out[key]["f1"]["mean"] == pytest.approx(np.mean(f1))
     # two levels: the CI is wider than the spread of examples alone when the seeds disagree
     lo, hi = out["B-A"]["accuracy"]["ci"]

@@ -39,8 +39,15 @@ def boot300():
 
 
 def _scipy_ci(data, statistic):
-    r = sps.bootstrap(data, statistic, paired=True, vectorized=True, method="percentile",
-                      n_resamples=10_000, random_state=np.random.default_rng(123))
+    r = sps.bootstrap(
+        data,
+        statistic,
+        paired=True,
+        vectorized=True,
+        method="percentile",
+        n_resamples=10_000,
+        random_state=np.random.default_rng(123),
+    )
     return r.confidence_interval.low, r.confidence_interval.high
 
 
@@ -63,14 +70,26 @@ def test_paired_delta_cis_agree_with_scipy_bootstrap(boot300):
     lo, hi = _scipy_ci((nll_b, nll_a), lambda b, a, axis: b.mean(axis=axis) - a.mean(axis=axis))
     assert res["deltas"]["B-A"]["log_loss"] == pytest.approx([lo, hi], abs=0.01)
     # pairing matters: the paired delta CI is much narrower than an unpaired one would be
-    unpaired = sps.bootstrap((cb, ca), lambda b, a, axis: b.mean(axis=axis) - a.mean(axis=axis),
-                             paired=False, vectorized=True, method="percentile", n_resamples=2000,
-                             random_state=np.random.default_rng(0)).confidence_interval
+    unpaired = sps.bootstrap(
+        (cb, ca),
+        lambda b, a, axis: b.mean(axis=axis) - a.mean(axis=axis),
+        paired=False,
+        vectorized=True,
+        method="percentile",
+        n_resamples=2000,
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
     a1 = res["deltas"]["A1-A"]["accuracy"]
     c1 = (probs["A1"].argmax(axis=1) == y).astype(float)
-    unpaired_a1 = sps.bootstrap((c1, ca), lambda b, a, axis: b.mean(axis=axis) - a.mean(axis=axis),
-                                paired=False, vectorized=True, method="percentile", n_resamples=2000,
-                                random_state=np.random.default_rng(0)).confidence_interval
+    unpaired_a1 = sps.bootstrap(
+        (c1, ca),
+        lambda b, a, axis: b.mean(axis=axis) - a.mean(axis=axis),
+        paired=False,
+        vectorized=True,
+        method="percentile",
+        n_resamples=2000,
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
     assert a1[1] - a1[0] < 0.7 * (unpaired_a1.high - unpaired_a1.low)
     # B - A too, against the normal approximations: paired 2 z sd(cb - ca) / sqrt(n); unpaired adds the variances
     n, z = len(y), sps.norm.ppf(0.975)
@@ -139,9 +158,21 @@ def test_unknown_variant_in_delta_raises():
         paired_bootstrap(y, probs, [("B", "nope")], n_resamples=10)
 
 
-@pytest.mark.parametrize("b,c,a,d", [(0, 0, 5, 3), (0, 1, 4, 4), (1, 0, 0, 0), (5, 5, 10, 2),
-                                     (3, 10, 20, 7), (10, 3, 1, 1), (0, 25, 3, 0), (40, 41, 9, 9),
-                                     (100, 60, 50, 50), (7, 0, 0, 12)])
+@pytest.mark.parametrize(
+    "b,c,a,d",
+    [
+        (0, 0, 5, 3),
+        (0, 1, 4, 4),
+        (1, 0, 0, 0),
+        (5, 5, 10, 2),
+        (3, 10, 20, 7),
+        (10, 3, 1, 1),
+        (0, 25, 3, 0),
+        (40, 41, 9, 9),
+        (100, 60, 50, 50),
+        (7, 0, 0, 12),
+    ],
+)
 def test_mcnemar_exact_matches_statsmodels(b, c, a, d):
     # a: both right, b: ref right / new wrong, c: ref wrong / new right, d: both wrong
     ref = np.array([1] * a + [1] * b + [0] * c + [0] * d, bool)

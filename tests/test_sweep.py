@@ -13,12 +13,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import make_adapter, toy_rows, write_csv
 from safetensors import safe_open
 
 from lorafair import distributed, sweep
 from lorafair.cli import main
 from lorafair.config import CompareConfig
+
+from conftest import make_adapter, toy_rows, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,15 @@ def swept(llama_setup, three_adapters, tmp_path_factory):
     mp.setattr(sweep, "lora_pass", hashing_lora_pass)
     out = tmp_path_factory.mktemp("sweep") / "out"
     probe = write_csv(toy_rows(40, seed=11), out.parent / "probe.csv")
-    cfg = CompareConfig(adapter=[str(p) for p in three_adapters], data=str(llama_setup.data), num_samples=0,
-                        probe_data=str(probe), bootstrap=300, output=str(out), quiet=True)
+    cfg = CompareConfig(
+        adapter=[str(p) for p in three_adapters],
+        data=str(llama_setup.data),
+        num_samples=0,
+        probe_data=str(probe),
+        bootstrap=300,
+        output=str(out),
+        quiet=True,
+    )
     try:
         result = sweep.run_sweep(cfg, sweep.expand_adapters(cfg.adapter_list()))
     finally:
@@ -181,8 +189,20 @@ def test_adapters_of_different_bases_are_refused(llama_setup, tmp_path, capsys):
     other_base = tmp_path / "other-base"
     shutil.copytree(llama_setup.base, other_base)
     other = make_adapter(other_base, tmp_path / "other-adapter", "llama", seed=3)
-    code = main(["compare", "--adapter", str(llama_setup.adapter), "--adapter", str(other), "--data",
-                 str(llama_setup.data), "--output", str(tmp_path / "out"), "--quiet"])
+    code = main(
+        [
+            "compare",
+            "--adapter",
+            str(llama_setup.adapter),
+            "--adapter",
+            str(other),
+            "--data",
+            str(llama_setup.data),
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "share one base model" in err and len(err.strip().splitlines()) == 1
 

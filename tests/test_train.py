@@ -1,6 +1,6 @@
 """`lorafair train` on tiny random Qwen2 / BERT classifiers built here (no downloads, a few seconds each).
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_train.py
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q tests/test_train.py
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def _toy_rows(n: int, seed: int, string_labels: bool) -> list[dict]:
     rows = []
     for i in range(n):
         positive = i % 2 == 0
-        words = rng.sample(FILLER, rng.randint(1, 5)) + rng.sample(POSITIVE if positive else NEGATIVE, rng.randint(1, 2))
+        words = rng.sample(FILLER, rng.randint(1, 5)) + rng.sample(
+            POSITIVE if positive else NEGATIVE, rng.randint(1, 2)
+        )
         rng.shuffle(words)
         label = ("pos" if positive else "neg") if string_labels else int(positive)
         rows.append({"text": " ".join(words), "label": label})
@@ -55,8 +57,12 @@ def _byte_level_bpe():
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator([" ".join(POSITIVE + NEGATIVE + FILLER)] * 3, trainer)
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
 
@@ -69,9 +75,16 @@ def _word_level():
     tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
-                                                cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -88,9 +101,17 @@ def tiny_qwen(tmp_path_factory):
     """Qwen2ForSequenceClassification, hidden 32, 2 layers, 4 heads / 2 KV heads; no pad_token_id (like Qwen2.5)."""
     folder = tmp_path_factory.mktemp("tiny_qwen2")
     tokenizer = _byte_level_bpe()
-    config = transformers.Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-                                      max_position_embeddings=64, eos_token_id=tokenizer.eos_token_id, num_labels=2)
+    config = transformers.Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        eos_token_id=tokenizer.eos_token_id,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     transformers.Qwen2ForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -101,9 +122,16 @@ def tiny_qwen(tmp_path_factory):
 def tiny_bert(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_bert")
     tokenizer = _word_level()
-    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                                     pad_token_id=tokenizer.pad_token_id, num_labels=2)
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
+    )
     torch.manual_seed(0)
     transformers.BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -119,8 +147,18 @@ def toy_data(tmp_path_factory):
 
 
 def _config(base, data, output, **overrides) -> TrainConfig:
-    fast = dict(batch_size=8, max_steps=16, learning_rate=5e-3, lora_r=4, lora_alpha=8, logging_steps=1,
-                save_steps=100, eval_fraction=0.25, max_length=16, quiet=True)
+    fast = dict(
+        batch_size=8,
+        max_steps=16,
+        learning_rate=5e-3,
+        lora_r=4,
+        lora_alpha=8,
+        logging_steps=1,
+        save_steps=100,
+        eval_fraction=0.25,
+        max_length=16,
+        quiet=True,
+    )
     return TrainConfig(base_model=str(base), data=str(data), output=str(output), **{**fast, **overrides})
 
 
@@ -131,7 +169,9 @@ def _safetensors(path) -> dict:
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "bert"])
-def test_training_trains_lora_and_head_only_and_saves_a_loadable_adapter(arch, tiny_qwen, tiny_bert, toy_data, tmp_path):
+def test_training_trains_lora_and_head_only_and_saves_a_loadable_adapter(
+    arch, tiny_qwen, tiny_bert, toy_data, tmp_path
+):
     base, head = (tiny_qwen, "score") if arch == "qwen2" else (tiny_bert, "classifier")
     data = toy_data / ("strings.jsonl" if arch == "qwen2" else "ints.jsonl")
     out = tmp_path / "adapter"
@@ -255,12 +295,18 @@ def test_default_target_modules_by_architecture():
     def tiny(config_cls, model_cls, **extra):
         return model_cls(config_cls(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, **extra))
 
-    qwen = tiny(transformers.Qwen2Config, transformers.Qwen2ForSequenceClassification, num_key_value_heads=1,
-                intermediate_size=32)
+    qwen = tiny(
+        transformers.Qwen2Config,
+        transformers.Qwen2ForSequenceClassification,
+        num_key_value_heads=1,
+        intermediate_size=32,
+    )
     bert = tiny(transformers.BertConfig, transformers.BertForSequenceClassification, intermediate_size=32)
     assert default_target_modules(qwen) == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert default_target_modules(bert) == ["query", "key", "value"]
-    gpt2 = transformers.GPT2ForSequenceClassification(transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2))
+    gpt2 = transformers.GPT2ForSequenceClassification(
+        transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2)
+    )
     with pytest.raises(LorafairError, match="'gpt2'.*--target-modules"):
         default_target_modules(gpt2)
 
@@ -269,11 +315,25 @@ def test_cli_options_come_from_the_config_dataclass():
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     assert "LoRA rank" in parser.format_help()
-    args = parser.parse_args(["--base-model", "m", "--data", "d.csv", "--lora-r", "4", "--target-modules",
-                              "q_proj,v_proj", "--eval-fraction", "0.2", "--resume"])
+    args = parser.parse_args(
+        [
+            "--base-model",
+            "m",
+            "--data",
+            "d.csv",
+            "--lora-r",
+            "4",
+            "--target-modules",
+            "q_proj,v_proj",
+            "--eval-fraction",
+            "0.2",
+            "--resume",
+        ]
+    )
     config = train_config_from_args(args)
-    assert config == TrainConfig(base_model="m", data="d.csv", lora_r=4, target_modules="q_proj,v_proj",
-                                 eval_fraction=0.2, resume=True)
+    assert config == TrainConfig(
+        base_model="m", data="d.csv", lora_r=4, target_modules="q_proj,v_proj", eval_fraction=0.2, resume=True
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "d.csv"])  # --base-model is required
 
@@ -287,7 +347,9 @@ def test_gradient_accumulation_matches_the_larger_batch(tiny_qwen, toy_data, tmp
     expected, got = _safetensors(big), _safetensors(accumulated)
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], atol=1e-5, rtol=1e-4, msg=lambda m, key=key: f"{key}: {m}")
-    losses = [json.loads((out / "lorafair_run.json").read_text())["log_history"][0]["loss"] for out in (big, accumulated)]
+    losses = [
+        json.loads((out / "lorafair_run.json").read_text())["log_history"][0]["loss"] for out in (big, accumulated)
+    ]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
 
 
@@ -295,8 +357,9 @@ def test_subsample_top_layers_and_cpu_bf16(tiny_qwen, toy_data, tmp_path):
     # --max-train-samples draws from what is left after the --eval-fraction hold-out (64 - 16 = 48 rows)
     data = toy_data / "strings.jsonl"
     out = tmp_path / "adapter"
-    result = train_model(_config(tiny_qwen, data, out, max_steps=3, max_train_samples=20, lora_layers=1,
-                                 precision="bf16"))
+    result = train_model(
+        _config(tiny_qwen, data, out, max_steps=3, max_train_samples=20, lora_layers=1, precision="bf16")
+    )
     run = json.loads((out / "lorafair_run.json").read_text())
     assert run["train_data"]["n"] == 20 and run["train_data"]["subsample_of"] == 48
     assert run["eval_data"]["n"] == 16 and run["precision"] == "bf16"
@@ -307,7 +370,9 @@ def test_subsample_top_layers_and_cpu_bf16(tiny_qwen, toy_data, tmp_path):
     assert trainable and all(".layers.1." in n or ".score." in n for n in trainable)
     assert {k.split(".layers.")[1].split(".")[0] for k in _safetensors(out) if ".lora_" in k} == {"1"}
 
-    everything = run_train(_config(tiny_qwen, data, tmp_path / "all", max_steps=1, max_train_samples=500, lora_layers=2))
+    everything = run_train(
+        _config(tiny_qwen, data, tmp_path / "all", max_steps=1, max_train_samples=500, lora_layers=2)
+    )
     run = json.loads((everything / "lorafair_run.json").read_text())
     assert run["train_data"]["n"] == 48 and "subsample_of" not in run["train_data"]
     assert run["layers_to_transform"] is None  # --lora-layers >= the layer count: every layer

@@ -13,12 +13,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import toy_rows, write_csv
 from tiny_archs import build_adapter, build_base
 
 from lorafair import modeling, stats
 from lorafair.cli import main
 from lorafair.fidelity import check_batches, measure
+
+from conftest import toy_rows, write_csv
 
 
 def _setup(root, arch):
@@ -54,20 +55,35 @@ def _compare(tiny, out, *extra):
     return ["compare", "--adapter", str(adapter), "--data", str(data), "--output", str(out), "--quiet", *extra]
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--batch-size", "0", "--batch-size 0 (needs >= 1)"),
-    ("--max-length", "1", "--max-length 1 (needs >= 2)"),
-    ("--num-samples", "-5", "--num-samples -5 (needs >= 0)"),
-    ("--bootstrap", "-1", "--bootstrap -1 (needs >= 0)"),
-    ("--alpha", "2", "--alpha 2.0 (needs 0 < alpha < 1)"),
-    ("--alpha", "0", "--alpha 0.0 (needs 0 < alpha < 1)"),
-    ("--probe-samples", "1", "--probe-samples 1 (needs >= 2)"),
-])
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--batch-size", "0", "--batch-size 0 (needs >= 1)"),
+        ("--max-length", "1", "--max-length 1 (needs >= 2)"),
+        ("--num-samples", "-5", "--num-samples -5 (needs >= 0)"),
+        ("--bootstrap", "-1", "--bootstrap -1 (needs >= 0)"),
+        ("--alpha", "2", "--alpha 2.0 (needs 0 < alpha < 1)"),
+        ("--alpha", "0", "--alpha 0.0 (needs 0 < alpha < 1)"),
+        ("--probe-samples", "1", "--probe-samples 1 (needs >= 2)"),
+    ],
+)
 @pytest.mark.parametrize("command", ["compare", "quick"])
 def test_each_rule_is_one_line_and_exit_2_before_anything_loads(command, option, value, message, tmp_path, capsys):
     # the adapter does not even exist: the option is refused before anything is read or loaded
-    code, _, err = _cli([command, "--adapter", str(tmp_path / "none"), "--data", "x.csv", option, value,
-                         "--output", str(tmp_path / "out")], capsys)
+    code, _, err = _cli(
+        [
+            command,
+            "--adapter",
+            str(tmp_path / "none"),
+            "--data",
+            "x.csv",
+            option,
+            value,
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capsys,
+    )
     assert code == 2
     assert err.strip().count("\n") == 0 and message in err
     assert not (tmp_path / "out").exists()
@@ -100,8 +116,7 @@ def runs(tiny, tmp_path_factory):
     out = {}
     for name, extra in (("default", []), ("id0", ["--pos-label", "0"]), ("name0", ["--pos-label", "neg"])):
         folder = tmp_path_factory.mktemp(name) / "out"
-        code = main(_compare(tiny, folder, "--num-samples", "0", "--max-length", "12", "--bootstrap", "400",
-                             *extra))
+        code = main(_compare(tiny, folder, "--num-samples", "0", "--max-length", "12", "--bootstrap", "400", *extra))
         assert code == 0
         report = json.loads((folder / "report.json").read_text())
         with open(folder / "predictions.csv", encoding="utf-8") as handle:
@@ -126,10 +141,12 @@ def test_pos_label_0_everywhere_against_sklearn(runs, run):
     for variant, block in report["variants"].items():
         y, probs = _y_probs(report, rows, variant)
         pred = probs.argmax(axis=1)
-        expected = {"f1": skm.f1_score(y, pred, pos_label=0, zero_division=0),
-                    "precision": skm.precision_score(y, pred, pos_label=0, zero_division=0),
-                    "recall": skm.recall_score(y, pred, pos_label=0, zero_division=0),
-                    "auc_roc": skm.roc_auc_score(y == 0, probs[:, 0])}
+        expected = {
+            "f1": skm.f1_score(y, pred, pos_label=0, zero_division=0),
+            "precision": skm.precision_score(y, pred, pos_label=0, zero_division=0),
+            "recall": skm.recall_score(y, pred, pos_label=0, zero_division=0),
+            "auc_roc": skm.roc_auc_score(y == 0, probs[:, 0]),
+        }
         for metric, value in expected.items():
             entry = block["metrics"][metric]
             assert entry["value"] == pytest.approx(value, abs=1e-9), (variant, metric)
@@ -141,8 +158,9 @@ def test_pos_label_0_everywhere_against_sklearn(runs, run):
     pairs = [(new, ref) for new, ref in (("B", "A"), ("B", "A1"), ("A1", "A")) if new in probs_by and ref in probs_by]
     boot = stats.paired_bootstrap(ys, probs_by, pairs, n_resamples=400, seed=0, pos_label=0)
     for variant in report["variants"]:
-        np.testing.assert_allclose(report["variants"][variant]["metrics"]["f1"]["ci"], boot["variants"][variant]["f1"],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            report["variants"][variant]["metrics"]["f1"]["ci"], boot["variants"][variant]["f1"], atol=1e-6
+        )
     np.testing.assert_allclose(report["deltas"]["B-A"]["recall"]["ci"], boot["deltas"]["B-A"]["recall"], atol=1e-6)
     assert any("F1 (positive: neg)" in line for line in report["conclusion"])
 
@@ -198,6 +216,7 @@ def test_fidelity_of_the_fp32_merge(runs):
 
 def test_a_broken_merge_is_measured_and_flagged(tiny, tmp_path, capsys, monkeypatch):
     """B 'merged' without its LoRA deltas: fidelity must see it against the unmerged model, as a check line."""
+
     def merge_that_forgets_lora(peft_model, adapter):
         return peft_model.unload().eval()  # unwraps without merging: B becomes A
 

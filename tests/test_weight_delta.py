@@ -16,19 +16,44 @@ def _tiny_base(arch: str):
 
     torch.manual_seed(0)
     if arch == "gpt2":
-        return GPT2ForSequenceClassification(GPT2Config(vocab_size=40, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                                                        num_labels=2, pad_token_id=0, bos_token_id=1, eos_token_id=1))
-    return LlamaForSequenceClassification(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=48,
-                                                      num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                                      num_labels=2, pad_token_id=0))
+        return GPT2ForSequenceClassification(
+            GPT2Config(
+                vocab_size=40,
+                n_embd=32,
+                n_layer=2,
+                n_head=4,
+                n_positions=64,
+                num_labels=2,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=1,
+            )
+        )
+    return LlamaForSequenceClassification(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_labels=2,
+            pad_token_id=0,
+        )
+    )
 
 
 CASES = {
     "llama": ("llama", dict(target_modules=["q_proj", "v_proj", "down_proj"])),
     "llama-rslora": ("llama", dict(target_modules=["q_proj", "o_proj"], use_rslora=True)),
-    "llama-patterns": ("llama", dict(target_modules=["q_proj", "v_proj", "up_proj"],
-                                     rank_pattern={"v_proj": 2, "layers.1.self_attn.q_proj": 6},
-                                     alpha_pattern={"up_proj": 3})),
+    "llama-patterns": (
+        "llama",
+        dict(
+            target_modules=["q_proj", "v_proj", "up_proj"],
+            rank_pattern={"v_proj": 2, "layers.1.self_attn.q_proj": 6},
+            alpha_pattern={"up_proj": 3},
+        ),
+    ),
     "llama-top-layer": ("llama", dict(target_modules=["q_proj", "k_proj"], layers_to_transform=[2])),
     "gpt2-conv1d": ("gpt2", dict(target_modules=["c_attn", "c_proj"], fan_in_fan_out=True)),
 }
@@ -65,9 +90,12 @@ def _direct_stats(w_stored: np.ndarray, delta: np.ndarray, conv1d: bool) -> dict
     energy = np.cumsum(s**2) / np.sum(s**2)
     u_base = np.linalg.svd(w, full_matrices=False)[0]
     u_new = np.linalg.svd(w + d, full_matrices=False)[0][:, :10]
-    return {"delta_norm": np.linalg.norm(d), "delta_norm_ratio": np.linalg.norm(d) / np.linalg.norm(w),
-            "effective_rank": int(np.argmax(energy >= 0.9) + 1),
-            "intruders": int(np.sum(np.abs(u_base.T @ u_new).max(axis=0) < 0.5))}
+    return {
+        "delta_norm": np.linalg.norm(d),
+        "delta_norm_ratio": np.linalg.norm(d) / np.linalg.norm(w),
+        "effective_rank": int(np.argmax(energy >= 0.9) + 1),
+        "intruders": int(np.sum(np.abs(u_base.T @ u_new).max(axis=0) < 0.5)),
+    }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -157,8 +185,15 @@ def test_effective_rank_counts_values_holding_90_percent_of_the_energy():
     assert weight_delta.effective_rank([0.0, 0.0]) == 0
 
 
-@pytest.mark.parametrize("module", ["model.layers.1.self_attn.q_proj", "model.layers.11.self_attn.q_proj",
-                                    "model.layers.0.mlp.up_proj", "model.layers.0.self_attn.k_proj"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "model.layers.1.self_attn.q_proj",
+        "model.layers.11.self_attn.q_proj",
+        "model.layers.0.mlp.up_proj",
+        "model.layers.0.self_attn.k_proj",
+    ],
+)
 def test_pattern_matching_follows_peft(module):
     from peft.utils.other import get_pattern_key
 

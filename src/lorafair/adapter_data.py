@@ -33,11 +33,11 @@ HELD_OUT_FOLDER = "adapter-data"  # under the lorafair cache: held-out rows writ
 TEXT = {
     "en": {
         "unrecorded": "The adapter records no training data (no {file}): lorafair cannot confirm that {data} is "
-                      "the task it was trained for.",
+        "the task it was trained for.",
         "training_rows": "The evaluation data {data} is the adapter's training data: its scores include rows it "
-                         "was trained on.",
+        "was trained on.",
         "other_task": "The evaluation data {data} is not the adapter's recorded task (trained on {train}{eval}): "
-                      "the scores say little about what it learnt.",
+        "the scores say little about what it learnt.",
         "recorded_eval": ", evaluated on {spec}",
         "labels": "The evaluation labels ({data}) differ from the labels the adapter was trained on ({train}).",
         "absent": "The evaluation sample holds no example of {labels}, a label the adapter was trained on.",
@@ -93,11 +93,11 @@ def _columns(record: dict) -> dict:
 
 
 def _builtin_name(spec: str | None) -> str | None:
-    return spec[len(BUILTIN):].partition(":")[0] if spec and spec.startswith(BUILTIN) else None
+    return spec[len(BUILTIN) :].partition(":")[0] if spec and spec.startswith(BUILTIN) else None
 
 
 def _builtin_split(spec: str, default: str | None) -> str | None:
-    return spec[len(BUILTIN):].partition(":")[2] or default
+    return spec[len(BUILTIN) :].partition(":")[2] or default
 
 
 def _saved_splits(path: Path) -> list[str]:
@@ -115,8 +115,9 @@ def _test_split(train: dict) -> EvalData | None:
         return EvalData(f"{BUILTIN}{name}:test", f"the test split of {BUILTIN}{name}, the adapter's training set")
     path = Path(train.get("path") or "")
     if train.get("path") and train.get("split") != "test" and "test" in _saved_splits(path):
-        return EvalData(str(path), f"the test split of {path}, the adapter's training set", split="test",
-                        columns=_columns(train))
+        return EvalData(
+            str(path), f"the test split of {path}, the adapter's training set", split="test", columns=_columns(train)
+        )
     return None
 
 
@@ -128,13 +129,17 @@ def default_eval_data(adapter: str | Path) -> EvalData:
     if chosen is None and evaluation.get("held_out_from"):
         chosen = _held_out(train, evaluation, metadata.get("label_names") or [])
     if chosen is None and evaluation.get("path"):
-        chosen = EvalData(evaluation.get("spec") or evaluation["path"],
-                          f"the adapter's recorded evaluation data {evaluation.get('spec') or evaluation['path']}",
-                          split=evaluation.get("split"), columns=_columns(evaluation))
+        chosen = EvalData(
+            evaluation.get("spec") or evaluation["path"],
+            f"the adapter's recorded evaluation data {evaluation.get('spec') or evaluation['path']}",
+            split=evaluation.get("split"),
+            columns=_columns(evaluation),
+        )
     if chosen is None:
         what = "no evaluation data" if train else f"no training or evaluation data (no {RUN_METADATA})"
-        chosen = EvalData(FALLBACK_DATA, f"{FALLBACK_DATA}, the seed's default: the adapter records {what}",
-                          fallback=True)
+        chosen = EvalData(
+            FALLBACK_DATA, f"{FALLBACK_DATA}, the seed's default: the adapter records {what}", fallback=True
+        )
     return chosen
 
 
@@ -164,20 +169,26 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
 
     path = Path(train.get("path") or "")
     if not train.get("path") or not path.exists():
-        raise LorafairError(f"the adapter held out part of '{path}' for evaluation, but that file is gone; "
-                            "pass --data")
+        raise LorafairError(f"the adapter held out part of '{path}' for evaluation, but that file is gone; pass --data")
     if train.get("sha256") and file_sha256(path) != train["sha256"]:
-        raise LorafairError(f"'{path}' changed since the adapter was trained (SHA-256 differs), so its held-out "
-                            "rows cannot be found again; pass --data")
+        raise LorafairError(
+            f"'{path}' changed since the adapter was trained (SHA-256 differs), so its held-out "
+            "rows cannot be found again; pass --data"
+        )
     folder = assets.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
     if not ((folder / "eval.jsonl").is_file() and (folder / "probe.jsonl").is_file()):
         examples = load_examples(path, split=train.get("split"), **_columns(train))
         names = list(label_names) or label_names_from_values(examples.labels)
         ids = encode_labels(examples.labels, names)
         held = set(int(i) for i in evaluation["indices"])
-        rows = [{"text": examples.texts[i], "label": names[ids[i]],
-                 **({"text_pair": examples.text_pairs[i]} if examples.text_pairs is not None else {})}
-                for i in range(len(examples))]
+        rows = [
+            {
+                "text": examples.texts[i],
+                "label": names[ids[i]],
+                **({"text_pair": examples.text_pairs[i]} if examples.text_pairs is not None else {}),
+            }
+            for i in range(len(examples))
+        ]
         with atomic.publish_folder(folder) as staging:
             for name, keep in (("eval", True), ("probe", False)):
                 lines = [json.dumps(r, ensure_ascii=False) for i, r in enumerate(rows) if (i in held) == keep]
@@ -185,9 +196,12 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
     columns = {"text_column": "text", "label_column": "label"}
     if train.get("text_pair_column"):
         columns["text_pair_column"] = "text_pair"
-    return EvalData(str(folder / "eval.jsonl"),
-                    f"the {len(evaluation['indices'])} rows the adapter held out of {train.get('spec') or path}",
-                    columns=columns, probe_data=str(folder / "probe.jsonl"))
+    return EvalData(
+        str(folder / "eval.jsonl"),
+        f"the {len(evaluation['indices'])} rows the adapter held out of {train.get('spec') or path}",
+        columns=columns,
+        probe_data=str(folder / "probe.jsonl"),
+    )
 
 
 def task_checks(cfg, data: dict) -> list[str]:
@@ -226,8 +240,14 @@ def task_records(cfg, data: dict) -> list[dict]:
     if relation == "training":
         records.append({"check": "training_rows", "data": spec})
     elif relation == "other":
-        records.append({"check": "other_task", "data": spec, "train": train.get("spec") or train.get("path"),
-                        "eval": evaluation.get("spec") or evaluation.get("path")})
+        records.append(
+            {
+                "check": "other_task",
+                "data": spec,
+                "train": train.get("spec") or train.get("path"),
+                "eval": evaluation.get("spec") or evaluation.get("path"),
+            }
+        )
     return records + _label_records(metadata.get("label_names"), data)
 
 
@@ -243,8 +263,11 @@ def _relation(spec, split, source, train: dict, evaluation: dict) -> str:
     if not source:
         return "other"
     source = Path(source).resolve()
-    if evaluation.get("held_out_from") and source.name == "eval.jsonl" \
-            and source.parent.name == held_out_key(train, evaluation):
+    if (
+        evaluation.get("held_out_from")
+        and source.name == "eval.jsonl"
+        and source.parent.name == held_out_key(train, evaluation)
+    ):
         return "task"
     train_path = Path(train["path"]).resolve() if train.get("path") else None
     eval_path = Path(evaluation["path"]).resolve() if evaluation.get("path") else None

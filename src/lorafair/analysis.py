@@ -95,27 +95,44 @@ def layer_records(eval_a, eval_b, *, probe=None) -> list[dict]:
         if probe is not None:
             for variant, train in (("A", probe["train_a"]), ("B", probe["train_b"])):
                 evaluated = eval_a if variant == "A" else eval_b
-                accuracy[variant] = probe_accuracy(train[layer], probe["train_y"], evaluated[layer], probe["eval_y"],
-                                                   C=probe["C"], seed=probe.get("seed", 0))
-        records.append({"layer": layer, "cka": linear_cka(eval_a[layer], eval_b[layer]),
-                        "cosine": mean_cosine(eval_a[layer], eval_b[layer]), "probe_accuracy": accuracy})
+                accuracy[variant] = probe_accuracy(
+                    train[layer],
+                    probe["train_y"],
+                    evaluated[layer],
+                    probe["eval_y"],
+                    C=probe["C"],
+                    seed=probe.get("seed", 0),
+                )
+        records.append(
+            {
+                "layer": layer,
+                "cka": linear_cka(eval_a[layer], eval_b[layer]),
+                "cosine": mean_cosine(eval_a[layer], eval_b[layer]),
+                "probe_accuracy": accuracy,
+            }
+        )
     return records
 
 
 def summarise(layers: list[dict], weights: list[dict], top: int = 3) -> dict:
     """The few facts the console leads with, picked from the records (so every renderer shows the same)."""
     changed = [r["layer"] for r in layers if r.get("cka") is not None and r["cka"] < CKA_CHANGED]
-    gains = [(r["probe_accuracy"]["B"] - r["probe_accuracy"]["A"], r["layer"]) for r in layers
-             if r["probe_accuracy"].get("A") is not None and r["probe_accuracy"].get("B") is not None]
+    gains = [
+        (r["probe_accuracy"]["B"] - r["probe_accuracy"]["A"], r["layer"])
+        for r in layers
+        if r["probe_accuracy"].get("A") is not None and r["probe_accuracy"].get("B") is not None
+    ]
     best_gain = max(gains, key=lambda g: (g[0], -g[1])) if gains else None
-    ranked = sorted((w for w in weights if w.get("delta_norm_ratio") is not None),
-                    key=lambda w: -w["delta_norm_ratio"])[:top]
+    ranked = sorted(
+        (w for w in weights if w.get("delta_norm_ratio") is not None), key=lambda w: -w["delta_norm_ratio"]
+    )[:top]
     counted = [w["intruders"] for w in weights if w.get("intruders") is not None]
     return {
         "first_layer_cka_below": {"threshold": CKA_CHANGED, "layer": changed[0] if changed else None},
         "largest_probe_gain": None if best_gain is None else {"layer": best_gain[1], "gain": best_gain[0]},
-        "top_modules_by_delta_norm_ratio": [{"module": w["module"], "delta_norm_ratio": w["delta_norm_ratio"]}
-                                            for w in ranked],
+        "top_modules_by_delta_norm_ratio": [
+            {"module": w["module"], "delta_norm_ratio": w["delta_norm_ratio"]} for w in ranked
+        ],
         "total_intruders": int(sum(counted)) if counted else None,
         "modules_with_intruders_counted": len(counted),
     }

@@ -18,8 +18,10 @@ from lorafair import analysis, weight_delta
 
 log = logging.getLogger(__name__)
 
-POOLING_TEXT = {"last": "the last non-pad token (where the decoder's classifier pools)",
-                "first": "the first token ([CLS]; any pooler of the head itself is not applied per layer)"}
+POOLING_TEXT = {
+    "last": "the last non-pad token (where the decoder's classifier pools)",
+    "first": "the first token ([CLS]; any pooler of the head itself is not applied per layer)",
+}
 
 
 def single_threaded_blas():
@@ -47,8 +49,11 @@ def adapted_modules(adapter) -> dict[str, tuple]:
         path, _, kind = key.rpartition(".")
         if kind in ("lora_A", "lora_B") and tensor.dim() == 2:
             pairs.setdefault(path, {})[kind] = tensor
-    return {path: (p["lora_A"], p["lora_B"]) for path, p in sorted(pairs.items(), key=lambda kv: _natural(kv[0]))
-            if "lora_A" in p and "lora_B" in p}
+    return {
+        path: (p["lora_A"], p["lora_B"])
+        for path, p in sorted(pairs.items(), key=lambda kv: _natural(kv[0]))
+        if "lora_A" in p and "lora_B" in p
+    }
 
 
 def _natural(name: str) -> list:
@@ -73,53 +78,90 @@ def weight_records(model, adapter, *, max_dim: int | None) -> tuple[list[dict], 
         conv1d = type(target).__name__ == "Conv1D"  # GPT-2 stores W transposed; peft merges with fan_in_fan_out
         rank = int(lora_a.shape[0])
         record = weight_delta.module_record(
-            path, target.weight.detach().float().cpu().numpy(), lora_a.float().numpy(), lora_b.float().numpy(),
-            weight_delta.lora_scaling(config, path, rank), fan_in_fan_out=conv1d, max_dim=max_dim)
+            path,
+            target.weight.detach().float().cpu().numpy(),
+            lora_a.float().numpy(),
+            lora_b.float().numpy(),
+            weight_delta.lora_scaling(config, path, rank),
+            fan_in_fan_out=conv1d,
+            max_dim=max_dim,
+        )
         record["layer"], record["kind"] = weight_delta.layer_and_kind(path)
         records.append(record)
     skipped = [r for r in records if r.get("intruders_skipped")]
     if skipped:
-        notes.append(f"weights: intruders not computed for {len(skipped)} of {len(records)} modules whose smaller "
-                     f"side exceeds {max_dim} (--analysis-max-dim); their norms and effective ranks are exact")
+        notes.append(
+            f"weights: intruders not computed for {len(skipped)} of {len(records)} modules whose smaller "
+            f"side exceeds {max_dim} (--analysis-max-dim); their norms and effective ranks are exact"
+        )
     return records, notes
 
 
-def build(eval_a: np.ndarray, eval_b: np.ndarray, *, weights: list[dict], pooling: str, probe: dict | None,
-          notes: list[str], seconds: dict) -> dict:
+def build(
+    eval_a: np.ndarray,
+    eval_b: np.ndarray,
+    *,
+    weights: list[dict],
+    pooling: str,
+    probe: dict | None,
+    notes: list[str],
+    seconds: dict,
+) -> dict:
     """report["analysis"] from the pooled hidden states and the weight records."""
     started = time.perf_counter()
     with single_threaded_blas():
         layers = analysis.layer_records(eval_a, eval_b, probe=probe)
     seconds["layer_metrics_and_probes"] = time.perf_counter() - started
     num_layers, n, d = eval_a.shape
-    notes = [f"layers: hidden_states[0..{num_layers - 1}] (0 = embeddings) of A and B on the {n} evaluation examples, "
-             f"pooled at {POOLING_TEXT[pooling]}; held in memory as 2 x {num_layers} x {n} x {d} float32 "
-             f"({2 * eval_a.nbytes / 2**20:.0f} MiB)", *notes]
+    notes = [
+        f"layers: hidden_states[0..{num_layers - 1}] (0 = embeddings) of A and B on the {n} evaluation examples, "
+        f"pooled at {POOLING_TEXT[pooling]}; held in memory as 2 x {num_layers} x {n} x {d} float32 "
+        f"({2 * eval_a.nbytes / 2**20:.0f} MiB)",
+        *notes,
+    ]
     if probe is None:
         notes.append("layers: per-layer probes not fitted (they need variant A1 and its probe data)")
     else:
-        notes.append(f"layers: per-layer probes: standardise + logistic regression with A1's C = {probe['C']:.4g} for "
-                     f"every layer of A and B, fitted on {len(probe['train_y'])} probe-data examples"
-                     f"{probe.get('subset_note', '')}, scored on the evaluation set")
+        notes.append(
+            f"layers: per-layer probes: standardise + logistic regression with A1's C = {probe['C']:.4g} for "
+            f"every layer of A and B, fitted on {len(probe['train_y'])} probe-data examples"
+            f"{probe.get('subset_note', '')}, scored on the evaluation set"
+        )
     seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
-    notes.append(f"cost: {seconds['total']:.1f} s beyond the comparison's own passes ("
-                 + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items() if k != "total")
-                 + "), plus the pooling of hidden states inside the A and B passes")
-    probe_info = None if probe is None else {"C": probe["C"], "train_examples": int(len(probe["train_y"])),
-                                             "shared_C": "A1's cross-validated C, for every layer of A and B"}
-    return {"layers": layers, "weights": weights, "summary": analysis.summarise(layers, weights),
-            "pooling": pooling, "probe": probe_info, "notes": notes, "seconds": seconds}
+    notes.append(
+        f"cost: {seconds['total']:.1f} s beyond the comparison's own passes ("
+        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items() if k != "total")
+        + "), plus the pooling of hidden states inside the A and B passes"
+    )
+    probe_info = (
+        None
+        if probe is None
+        else {
+            "C": probe["C"],
+            "train_examples": int(len(probe["train_y"])),
+            "shared_C": "A1's cross-validated C, for every layer of A and B",
+        }
+    )
+    return {
+        "layers": layers,
+        "weights": weights,
+        "summary": analysis.summarise(layers, weights),
+        "pooling": pooling,
+        "probe": probe_info,
+        "notes": notes,
+        "seconds": seconds,
+    }
 
 
 @dataclass
 class Collector:
     """Gathers what `run_compare`'s passes produce for the analysis; each step is one call from compare.
 
-        collector = Collector.start(cfg, variants, model, distributed=ctx.enabled)
-        run_pass(..., layer_pool=collector.pool)      # frozen pass, probe pass, LoRA pass
-        collector.frozen_eval(frozen); collector.probe_data(...); collector.weights(model, adapter)  # before merging
-        collector.lora_eval(lora_pass); collector.lora_probe(run)                                  # after merging
-        report["analysis"] = collector.report()
+    collector = Collector.start(cfg, variants, model, distributed=ctx.enabled)
+    run_pass(..., layer_pool=collector.pool)      # frozen pass, probe pass, LoRA pass
+    collector.frozen_eval(frozen); collector.probe_data(...); collector.weights(model, adapter)  # before merging
+    collector.lora_eval(lora_pass); collector.lora_probe(run)                                  # after merging
+    report["analysis"] = collector.report()
     """
 
     pool: str | None = None  # None: analysis off, run_pass captures nothing extra
@@ -146,8 +188,13 @@ class Collector:
         if distributed:
             log.warning("analysis skipped: layer features are not gathered across processes yet")
             return off
-        return cls(pool=layer_pooling(model), probe_limit=cfg.analysis_probe_samples, max_dim=cfg.analysis_max_dim,
-                   seed=cfg.seed, batch_size=cfg.batch_size)
+        return cls(
+            pool=layer_pooling(model),
+            probe_limit=cfg.analysis_probe_samples,
+            max_dim=cfg.analysis_max_dim,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -167,15 +214,23 @@ class Collector:
         keep = np.arange(len(labels))
         if 0 < self.probe_limit < len(labels):
             keep = np.sort(data_mod.stratified_sample(labels, self.probe_limit, self.seed))
-            subset_note = (f" (a seeded stratified subset of the {len(labels)} A1 probe examples, so that the extra "
-                           f"LoRA pass over them stays cheap: --analysis-probe-samples)")
+            subset_note = (
+                f" (a seeded stratified subset of the {len(labels)} A1 probe examples, so that the extra "
+                f"LoRA pass over them stays cheap: --analysis-probe-samples)"
+            )
         else:
             subset_note = " (all of A1's probe examples: the last-layer A probe is A1 itself)"
         types = encoded.token_type_ids
-        self.probe_encoded = Encoded([encoded.input_ids[i] for i in keep],
-                                     None if types is None else [types[i] for i in keep])
-        self.probe = {"train_a": result.layers[:, keep], "train_y": np.asarray(labels)[keep], "C": float(C),
-                      "seed": self.seed, "subset_note": subset_note}
+        self.probe_encoded = Encoded(
+            [encoded.input_ids[i] for i in keep], None if types is None else [types[i] for i in keep]
+        )
+        self.probe = {
+            "train_a": result.layers[:, keep],
+            "train_y": np.asarray(labels)[keep],
+            "C": float(C),
+            "seed": self.seed,
+            "subset_note": subset_note,
+        }
 
     def weights(self, model, adapter) -> None:
         """Read ΔW against the base weights: call before the LoRA deltas are merged into them."""
@@ -184,10 +239,12 @@ class Collector:
         started = time.perf_counter()
         with single_threaded_blas():
             self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
-        self.notes.append(f"weights: {len(self.weight_list)} adapted modules; ΔW = scaling · B·A as peft merges it "
-                          "(Conv1D read transposed, rslora / rank and alpha patterns honoured); effective rank from "
-                          "the exact singular values of ΔW; intruders from exact float64 eigendecompositions of "
-                          "W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller Gram side)")
+        self.notes.append(
+            f"weights: {len(self.weight_list)} adapted modules; ΔW = scaling · B·A as peft merges it "
+            "(Conv1D read transposed, rslora / rank and alpha patterns honoured); effective rank from "
+            "the exact singular values of ΔW; intruders from exact float64 eigendecompositions of "
+            "W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller Gram side)"
+        )
         self.notes.extend(notes)
         self.seconds["weights"] = time.perf_counter() - started
 
@@ -205,8 +262,10 @@ class Collector:
         result = run(self.probe_encoded, length_sorted_batches(self.probe_encoded.lengths, self.batch_size))
         self.probe["train_b"] = result.layers
         self.seconds["lora_probe_pass"] = time.perf_counter() - started
-        self.notes.append(f"layers: one extra LoRA-model pass over {len(self.probe_encoded.input_ids)} probe examples "
-                          f"gave B's probe-training features ({self.seconds['lora_probe_pass']:.1f} s)")
+        self.notes.append(
+            f"layers: one extra LoRA-model pass over {len(self.probe_encoded.input_ids)} probe examples "
+            f"gave B's probe-training features ({self.seconds['lora_probe_pass']:.1f} s)"
+        )
 
     def report(self, eval_y) -> dict | None:
         if not self.enabled or self.eval_a is None or self.eval_b is None:
@@ -214,5 +273,12 @@ class Collector:
         probe = None
         if self.probe is not None and self.probe.get("train_b") is not None:
             probe = {**self.probe, "eval_y": np.asarray(eval_y)}
-        return build(self.eval_a, self.eval_b, weights=self.weight_list, pooling=self.pool, probe=probe,
-                     notes=self.notes, seconds=self.seconds)
+        return build(
+            self.eval_a,
+            self.eval_b,
+            weights=self.weight_list,
+            pooling=self.pool,
+            probe=probe,
+            notes=self.notes,
+            seconds=self.seconds,
+        )

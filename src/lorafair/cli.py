@@ -100,8 +100,7 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from lorafair.demo import run_demo
 
-    return run_demo(preset=args.preset, output=args.output, overwrite=args.overwrite, quiet=args.quiet,
-                    lang=args.lang)
+    return run_demo(preset=args.preset, output=args.output, overwrite=args.overwrite, quiet=args.quiet, lang=args.lang)
 
 
 def _assets(args: argparse.Namespace) -> int:
@@ -115,8 +114,9 @@ def _assets(args: argparse.Namespace) -> int:
         raise LorafairError("assets fetch needs at least one asset name; see `lorafair assets list`")
     unknown = [n for n in args.names if n not in assets.BUILTIN_MODELS and n not in assets.BUILTIN_DATA]
     if unknown:
-        raise LorafairError(f"unknown asset {unknown[0]!r}; choose from "
-                            + ", ".join([*assets.BUILTIN_MODELS, *assets.BUILTIN_DATA]))
+        raise LorafairError(
+            f"unknown asset {unknown[0]!r}; choose from " + ", ".join([*assets.BUILTIN_MODELS, *assets.BUILTIN_DATA])
+        )
     folders = []
     for name in args.names:
         print(f"lorafair: fetching {name}", file=sys.stderr, flush=True)
@@ -161,9 +161,15 @@ def _is_writer() -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lorafair", description="What did LoRA fine-tuning actually do to a model's features?")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="debug logging, and third-party progress bars and warnings (silenced otherwise)")
+    parser = argparse.ArgumentParser(
+        prog="lorafair", description="What did LoRA fine-tuning actually do to a model's features?"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, and third-party progress bars and warnings (silenced otherwise)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compare = sub.add_parser("compare", help="B (LoRA) vs A (frozen base + the same head), A1 (probe), R (random head)")
@@ -179,19 +185,31 @@ def build_parser() -> argparse.ArgumentParser:
     from lorafair.train import add_train_arguments
 
     add_train_arguments(train)
-    train.add_argument("--seeds", default=None, help="comma-separated training seeds, e.g. 0,1,2: one adapter per "
-                       "seed in OUTPUT/seed-K, same data and split (compare OUTPUT then reports across seeds)")
+    train.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated training seeds, e.g. 0,1,2: one adapter per "
+        "seed in OUTPUT/seed-K, same data and split (compare OUTPUT then reports across seeds)",
+    )
     train.set_defaults(handler=_train)
 
     demo = sub.add_parser("demo", help="train on the embedded default assets and compare, end to end")
-    demo.add_argument("--preset", choices=("default", "fast", "qwen", "qwen-1.5b"), default="default",
-                      help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head "
-                      "`classifier`); qwen: real Qwen2.5-Coder-0.5B on Chinese reviews, Chinese console; qwen-1.5b: "
-                      "the same at the seed's size (1.5B, ~1 hour on 2 cores)")
+    demo.add_argument(
+        "--preset",
+        choices=("default", "fast", "qwen", "qwen-1.5b"),
+        default="default",
+        help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head "
+        "`classifier`); qwen: real Qwen2.5-Coder-0.5B on Chinese reviews, Chinese console; qwen-1.5b: "
+        "the same at the seed's size (1.5B, ~1 hour on 2 cores)",
+    )
     demo.add_argument("--output", default="outputs/demo", help="folder for the adapter and the reports")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo output")
-    demo.add_argument("--lang", choices=("en", "zh"), default=None,
-                      help=f"report language (default: the preset's, qwen presets zh; else {CompareConfig.lang})")
+    demo.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default=None,
+        help=f"report language (default: the preset's, qwen presets zh; else {CompareConfig.lang})",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
 
@@ -214,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from lorafair.quiet import quiet_third_party
 

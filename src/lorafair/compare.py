@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import data as data_mod
 from lorafair import analysis_run, distributed, fidelity, heads, modeling
+from lorafair import data as data_mod
 from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
 from lorafair.inference import Encoded, PassResult, length_sorted_batches, run_pass, softmax, tokenize
@@ -55,7 +55,9 @@ def check_variants(cfg: CompareConfig) -> list[str]:
     variants = cfg.variant_list()
     unknown = [v for v in variants if v not in VARIANT_IDS]
     if unknown or not variants:
-        raise LorafairError(f"unknown variant(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(VARIANT_IDS)}")
+        raise LorafairError(
+            f"unknown variant(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(VARIANT_IDS)}"
+        )
     return [v for v in VARIANT_IDS if v in variants]
 
 
@@ -109,20 +111,38 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     if not base_model:
         raise LorafairError("the adapter does not name its base model (base_model_name_or_path); pass --base-model")
     base_model, data_path = _resolve_assets(cfg, base_model)
-    examples = data_mod.load_examples(data_path, split=cfg.split, text_column=cfg.text_column,
-                                      text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)
+    examples = data_mod.load_examples(
+        data_path,
+        split=cfg.split,
+        text_column=cfg.text_column,
+        text_pair_column=cfg.text_pair_column,
+        label_column=cfg.label_column,
+    )
     label_names = _label_names(adapter, base_model, examples.labels)
     if len(label_names) != adapter.num_labels:
-        raise LorafairError(f"the head has {adapter.num_labels} outputs but the labels are {len(label_names)}: "
-                            f"{', '.join(label_names)}")
+        raise LorafairError(
+            f"the head has {adapter.num_labels} outputs but the labels are {len(label_names)}: {', '.join(label_names)}"
+        )
     resolve_pos_label(cfg.pos_label, label_names)  # a --pos-label that names no class fails here, not later
     label_ids = data_mod.encode_labels(examples.labels, label_names)
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
     ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
-    return ComparePlan(cfg, variants, adapter, base_model, data_path, examples, label_names, label_ids,
-                       eval_idx, ctx.device(device), dtype, ctx)
+    return ComparePlan(
+        cfg,
+        variants,
+        adapter,
+        base_model,
+        data_path,
+        examples,
+        label_names,
+        label_ids,
+        eval_idx,
+        ctx.device(device),
+        dtype,
+        ctx,
+    )
 
 
 # ------------------------------------------------------------------------------------- model and inputs
@@ -138,10 +158,27 @@ class Session:
     batches: list
     pass_kw: dict
 
-    def run(self, encoded: Encoded, batches, desc: str, *, capture_head: bool = True, warmup: bool = True,
-            ctx: distributed.Context, layer_pool: str | None = None) -> PassResult:
-        return ctx.run_pass(self.model, encoded, batches, head=self.head if capture_head else None,
-                            warmup=warmup, desc=desc, layer_pool=layer_pool, **self.pass_kw)
+    def run(
+        self,
+        encoded: Encoded,
+        batches,
+        desc: str,
+        *,
+        capture_head: bool = True,
+        warmup: bool = True,
+        ctx: distributed.Context,
+        layer_pool: str | None = None,
+    ) -> PassResult:
+        return ctx.run_pass(
+            self.model,
+            encoded,
+            batches,
+            head=self.head if capture_head else None,
+            warmup=warmup,
+            desc=desc,
+            layer_pool=layer_pool,
+            **self.pass_kw,
+        )
 
 
 def setup_model(plan: ComparePlan) -> Session:
@@ -155,10 +192,17 @@ def setup_model(plan: ComparePlan) -> Session:
     tokenizer = modeling.load_tokenizer(plan.adapter.path, plan.base_model)
     encoded = tokenize(tokenizer, evaluation.texts, evaluation.text_pairs, max_length=cfg.max_length)
     batches = length_sorted_batches(encoded.lengths, cfg.batch_size)
-    pass_kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side,
-                   device=plan.device, quiet=cfg.quiet)
-    model = modeling.load_base_classifier(plan.base_model, plan.adapter.num_labels, dtype=plan.dtype,
-                                          device=plan.device, label_names=plan.label_names, adapter=plan.adapter)
+    pass_kw = dict(
+        pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, device=plan.device, quiet=cfg.quiet
+    )
+    model = modeling.load_base_classifier(
+        plan.base_model,
+        plan.adapter.num_labels,
+        dtype=plan.dtype,
+        device=plan.device,
+        label_names=plan.label_names,
+        adapter=plan.adapter,
+    )
     modeling.ensure_pad_token(tokenizer, model)
     head_hash_a = modeling.install_head(model, plan.adapter)
     return Session(model, modeling.head_stack(model, plan.adapter), head_hash_a, tokenizer, encoded, batches, pass_kw)
@@ -186,14 +230,16 @@ class Outcome:
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
     """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
-    frozen = session.run(session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx,
-                         layer_pool=outcome.analysis.pool)
+    frozen = session.run(
+        session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx, layer_pool=outcome.analysis.pool
+    )
     outcome.analysis.frozen_eval(frozen)
     outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
     outcome.feature_pooling = frozen.feature_pooling
     if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
-        heads.check_features_reproduce_head(session.model, _stack_names(plan, session), frozen.features,
-                                            frozen.logits, frozen.feature_pooling)
+        heads.check_features_reproduce_head(
+            session.model, _stack_names(plan, session), frozen.features, frozen.logits, frozen.feature_pooling
+        )
     return frozen
 
 
@@ -211,10 +257,17 @@ def run_variant_r(plan: ComparePlan, session: Session, frozen: PassResult) -> Va
 
     fresh = modeling.random_head(session.model, plan.adapter, seed=plan.cfg.seed)
     with torch.inference_mode():
-        logits = heads.apply_head(getattr(session.model.config, "model_type", ""), fresh,
-                                  torch.from_numpy(frozen.features), frozen.feature_pooling)
-    tensors = {f"{name}.{key}": param for name, module in zip(_stack_names(plan, session), fresh)
-               for key, param in module.named_parameters()}
+        logits = heads.apply_head(
+            getattr(session.model.config, "model_type", ""),
+            fresh,
+            torch.from_numpy(frozen.features),
+            frozen.feature_pooling,
+        )
+    tensors = {
+        f"{name}.{key}": param
+        for name, module in zip(_stack_names(plan, session), fresh)
+        for key, param in module.named_parameters()
+    }
     return VariantResult(logits.float().numpy(), modeling.tensor_sha256(tensors))
 
 
@@ -236,10 +289,12 @@ def _probe_examples(plan: ComparePlan):
             rows = np.setdiff1d(rows, plan.eval_idx)
     if source is not None:
         probe = data_mod.load_examples(
-            source, split=columns.get("split"),
+            source,
+            split=columns.get("split"),
             text_column=columns.get("text_column", cfg.text_column),
             text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
-            label_column=columns.get("label_column", cfg.label_column))
+            label_column=columns.get("label_column", cfg.label_column),
+        )
         ids = data_mod.encode_labels(probe.labels, plan.label_names)
         if rows is not None:
             return _same_budget_probe(probe, ids, rows, cfg, source, len(meta["indices"]))
@@ -249,10 +304,19 @@ def _probe_examples(plan: ComparePlan):
     keep = data_mod.split_off(plan.label_ids, plan.eval_idx, cfg.probe_samples, cfg.seed + 1)
     counts = np.bincount(plan.label_ids[keep], minlength=len(plan.label_names)) if len(keep) else np.zeros(1)
     if counts.min() < 2:  # cross-validating the probe needs two examples of every class
-        return None, None, ("too little data beside the evaluation sample (need 2 per class): A1 skipped "
-                            "(pass --probe-data or a smaller --num-samples)")
-    return (plan.examples.subset(keep), plan.label_ids[keep],
-            f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample")
+        return (
+            None,
+            None,
+            (
+                "too little data beside the evaluation sample (need 2 per class): A1 skipped "
+                "(pass --probe-data or a smaller --num-samples)"
+            ),
+        )
+    return (
+        plan.examples.subset(keep),
+        plan.label_ids[keep],
+        f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample",
+    )
 
 
 def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
@@ -269,8 +333,10 @@ def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: 
     if len(rows) == n_trained:
         note = f"probe trained on the adapter's {len(rows)} training examples ({source})"
     else:
-        note = (f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
-                "--probe-samples or the evaluation sample left the others out)")
+        note = (
+            f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
+            "--probe-samples or the evaluation sample left the others out)"
+        )
     return probe.subset(rows), ids[rows], note
 
 
@@ -287,14 +353,24 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     cfg = plan.cfg
     probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
     probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
-    probe_pass = session.run(probe_enc, probe_batches, "frozen base (probe data)", warmup=False, ctx=plan.ctx,
-                             layer_pool=outcome.analysis.pool)
+    probe_pass = session.run(
+        probe_enc,
+        probe_batches,
+        "frozen base (probe data)",
+        warmup=False,
+        ctx=plan.ctx,
+        layer_pool=outcome.analysis.pool,
+    )
     outcome.passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
     outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
     outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
-    head_hash = modeling.tensor_sha256({"weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
-                                        "bias": torch.from_numpy(np.ascontiguousarray(probe.bias))})
+    head_hash = modeling.tensor_sha256(
+        {
+            "weight": torch.from_numpy(np.ascontiguousarray(probe.weight)),
+            "bias": torch.from_numpy(np.ascontiguousarray(probe.bias)),
+        }
+    )
     return VariantResult(probe.logits(frozen.features), head_hash)
 
 
@@ -307,33 +383,55 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
     outcome.analysis.weights(session.model, plan.adapter)  # ΔW against the base weights, before they change
     peft_model = modeling.attach_lora(session.model, plan.adapter)
     checked = fidelity.check_batches(session.batches)
-    unmerged = run_pass(peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)",
-                        **session.pass_kw)
+    unmerged = run_pass(
+        peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)", **session.pass_kw
+    )
     session.model = modeling.merge_attached(peft_model, plan.adapter)
     del peft_model
     head_hash = modeling.tensor_sha256(modeling.head_tensors(session.model, plan.adapter))
     if head_hash != session.head_hash_a:
-        raise RuntimeError(f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
-                           f"({session.head_hash_a[:12]}): the comparison would not be fair")
+        raise RuntimeError(
+            f"head of B ({head_hash[:12]}) differs from the adapter's head installed in A "
+            f"({session.head_hash_a[:12]}): the comparison would not be fair"
+        )
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
     outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
-    lora_pass = session.run(session.encoded, session.batches, "LoRA merged (B)", capture_head=False, ctx=plan.ctx,
-                            layer_pool=outcome.analysis.pool)
+    lora_pass = session.run(
+        session.encoded,
+        session.batches,
+        "LoRA merged (B)",
+        capture_head=False,
+        ctx=plan.ctx,
+        layer_pool=outcome.analysis.pool,
+    )
     outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
     outcome.analysis.lora_eval(lora_pass)
-    outcome.analysis.lora_probe(lambda enc, bat: session.run(enc, bat, "LoRA merged (probe data, analysis)",
-                                                             capture_head=False, warmup=False, ctx=plan.ctx,
-                                                             layer_pool=outcome.analysis.pool))
-    outcome.fidelity = fidelity.measure(unmerged.logits[idx], lora_pass.logits[idx], merge_dtype="float32",
-                                        model_dtype=str(plan.dtype).replace("torch.", ""))
+    outcome.analysis.lora_probe(
+        lambda enc, bat: session.run(
+            enc,
+            bat,
+            "LoRA merged (probe data, analysis)",
+            capture_head=False,
+            warmup=False,
+            ctx=plan.ctx,
+            layer_pool=outcome.analysis.pool,
+        )
+    )
+    outcome.fidelity = fidelity.measure(
+        unmerged.logits[idx],
+        lora_pass.logits[idx],
+        merge_dtype="float32",
+        model_dtype=str(plan.dtype).replace("torch.", ""),
+    )
     return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
 
 
 def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     """Frozen variants first (they share one pass), then B, which changes the weights in place."""
     outcome, wanted = Outcome(), set(plan.variants)
-    outcome.analysis = analysis_run.Collector.start(plan.cfg, plan.variants, session.model,
-                                                    distributed=plan.ctx.enabled)
+    outcome.analysis = analysis_run.Collector.start(
+        plan.cfg, plan.variants, session.model, distributed=plan.ctx.enabled
+    )
     if wanted & set(FROZEN_VARIANTS):
         frozen = run_frozen(plan, session, outcome)
         if "A" in wanted:
@@ -376,13 +474,25 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         return Comparison({}, probs, plan.y)
     from lorafair.report_build import ReportInput, build_report
 
-    report = build_report(ReportInput(
-        cfg=cfg, variants=list(probs), y=plan.y, probs=probs,
-        heads={v: r.head_sha256 for v, r in outcome.results.items()},
-        speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
-        data=_data_info(plan, token_sha, token_seconds, truncated), environment=_environment(plan),
-        names=VARIANT_NAMES[cfg.lang], deltas=DELTAS, passes=outcome.passes, notes=outcome.notes,
-        head_name=plan.adapter.head_name, head=head, fidelity=outcome.fidelity))
+    report = build_report(
+        ReportInput(
+            cfg=cfg,
+            variants=list(probs),
+            y=plan.y,
+            probs=probs,
+            heads={v: r.head_sha256 for v, r in outcome.results.items()},
+            speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
+            data=_data_info(plan, token_sha, token_seconds, truncated),
+            environment=_environment(plan),
+            names=VARIANT_NAMES[cfg.lang],
+            deltas=DELTAS,
+            passes=outcome.passes,
+            notes=outcome.notes,
+            head_name=plan.adapter.head_name,
+            head=head,
+            fidelity=outcome.fidelity,
+        )
+    )
     if outcome.analysis.enabled:
         report["analysis"] = outcome.analysis.report(plan.y)
     report["timing"] = {"total_seconds": time.perf_counter() - started}
@@ -392,30 +502,46 @@ def run_compare(cfg: CompareConfig) -> Comparison:
 def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:
     y, names = plan.y, plan.label_names
     return {
-        "n": int(len(y)), "n_available": len(plan.examples), "labels": names, "source": str(plan.data_path),
+        "n": int(len(y)),
+        "n_available": len(plan.examples),
+        "labels": names,
+        "source": str(plan.data_path),
         "label_counts": {names[k]: int((y == k).sum()) for k in range(len(names))},
-        "token_ids_sha256": token_sha, "tokenize_seconds": token_seconds,
+        "token_ids_sha256": token_sha,
+        "tokenize_seconds": token_seconds,
         "indices": [int(i) for i in plan.eval_idx],
         "dropped_rows": int(plan.examples.dropped),
-        "truncated": int(truncated), "truncated_share": truncated / len(y) if len(y) else 0.0,
+        "truncated": int(truncated),
+        "truncated_share": truncated / len(y) if len(y) else 0.0,
     }
 
 
 def _head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
     """report["head"]: every saved module and tensor A and B run, their hash, and what A1/R's features are."""
     model, adapter = session.model, plan.adapter
-    features = (heads.features_description(model, _stack_names(plan, session), outcome.feature_pooling)
-                if outcome.feature_pooling else None)  # None: no frozen pass ran (B only)
-    return {"modules": heads.in_model_order(model, adapter.head_modules), "tensors": sorted(adapter.head),
-            "sha256": session.head_hash_a, "features": features}
+    features = (
+        heads.features_description(model, _stack_names(plan, session), outcome.feature_pooling)
+        if outcome.feature_pooling
+        else None
+    )  # None: no frozen pass ran (B only)
+    return {
+        "modules": heads.in_model_order(model, adapter.head_modules),
+        "tensors": sorted(adapter.head),
+        "sha256": session.head_hash_a,
+        "features": features,
+    }
 
 
 def _environment(plan: ComparePlan) -> dict:
     import torch
 
     return {
-        "torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft"),
-        "python": sys.version.split()[0], "platform": platform.platform(), "device": str(plan.device),
+        "torch": torch.__version__,
+        "transformers": _version("transformers"),
+        "peft": _version("peft"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": str(plan.device),
         "dtype": str(plan.dtype).replace("torch.", ""),
         "peak_rss_bytes": peak_rss_bytes(),  # VmHWM: this process's own peak, however launched
         "world_size": plan.ctx.world_size,

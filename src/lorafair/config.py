@@ -30,10 +30,19 @@ def opt(default, help: str, **extra):
 class CompareConfig:
     """`lorafair compare`: the same examples and batches through B (LoRA) and A (frozen, same head)."""
 
-    adapter: str | list[str] = opt(None, "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors); "
-                                         "repeat it, or give a folder of adapters (seed-K/, checkpoint-*), to compare "
-                                         "several adapters of one base in one run", required=True, action="append")
-    data: str = opt(None, "evaluation data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
+    adapter: str | list[str] = opt(
+        None,
+        "folder of the trained LoRA adapter (adapter_config.json + adapter_model.safetensors); "
+        "repeat it, or give a folder of adapters (seed-K/, checkpoint-*), to compare "
+        "several adapters of one base in one run",
+        required=True,
+        action="append",
+    )
+    data: str = opt(
+        None,
+        "evaluation data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME",
+        required=True,
+    )
     base_model: str | None = opt(None, "base model id or folder (default: base_model_name_or_path of the adapter)")
     split: str | None = opt(None, "split of a save_to_disk DatasetDict or a builtin data set (default: test)")
     text_column: str = opt("text", "column holding the text")
@@ -42,11 +51,20 @@ class CompareConfig:
     num_samples: int = opt(500, "seeded stratified subsample of the data; 0 = all examples")
     batch_size: int = opt(16, "examples per forward pass (halved automatically on CUDA out-of-memory)")
     max_length: int = opt(256, "truncate inputs to this many tokens")
-    variants: str = opt("B,A,A1,R", "comma-separated variants: B (LoRA), A (frozen + LoRA head), A1 (frozen + linear probe), R (frozen + random head)")
-    probe_data: str | None = opt(None, "training data for the A1 probe (default: the adapter's recorded training data, else a part of --data kept disjoint from the evaluation sample)")
+    variants: str = opt(
+        "B,A,A1,R",
+        "comma-separated variants: B (LoRA), A (frozen + LoRA head), A1 (frozen + linear probe), R (frozen + random head)",
+    )
+    probe_data: str | None = opt(
+        None,
+        "training data for the A1 probe (default: the adapter's recorded training data, else a part of --data kept disjoint from the evaluation sample)",
+    )
     probe_samples: int = opt(2000, "at most this many probe-training examples (seeded, stratified)")
-    pos_label: str | None = opt(None, "positive class for binary precision/recall/F1/AUC: a label name or id "
-                                      "(a name wins when it is also a number; default: label id 1)")
+    pos_label: str | None = opt(
+        None,
+        "positive class for binary precision/recall/F1/AUC: a label name or id "
+        "(a name wins when it is also a number; default: label id 1)",
+    )
     alpha: float = opt(0.05, "significance level; CIs are (1 - alpha)")
     bootstrap: int = opt(10000, "paired bootstrap resamples for the confidence intervals (0 = none)")
     lang: str = opt(_default_lang(), "report language", choices=("en", "zh"))
@@ -54,19 +72,39 @@ class CompareConfig:
     overwrite: bool = opt(False, "replace an existing output folder")
     seed: int = opt(0, "seed for sampling, the random head R, the probe and the bootstrap")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N", choices=None)
-    dtype: str = opt("auto", "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16",
-                     choices=("auto", "float32", "bfloat16", "float16"))
+    dtype: str = opt(
+        "auto",
+        "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
     quiet: bool = opt(False, "no progress bars or console tables (report files are still written)")
-    no_analysis: bool = opt(False, "skip the layer-wise (CKA, cosine, probes) and weight-space (ΔW, intruders) "
-                                   "analysis of where LoRA changed the features")
-    analysis_probe_samples: int = opt(250, "per-layer probes of A and B are fitted on at most this many A1 probe "
-                                           "examples, which also pass through the LoRA model once (0 = all)")
-    analysis_max_dim: int = opt(1024, "count intruder dimensions only in modules whose smaller side is at most this "
-                                      "(exact eigendecompositions; larger modules are reported as not computed)")
+    no_analysis: bool = opt(
+        False,
+        "skip the layer-wise (CKA, cosine, probes) and weight-space (ΔW, intruders) "
+        "analysis of where LoRA changed the features",
+    )
+    analysis_probe_samples: int = opt(
+        250,
+        "per-layer probes of A and B are fitted on at most this many A1 probe "
+        "examples, which also pass through the LoRA model once (0 = all)",
+    )
+    analysis_max_dim: int = opt(
+        1024,
+        "count intruder dimensions only in modules whose smaller side is at most this "
+        "(exact eigendecompositions; larger modules are reported as not computed)",
+    )
 
     def __post_init__(self) -> None:
-        bad = _at_least(self, batch_size=1, max_length=2, num_samples=0, bootstrap=0, probe_samples=2,
-                        analysis_probe_samples=0, analysis_max_dim=1)
+        bad = _at_least(
+            self,
+            batch_size=1,
+            max_length=2,
+            num_samples=0,
+            bootstrap=0,
+            probe_samples=2,
+            analysis_probe_samples=0,
+            analysis_max_dim=1,
+        )
         if not 0 < self.alpha < 1:
             bad.append(f"--alpha {self.alpha} (needs 0 < alpha < 1)")
         if self.pos_label is not None:
@@ -87,10 +125,18 @@ class CompareConfig:
 class TrainConfig:
     """`lorafair train`: LoRA (SEQ_CLS) on a base model; CLI args > these defaults."""
 
-    base_model: str = opt(None, "base model: hub id, local folder or a lorafair asset name (e.g. smollm2-135m)", required=True)
-    data: str = opt(None, "training data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME", required=True)
+    base_model: str = opt(
+        None, "base model: hub id, local folder or a lorafair asset name (e.g. smollm2-135m)", required=True
+    )
+    data: str = opt(
+        None,
+        "training data: CSV/TSV/JSON(L)/Parquet file, datasets.save_to_disk folder, or builtin:NAME",
+        required=True,
+    )
     eval_data: str | None = opt(None, "evaluation data (default: --eval-fraction of --data, held out)")
-    eval_fraction: float = opt(0.1, "seeded stratified share of --data held out for evaluation when no --eval-data (0 = none)")
+    eval_fraction: float = opt(
+        0.1, "seeded stratified share of --data held out for evaluation when no --eval-data (0 = none)"
+    )
     split: str = opt("train", "split of a save_to_disk DatasetDict or builtin data set used for training")
     eval_split: str | None = opt(None, "split of --eval-data (default: test)")
     text_column: str = opt("text", "column holding the text")
@@ -100,22 +146,34 @@ class TrainConfig:
     lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
     target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
-    lora_layers: int = opt(0, "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
-                              "pass then stops below them, so a step costs much less")
-    max_train_samples: int = opt(0, "train on a seeded stratified subsample of this many examples, drawn after "
-                                    "the --eval-fraction hold-out (0 = all)")
+    lora_layers: int = opt(
+        0,
+        "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
+        "pass then stops below them, so a step costs much less",
+    )
+    max_train_samples: int = opt(
+        0,
+        "train on a seeded stratified subsample of this many examples, drawn after "
+        "the --eval-fraction hold-out (0 = all)",
+    )
     epochs: float = opt(1.0, "passes over the training data")
     max_steps: int = opt(-1, "stop after this many optimizer steps, overriding --epochs (-1 = off)")
     learning_rate: float = opt(2e-4, "peak learning rate (linear decay)")
     batch_size: int = opt(16, "examples per device per step (also the evaluation batch size)")
     grad_accum: int = opt(1, "gradient accumulation steps (effective batch = batch size x this x devices)")
     max_length: int = opt(256, "truncate inputs to this many tokens")
-    precision: str = opt("auto", "auto (bf16 mixed precision on a CUDA GPU that supports it, else fp32), bf16 (also "
-                                 "on CPU, through torch autocast: faster where the CPU has AVX512-BF16 or AMX) or fp32",
-                         choices=("auto", "bf16", "fp32"))
+    precision: str = opt(
+        "auto",
+        "auto (bf16 mixed precision on a CUDA GPU that supports it, else fp32), bf16 (also "
+        "on CPU, through torch autocast: faster where the CPU has AVX512-BF16 or AMX) or fp32",
+        choices=("auto", "bf16", "fp32"),
+    )
     seed: int = opt(0, "seed for the held-out split, head and LoRA initialisation, shuffling and dropout")
-    data_seed: int | None = opt(None, "seed for the held-out split and --max-train-samples only (default: --seed); "
-                                      "`--seeds` keeps it fixed so every seed run sees the same data")
+    data_seed: int | None = opt(
+        None,
+        "seed for the held-out split and --max-train-samples only (default: --seed); "
+        "`--seeds` keeps it fixed so every seed run sees the same data",
+    )
     output: str = opt("outputs/lora_adapter", "folder for the adapter, tokenizer, lorafair_run.json and checkpoints/")
     save_steps: int = opt(500, "write a checkpoint to OUTPUT/checkpoints every this many steps")
     save_total_limit: int = opt(2, "keep at most this many checkpoints")
@@ -125,8 +183,19 @@ class TrainConfig:
     quiet: bool = opt(False, "no progress bar")
 
     def __post_init__(self) -> None:
-        bad = _at_least(self, lora_r=1, lora_alpha=1, batch_size=1, grad_accum=1, max_length=2, save_steps=1,
-                        save_total_limit=1, logging_steps=1, lora_layers=0, max_train_samples=0)
+        bad = _at_least(
+            self,
+            lora_r=1,
+            lora_alpha=1,
+            batch_size=1,
+            grad_accum=1,
+            max_length=2,
+            save_steps=1,
+            save_total_limit=1,
+            logging_steps=1,
+            lora_layers=0,
+            max_train_samples=0,
+        )
         if not 0 <= self.eval_fraction < 1:
             bad.append(f"--eval-fraction {self.eval_fraction} (needs 0 <= f < 1)")
         if not 0 <= self.lora_dropout < 1:
@@ -137,7 +206,9 @@ class TrainConfig:
             bad.append(f"--learning-rate {self.learning_rate} (needs > 0)")
         _raise_if(bad)
         if self.resume and self.overwrite:
-            raise LorafairError("--resume and --overwrite exclude each other: resume keeps the run, overwrite starts anew")
+            raise LorafairError(
+                "--resume and --overwrite exclude each other: resume keeps the run, overwrite starts anew"
+            )
 
 
 def resolve_pos_label(pos_label, label_names) -> int:
@@ -156,8 +227,11 @@ def resolve_pos_label(pos_label, label_names) -> int:
 
 def _at_least(cfg, **minimum) -> list[str]:
     """'--flag value (needs >= m)' for every field below its minimum."""
-    return [f"--{name.replace('_', '-')} {getattr(cfg, name)} (needs >= {low})"
-            for name, low in minimum.items() if getattr(cfg, name) < low]
+    return [
+        f"--{name.replace('_', '-')} {getattr(cfg, name)} (needs >= {low})"
+        for name, low in minimum.items()
+        if getattr(cfg, name) < low
+    ]
 
 
 def _raise_if(bad: list[str]) -> None:
@@ -179,8 +253,13 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         base = next((t for t in (int, float, str) if kind is t or (t.__name__ in str(kind))), str)
         if f.default is not None and not meta.get("required"):
             help_text += f" (default: {f.default})"
-        parser.add_argument(flag, type=base, default=f.default, help=help_text,
-                            **{k: v for k, v in meta.items() if k in ("choices", "required", "action") and v is not None})
+        parser.add_argument(
+            flag,
+            type=base,
+            default=f.default,
+            help=help_text,
+            **{k: v for k, v in meta.items() if k in ("choices", "required", "action") and v is not None},
+        )
 
 
 def from_namespace(config_cls, namespace: argparse.Namespace):

@@ -36,10 +36,11 @@ class Examples:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def subset(self, indices: Sequence[int]) -> "Examples":
+    def subset(self, indices: Sequence[int]) -> Examples:
         pairs = [self.text_pairs[i] for i in indices] if self.text_pairs is not None else None
-        return Examples([self.texts[i] for i in indices], [self.labels[i] for i in indices], pairs, self.source,
-                        self.dropped)
+        return Examples(
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], pairs, self.source, self.dropped
+        )
 
 
 def _read_table(path: Path, split: str | None):
@@ -79,7 +80,9 @@ def _read_saved_dataset(path: Path, split: str | None):
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as exc:
-        raise LorafairError(f"'{path}' is a folder but not one written by datasets.save_to_disk ({exc})".splitlines()[0]) from exc
+        raise LorafairError(
+            f"'{path}' is a folder but not one written by datasets.save_to_disk ({exc})".splitlines()[0]
+        ) from exc
     if isinstance(loaded, datasets.DatasetDict):
         names = list(loaded.keys())
         if split is None:

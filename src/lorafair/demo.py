@@ -70,18 +70,44 @@ class Preset:
 # LoRA step on the 0.5B: fp32 65-73 s at load ~4; bf16 autocast > 140 s), so training stays fp32.
 # The one bf16 tuning run attempted (2,000 reviews, top 8 layers, all projections r16, lr 1e-3) reached
 # step 1 of 125 after 41 min on the shared machine (load 3-9) and was stopped: no validation figure.
-_QWEN_DATA = {"train_data": "builtin:sentiment-zh:train", "eval_data": "builtin:sentiment-zh:validation",
-              "test_data": "builtin:sentiment-zh:test", "lang": "zh"}
+_QWEN_DATA = {
+    "train_data": "builtin:sentiment-zh:train",
+    "eval_data": "builtin:sentiment-zh:validation",
+    "test_data": "builtin:sentiment-zh:test",
+    "lang": "zh",
+}
 _ALL_PROJECTIONS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 QWEN_PRESETS = {
-    "qwen": Preset(base_model="qwen2.5-coder-0.5b", lora_layers=8,  # of 24
-                   target_modules=_ALL_PROJECTIONS, lora_r=16, lora_alpha=32, learning_rate=1e-3, batch_size=16,
-                   epochs=1.0, max_train_samples=2000, max_length=128,  # reviews: median 30 tokens, 95th pct 126
-                   probe_samples=1000, precision="fp32", **_QWEN_DATA),
-    "qwen-1.5b": Preset(base_model="qwen2.5-coder-1.5b", lora_layers=6,  # of 28
-                        target_modules=_ALL_PROJECTIONS, lora_r=16, lora_alpha=32, learning_rate=1e-3,
-                        batch_size=16, epochs=1.0, max_train_samples=1000, max_length=128, probe_samples=500,
-                        precision="fp32", **_QWEN_DATA),
+    "qwen": Preset(
+        base_model="qwen2.5-coder-0.5b",
+        lora_layers=8,  # of 24
+        target_modules=_ALL_PROJECTIONS,
+        lora_r=16,
+        lora_alpha=32,
+        learning_rate=1e-3,
+        batch_size=16,
+        epochs=1.0,
+        max_train_samples=2000,
+        max_length=128,  # reviews: median 30 tokens, 95th pct 126
+        probe_samples=1000,
+        precision="fp32",
+        **_QWEN_DATA,
+    ),
+    "qwen-1.5b": Preset(
+        base_model="qwen2.5-coder-1.5b",
+        lora_layers=6,  # of 28
+        target_modules=_ALL_PROJECTIONS,
+        lora_r=16,
+        lora_alpha=32,
+        learning_rate=1e-3,
+        batch_size=16,
+        epochs=1.0,
+        max_train_samples=1000,
+        max_length=128,
+        probe_samples=500,
+        precision="fp32",
+        **_QWEN_DATA,
+    ),
 }
 
 # Chosen on the validation split (500 sentences) only, seed 0, batch 16, max length 64; B's validation accuracy
@@ -95,14 +121,33 @@ QWEN_PRESETS = {
 #     (3x the training time); LoRA also on every `dense` layer (r16, lr 2e-3) diverged: 0.500.
 # Test accuracy of B (500 sentences): default 0.840, fast 0.794.
 PRESETS = {
-    "default": Preset(base_model="smollm2-135m", lora_layers=12,  # of 30
-                      target_modules="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", lora_r=16, lora_alpha=32,
-                      learning_rate=2e-3, batch_size=16, epochs=1.0, max_train_samples=2000, max_length=64,
-                      probe_samples=1000),
+    "default": Preset(
+        base_model="smollm2-135m",
+        lora_layers=12,  # of 30
+        target_modules="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        lora_r=16,
+        lora_alpha=32,
+        learning_rate=2e-3,
+        batch_size=16,
+        epochs=1.0,
+        max_train_samples=2000,
+        max_length=64,
+        probe_samples=1000,
+    ),
     **QWEN_PRESETS,
-    "fast": Preset(base_model="minilm-l6", lora_layers=0, target_modules="auto", lora_r=16, lora_alpha=32,
-                   learning_rate=2e-3, batch_size=16, epochs=1.0, max_train_samples=0, max_length=64,
-                   probe_samples=1000),
+    "fast": Preset(
+        base_model="minilm-l6",
+        lora_layers=0,
+        target_modules="auto",
+        lora_r=16,
+        lora_alpha=32,
+        learning_rate=2e-3,
+        batch_size=16,
+        epochs=1.0,
+        max_train_samples=0,
+        max_length=64,
+        probe_samples=1000,
+    ),
 }
 
 
@@ -141,22 +186,45 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
 
     started = time.perf_counter()
     log.info("demo preset '%s': training LoRA on %s (%s)", preset, chosen.base_model, chosen.train_data)
-    trained = train_model(TrainConfig(
-        base_model=chosen.base_model, data=chosen.train_data, eval_data=chosen.eval_data,
-        max_train_samples=chosen.max_train_samples, lora_layers=chosen.lora_layers,
-        target_modules=chosen.target_modules, lora_r=chosen.lora_r, lora_alpha=chosen.lora_alpha,
-        learning_rate=chosen.learning_rate, batch_size=chosen.batch_size, epochs=chosen.epochs,
-        max_length=chosen.max_length, seed=chosen.seed, precision=chosen.precision, output=str(out / ADAPTER_DIR),
-        overwrite=overwrite, quiet=quiet))
+    trained = train_model(
+        TrainConfig(
+            base_model=chosen.base_model,
+            data=chosen.train_data,
+            eval_data=chosen.eval_data,
+            max_train_samples=chosen.max_train_samples,
+            lora_layers=chosen.lora_layers,
+            target_modules=chosen.target_modules,
+            lora_r=chosen.lora_r,
+            lora_alpha=chosen.lora_alpha,
+            learning_rate=chosen.learning_rate,
+            batch_size=chosen.batch_size,
+            epochs=chosen.epochs,
+            max_length=chosen.max_length,
+            seed=chosen.seed,
+            precision=chosen.precision,
+            output=str(out / ADAPTER_DIR),
+            overwrite=overwrite,
+            quiet=quiet,
+        )
+    )
     trained_at = time.perf_counter()
 
     log.info("comparing B, A, A1, R on %d sentences of %s", chosen.num_samples, chosen.test_data)
     compare_cfg = CompareConfig(
-        adapter=str(trained.output_dir), data=chosen.test_data, num_samples=chosen.num_samples,
-        variants="B,A,A1,R", probe_samples=chosen.probe_samples, max_length=chosen.max_length,
-        bootstrap=chosen.bootstrap, seed=chosen.seed, dtype=chosen.compare_dtype, output=str(out / REPORT_DIR),
+        adapter=str(trained.output_dir),
+        data=chosen.test_data,
+        num_samples=chosen.num_samples,
+        variants="B,A,A1,R",
+        probe_samples=chosen.probe_samples,
+        max_length=chosen.max_length,
+        bootstrap=chosen.bootstrap,
+        seed=chosen.seed,
+        dtype=chosen.compare_dtype,
+        output=str(out / REPORT_DIR),
         lang=lang or chosen.lang or CompareConfig.lang,
-        overwrite=overwrite, quiet=quiet)
+        overwrite=overwrite,
+        quiet=quiet,
+    )
     result = run_compare(compare_cfg)
     report_dir = write_outputs(result.report, result.probs, result.labels, compare_cfg.output, overwrite)
     finished = time.perf_counter()
@@ -173,10 +241,18 @@ def _timing_line(metadata: dict, report: dict, train_s: float, compare_s: float)
     metrics = metadata.get("metrics", {})
     fit = metrics.get("train", {}).get("train_runtime")
     evaluation = metrics.get("eval", {})
-    parts = [f"train {train_s:.0f} s"
-             + (f" (fit {fit:.0f} s, validation accuracy {evaluation['accuracy']:.3f} in {evaluation['runtime']:.0f} s)"
-                if fit is not None and "accuracy" in evaluation and "runtime" in evaluation else "")]
-    passes = [f"{v} pass {block['speed']['seconds']:.0f} s" for v, block in report.get("variants", {}).items()
-              if block.get("speed", {}).get("seconds") is not None]
+    parts = [
+        f"train {train_s:.0f} s"
+        + (
+            f" (fit {fit:.0f} s, validation accuracy {evaluation['accuracy']:.3f} in {evaluation['runtime']:.0f} s)"
+            if fit is not None and "accuracy" in evaluation and "runtime" in evaluation
+            else ""
+        )
+    ]
+    passes = [
+        f"{v} pass {block['speed']['seconds']:.0f} s"
+        for v, block in report.get("variants", {}).items()
+        if block.get("speed", {}).get("seconds") is not None
+    ]
     parts.append(f"compare {compare_s:.0f} s" + (f" ({', '.join(passes)})" if passes else ""))
     return f"demo wall time {train_s + compare_s:.0f} s: " + "; ".join(parts)

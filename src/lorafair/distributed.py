@@ -122,8 +122,9 @@ def assemble(parts: list[dict], n: int) -> PassResult:
     indices = np.concatenate([p["indices"] for p in parts])
     counts = np.bincount(indices, minlength=n) if len(indices) else np.zeros(n, dtype=np.int64)
     if len(counts) != n or not np.all(counts == 1):
-        raise RuntimeError(f"sharded pass covered {int((counts > 0).sum())} of {n} examples "
-                           f"({int((counts > 1).sum())} more than once)")
+        raise RuntimeError(
+            f"sharded pass covered {int((counts > 0).sum())} of {n} examples ({int((counts > 1).sum())} more than once)"
+        )
     filled = [p for p in parts if p["logits"] is not None]
     logits = np.empty((n, filled[0]["logits"].shape[1]), dtype=np.float32)
     with_features = [p for p in filled if p["features"] is not None]
@@ -133,10 +134,15 @@ def assemble(parts: list[dict], n: int) -> PassResult:
         if features is not None:
             features[part["indices"]] = part["features"]
     peaks = [p["peak_memory_bytes"] for p in parts if p["peak_memory_bytes"] is not None]
-    return PassResult(logits, features, batch_seconds=[s for p in parts for s in p["batch_seconds"]],
-                      tokens=sum(p["tokens"] for p in parts), peak_memory_bytes=max(peaks) if peaks else None,
-                      elapsed=max(sum(p["batch_seconds"]) for p in parts),
-                      feature_pooling=next((p.get("feature_pooling") for p in filled if p.get("feature_pooling")), None))
+    return PassResult(
+        logits,
+        features,
+        batch_seconds=[s for p in parts for s in p["batch_seconds"]],
+        tokens=sum(p["tokens"] for p in parts),
+        peak_memory_bytes=max(peaks) if peaks else None,
+        elapsed=max(sum(p["batch_seconds"]) for p in parts),
+        feature_pooling=next((p.get("feature_pooling") for p in filled if p.get("feature_pooling")), None),
+    )
 
 
 def all_gather_object(obj) -> list:

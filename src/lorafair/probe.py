@@ -74,11 +74,13 @@ def fit_linear_probe(
         missing = [int(c) for c in np.flatnonzero(class_counts < 2)]
         raise LorafairError(
             f"linear probe: class(es) {missing} have fewer than 2 training examples; "
-            "cross-validation needs at least 2 per class")
+            "cross-validation needs at least 2 per class"
+        )
     folds = int(min(cv, class_counts.min()))
     if folds < cv:
-        logger.info("linear probe: %d CV folds instead of %d (smallest class has %d examples)",
-                    folds, cv, class_counts.min())
+        logger.info(
+            "linear probe: %d CV folds instead of %d (smallest class has %d examples)", folds, cv, class_counts.min()
+        )
     search = GridSearchCV(
         _pipeline(1.0, seed),
         {"logisticregression__C": sorted(float(c) for c in Cs)},

@@ -12,12 +12,32 @@ import io
 import math
 
 HEADINGS = {
-    "en": {"sweep": "Sweep: every adapter", "seeds": "Across seeds", "adapter": "Adapter", "delta": "Delta",
-           "metric": "Metric", "n_seeds": "Seeds", "mean": "Mean", "sd": "SD", "ci": "95% CI",
-           "per_seed": "Per seed", "plot": "Accuracy deltas against the adapters' {x}"},
-    "zh": {"sweep": "扫描：各适配器", "seeds": "跨种子", "adapter": "适配器", "delta": "差值", "metric": "指标",
-           "n_seeds": "种子数", "mean": "均值", "sd": "标准差", "ci": "95% 置信区间", "per_seed": "各种子",
-           "plot": "准确率差值与适配器 {x} 的关系"},
+    "en": {
+        "sweep": "Sweep: every adapter",
+        "seeds": "Across seeds",
+        "adapter": "Adapter",
+        "delta": "Delta",
+        "metric": "Metric",
+        "n_seeds": "Seeds",
+        "mean": "Mean",
+        "sd": "SD",
+        "ci": "95% CI",
+        "per_seed": "Per seed",
+        "plot": "Accuracy deltas against the adapters' {x}",
+    },
+    "zh": {
+        "sweep": "扫描：各适配器",
+        "seeds": "跨种子",
+        "adapter": "适配器",
+        "delta": "差值",
+        "metric": "指标",
+        "n_seeds": "种子数",
+        "mean": "均值",
+        "sd": "标准差",
+        "ci": "95% 置信区间",
+        "per_seed": "各种子",
+        "plot": "准确率差值与适配器 {x} 的关系",
+    },
 }
 X_AXES = ("r", "steps", "seed")  # the first of these that varies across the adapters is the plot's x-axis
 DELTA_COLOURS = {"B-A": "#d62728", "B-A1": "#2ca02c", "A1-A": "#1f77b4"}
@@ -36,8 +56,14 @@ def _p(value) -> str:
 
 
 def _record(report: dict, adapter: str, delta: str, metric: str = "accuracy") -> dict:
-    return next((r for r in report.get("sweep", []) if r["adapter"] == adapter and r["delta"] == delta
-                 and r["metric"] == metric), {})
+    return next(
+        (
+            r
+            for r in report.get("sweep", [])
+            if r["adapter"] == adapter and r["delta"] == delta and r["metric"] == metric
+        ),
+        {},
+    )
 
 
 def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[list[str]]]:
@@ -51,8 +77,11 @@ def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[
     for entry in adapters:
         cfg, variants = entry["config"], entry["variants"]
         acc = [variants.get(v, {}).get("metrics", {}).get("accuracy", {}).get("value") for v in ("B", "A")]
-        row = [entry["name"], *("-" if cfg.get(k) is None else str(cfg[k]) for k in X_AXES),
-               *("n/a" if a is None else f"{a:.4f}" for a in acc)]
+        row = [
+            entry["name"],
+            *("-" if cfg.get(k) is None else str(cfg[k]) for k in X_AXES),
+            *("n/a" if a is None else f"{a:.4f}" for a in acc),
+        ]
         for d in deltas:
             rec = _record(report, entry["name"], d)
             row += [_pp(rec.get("value")), _ci_pp(rec.get("ci")), _p(rec.get("p_value")), _p(rec.get("p_holm"))]
@@ -60,18 +89,36 @@ def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[
     return headers, rows
 
 
-def seeds_table(report: dict, metrics=("accuracy", "f1", "auc_roc"), lang: str | None = None) -> tuple[list[str], list[list[str]]]:
+def seeds_table(
+    report: dict, metrics=("accuracy", "f1", "auc_roc"), lang: str | None = None
+) -> tuple[list[str], list[list[str]]]:
     h = HEADINGS[lang or report["config"].get("lang", "en")]
-    headers = [h["delta"], h["metric"], h["n_seeds"], f"{h['mean']} (pp)", f"{h['sd']} (pp)", h["ci"],
-               f"{h['per_seed']} (pp)"]
+    headers = [
+        h["delta"],
+        h["metric"],
+        h["n_seeds"],
+        f"{h['mean']} (pp)",
+        f"{h['sd']} (pp)",
+        h["ci"],
+        f"{h['per_seed']} (pp)",
+    ]
     rows = []
     for key, per_metric in (report.get("across_seeds") or {}).items():
         for metric in metrics:
             s = per_metric.get(metric)
             if s:
                 sd = "-" if s["sd"] is None else f"{s['sd'] * 100:.2f}"
-                rows.append([key, metric, str(s["n_seeds"]), _pp(s["mean"]), sd, _ci_pp(s["ci"]),
-                             " ".join(_pp(v) for v in s["per_seed"])])
+                rows.append(
+                    [
+                        key,
+                        metric,
+                        str(s["n_seeds"]),
+                        _pp(s["mean"]),
+                        sd,
+                        _ci_pp(s["ci"]),
+                        " ".join(_pp(v) for v in s["per_seed"]),
+                    ]
+                )
     return headers, rows
 
 
@@ -143,15 +190,26 @@ def delta_plot_png(report: dict) -> tuple[bytes | None, str]:
             yerr = None
             if ci and ci[0] is not None:
                 yerr = [[max(value - ci[0], 0.0)], [max(ci[1] - value, 0.0)]]
-            ax.errorbar([x + shift], [value], yerr=yerr, fmt="o", capsize=3, color=DELTA_COLOURS.get(delta, "#555"),
-                        label=delta if x == xs[0] else None)
+            ax.errorbar(
+                [x + shift],
+                [value],
+                yerr=yerr,
+                fmt="o",
+                capsize=3,
+                color=DELTA_COLOURS.get(delta, "#555"),
+                label=delta if x == xs[0] else None,
+            )
             drawn = True
     if not drawn:
         return None, axis
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(xlabel=axis, ylabel="accuracy delta", title=f"Accuracy deltas by {axis}")
-    ax.set_xticks(xs, [str(x) for x in xs] if axis != "order" else [a["name"] for a in adapters],
-                  fontsize=8, rotation=0 if axis != "order" else 30)
+    ax.set_xticks(
+        xs,
+        [str(x) for x in xs] if axis != "order" else [a["name"] for a in adapters],
+        fontsize=8,
+        rotation=0 if axis != "order" else 30,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     buf = io.BytesIO()

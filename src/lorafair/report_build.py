@@ -29,8 +29,10 @@ def _variant_block(name, y, probs, head_sha, speed, pos_label, num_labels, label
         "metrics": metrics.compute_metrics(y, probs, pos_label=pos_label),
         "confusion_matrix": metrics.confusion_matrix(y, pred, num_labels),
         "per_class": metrics.per_class_report(y, pred, num_labels, label_names),
-        "curves": {"roc": metrics.roc_points(y, probs, pos_label=pos_label),
-                   "reliability": metrics.reliability_bins(y, probs)},
+        "curves": {
+            "roc": metrics.roc_points(y, probs, pos_label=pos_label),
+            "reliability": metrics.reliability_bins(y, probs),
+        },
     }
     if speed:
         block["speed"] = speed
@@ -42,8 +44,13 @@ def _delta_entry(metric, ref, new, y, probs, pair, pos_label):
     if ref_value is None or new_value is None:
         why = (new["metrics"][metric] if new_value is None else ref["metrics"][metric]).get("reason", "undefined")
         return {"value": None, "reason": why, "relative": None, "ci": None, "p_value": None, "test": None}
-    entry = {"value": new_value - ref_value, "relative": stats.relative_gain(new_value - ref_value, ref_value),
-             "ci": None, "p_value": None, "test": "bootstrap"}
+    entry = {
+        "value": new_value - ref_value,
+        "relative": stats.relative_gain(new_value - ref_value, ref_value),
+        "ci": None,
+        "p_value": None,
+        "test": "bootstrap",
+    }
     new_id, ref_id = pair
     if metric == "accuracy":
         correct = {v: probs[v].argmax(axis=1) == y for v in pair}
@@ -51,7 +58,9 @@ def _delta_entry(metric, ref, new, y, probs, pair, pos_label):
         entry.update(p_value=test["p_value"], test="mcnemar", discordant=[test["b"], test["c"]])
     elif metric == "auc_roc" and probs[new_id].shape[1] == 2 and len(np.unique(y)) == 2:
         try:
-            test = stats.delong_test((y == pos_label).astype(int), probs[new_id][:, pos_label], probs[ref_id][:, pos_label])
+            test = stats.delong_test(
+                (y == pos_label).astype(int), probs[new_id][:, pos_label], probs[ref_id][:, pos_label]
+            )
             entry.update(p_value=test["p_value"], test="delong")
         except ValueError as exc:  # too few examples of a class for the variance estimate
             entry.update(test="delong", reason=str(exc))
@@ -85,14 +94,29 @@ def build_report(inp: ReportInput) -> dict:
     num_labels = len(data["labels"])
     pos_label = data["positive_label_id"]  # None for multi-class (macro averages)
     metric_pos = pos_label if pos_label is not None else 1  # unused by the metrics when K > 2
-    blocks = {v: _variant_block(inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos,
-                                num_labels, data["labels"]) for v in variants}
+    blocks = {
+        v: _variant_block(
+            inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos, num_labels, data["labels"]
+        )
+        for v in variants
+    }
     pairs = [p for p in inp.deltas if p[0] in blocks and p[1] in blocks]
-    delta_blocks = {f"{a}-{b}": {m: _delta_entry(m, blocks[b], blocks[a], y, probs, (a, b), metric_pos)
-                                 for m in metrics.METRIC_NAMES} for a, b in pairs}
+    delta_blocks = {
+        f"{a}-{b}": {
+            m: _delta_entry(m, blocks[b], blocks[a], y, probs, (a, b), metric_pos) for m in metrics.METRIC_NAMES
+        }
+        for a, b in pairs
+    }
     if cfg.bootstrap > 0:
-        boot = stats.paired_bootstrap(y, {v: probs[v] for v in variants}, pairs, n_resamples=cfg.bootstrap,
-                                      seed=cfg.seed, alpha=cfg.alpha, pos_label=metric_pos)
+        boot = stats.paired_bootstrap(
+            y,
+            {v: probs[v] for v in variants},
+            pairs,
+            n_resamples=cfg.bootstrap,
+            seed=cfg.seed,
+            alpha=cfg.alpha,
+            pos_label=metric_pos,
+        )
         for v in variants:
             for m, ci in boot["variants"][v].items():
                 if blocks[v]["metrics"][m]["value"] is not None:
@@ -173,9 +197,19 @@ def conclusion_records(report: dict, alpha: float) -> list[dict]:
     for key, per_metric in report["deltas"].items():
         for metric in report_text.HEADLINE:
             entry = per_metric[metric]
-            records.append({"delta": key, "metric": metric, "value": entry["value"], "ci": entry.get("ci"),
-                            "p_value": entry.get("p_value"), "test": entry.get("test"), "alpha": alpha,
-                            "verdict": verdict(entry, alpha), "reason": entry.get("reason")})
+            records.append(
+                {
+                    "delta": key,
+                    "metric": metric,
+                    "value": entry["value"],
+                    "ci": entry.get("ci"),
+                    "p_value": entry.get("p_value"),
+                    "test": entry.get("test"),
+                    "alpha": alpha,
+                    "verdict": verdict(entry, alpha),
+                    "reason": entry.get("reason"),
+                }
+            )
     return records
 
 
@@ -195,7 +229,14 @@ def check_records(report: dict) -> list[dict]:
     fid = report.get("fidelity") or {}
     checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
     if checked and flips / checked > FLIP_TOLERANCE:  # B is timed merged: it must predict like the trained model
-        checks.append({"check": "fidelity", "flips": flips, "checked": checked, "tolerance": FLIP_TOLERANCE,
-                       "max_abs_logit_diff": fid.get("merged_vs_unmerged_max_abs_logit_diff"),
-                       "merge_dtype": fid.get("merge_dtype")})
+        checks.append(
+            {
+                "check": "fidelity",
+                "flips": flips,
+                "checked": checked,
+                "tolerance": FLIP_TOLERANCE,
+                "max_abs_logit_diff": fid.get("merged_vs_unmerged_max_abs_logit_diff"),
+                "merge_dtype": fid.get("merge_dtype"),
+            }
+        )
     return checks + list(report.get("task_checks") or [])

@@ -23,50 +23,111 @@ from lorafair import report_render as rr
 from lorafair import report_text as rt
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-MARK_CLASS = {"improved": "better", "decreased": "worse", "no_difference": "ns", "undefined": "ns"}  # headline: higher is better
+MARK_CLASS = {
+    "improved": "better",
+    "decreased": "worse",
+    "no_difference": "ns",
+    "undefined": "ns",
+}  # headline: higher is better
 MARK_SYMBOL = {"improved": "▲", "decreased": "▼", "no_difference": "●", "undefined": "○"}
 
 STRINGS = {
     "en": {
-        "title": "lorafair report: LoRA model vs frozen base", "answer": "What LoRA did",
+        "title": "lorafair report: LoRA model vs frozen base",
+        "answer": "What LoRA did",
         "lede": "{n} evaluation examples of {source}; {level} CIs from the paired bootstrap. Green or red: "
-                "the CI excludes 0 and the paired test agrees (alpha = {alpha}); grey: no significant difference.",
-"same_head": "A and B share one head (SHA-256 {h}…)",
+        "the CI excludes 0 and the paired test agrees (alpha = {alpha}); grey: no significant difference.",
+        "same_head": "A and B share one head (SHA-256 {h}…)",
         "head_differs": "A and B do NOT share the head: the comparison is not fair",
         "forest": "Headline deltas with {level} CIs (percentage points)",
-        "metrics": "Metrics per variant", "gains": "Deltas, every metric", "plots": "Plots",
-        "roc": "ROC curves", "confusion": "Confusion matrices", "reliability": "Reliability diagram (calibration)",
-        "not_available": "not available in this report", "setup": "Setup: data, heads, forward passes, environment",
-        "config": "Configuration", "data": "Data", "heads": "Heads", "environment": "Environment",
-        "passes": "Forward passes", "notes": "Notes", "fidelity": "Fidelity (merged vs unmerged B)",
-        "source": "source", "n": "examples", "n_available": "examples available", "labels": "labels",
-        "positive": "positive class", "label_counts": "examples per label", "token_hash": "token ids SHA-256", "tokenize": "tokenisation time",
-        "dropped": "rows dropped", "truncated": "examples truncated", "module": "head module",
-        "modules": "head modules", "features": "features", "equal": "A and B share the head", "yes": "yes",
-        "no": "NO", "head_of": "head SHA-256 of {v}", "total_time": "total time",
-        "fid_diff": "max |logit difference|", "fid_flips": "prediction flips", "fid_n": "examples checked",
-        "fid_dtype": "merge dtype", "env_peak_rss_bytes": "peak memory (RSS)", "env_world_size": "processes",
+        "metrics": "Metrics per variant",
+        "gains": "Deltas, every metric",
+        "plots": "Plots",
+        "roc": "ROC curves",
+        "confusion": "Confusion matrices",
+        "reliability": "Reliability diagram (calibration)",
+        "not_available": "not available in this report",
+        "setup": "Setup: data, heads, forward passes, environment",
+        "config": "Configuration",
+        "data": "Data",
+        "heads": "Heads",
+        "environment": "Environment",
+        "passes": "Forward passes",
+        "notes": "Notes",
+        "fidelity": "Fidelity (merged vs unmerged B)",
+        "source": "source",
+        "n": "examples",
+        "n_available": "examples available",
+        "labels": "labels",
+        "positive": "positive class",
+        "label_counts": "examples per label",
+        "token_hash": "token ids SHA-256",
+        "tokenize": "tokenisation time",
+        "dropped": "rows dropped",
+        "truncated": "examples truncated",
+        "module": "head module",
+        "modules": "head modules",
+        "features": "features",
+        "equal": "A and B share the head",
+        "yes": "yes",
+        "no": "NO",
+        "head_of": "head SHA-256 of {v}",
+        "total_time": "total time",
+        "fid_diff": "max |logit difference|",
+        "fid_flips": "prediction flips",
+        "fid_n": "examples checked",
+        "fid_dtype": "merge dtype",
+        "env_peak_rss_bytes": "peak memory (RSS)",
+        "env_world_size": "processes",
         "footer": "Rendered from report.json (schema version {schema}) by lorafair {version}.",
     },
     "zh": {
-        "title": "lorafair 报告：LoRA 微调模型 vs 冻结基座", "answer": "LoRA 带来了什么",
+        "title": "lorafair 报告：LoRA 微调模型 vs 冻结基座",
+        "answer": "LoRA 带来了什么",
         "lede": "{source} 的 {n} 个评估样本；{level} 置信区间来自配对 bootstrap。绿色或红色：置信区间不含 0 且"
-                "配对检验一致（alpha = {alpha}）；灰色：无显著差异。",
-"same_head": "A 与 B 使用同一个分类头（SHA-256 {h}…）",
+        "配对检验一致（alpha = {alpha}）；灰色：无显著差异。",
+        "same_head": "A 与 B 使用同一个分类头（SHA-256 {h}…）",
         "head_differs": "A 与 B 的分类头不同：对比不公平",
         "forest": "主要差异及其 {level} 置信区间（百分点）",
-        "metrics": "各模型指标", "gains": "全部指标的差异", "plots": "图表",
-        "roc": "ROC 曲线", "confusion": "混淆矩阵", "reliability": "可靠性图（校准）",
-        "not_available": "本报告中无此数据", "setup": "实验设置：数据、分类头、前向计算、运行环境",
-        "config": "配置", "data": "数据", "heads": "分类头", "environment": "运行环境",
-        "passes": "前向计算", "notes": "说明", "fidelity": "一致性（合并与未合并的 B）",
-        "source": "来源", "n": "样本数", "n_available": "可用样本数", "labels": "标签",
-        "positive": "正类", "label_counts": "各标签样本数", "token_hash": "token ids SHA-256", "tokenize": "分词耗时",
-        "dropped": "丢弃行数", "truncated": "截断样本数", "module": "分类头模块", "modules": "分类头模块",
-        "features": "特征", "equal": "A 与 B 使用同一分类头", "yes": "是", "no": "否",
-        "head_of": "{v} 的分类头 SHA-256", "total_time": "总耗时",
-        "fid_diff": "最大 |logit 差|", "fid_flips": "预测翻转数", "fid_n": "检查样本数", "fid_dtype": "合并精度",
-        "env_peak_rss_bytes": "峰值内存（RSS）", "env_world_size": "进程数",
+        "metrics": "各模型指标",
+        "gains": "全部指标的差异",
+        "plots": "图表",
+        "roc": "ROC 曲线",
+        "confusion": "混淆矩阵",
+        "reliability": "可靠性图（校准）",
+        "not_available": "本报告中无此数据",
+        "setup": "实验设置：数据、分类头、前向计算、运行环境",
+        "config": "配置",
+        "data": "数据",
+        "heads": "分类头",
+        "environment": "运行环境",
+        "passes": "前向计算",
+        "notes": "说明",
+        "fidelity": "一致性（合并与未合并的 B）",
+        "source": "来源",
+        "n": "样本数",
+        "n_available": "可用样本数",
+        "labels": "标签",
+        "positive": "正类",
+        "label_counts": "各标签样本数",
+        "token_hash": "token ids SHA-256",
+        "tokenize": "分词耗时",
+        "dropped": "丢弃行数",
+        "truncated": "截断样本数",
+        "module": "分类头模块",
+        "modules": "分类头模块",
+        "features": "特征",
+        "equal": "A 与 B 使用同一分类头",
+        "yes": "是",
+        "no": "否",
+        "head_of": "{v} 的分类头 SHA-256",
+        "total_time": "总耗时",
+        "fid_diff": "最大 |logit 差|",
+        "fid_flips": "预测翻转数",
+        "fid_n": "检查样本数",
+        "fid_dtype": "合并精度",
+        "env_peak_rss_bytes": "峰值内存（RSS）",
+        "env_world_size": "进程数",
         "footer": "由 report.json（schema 版本 {schema}）经 lorafair {version} 生成。",
     },
 }
@@ -113,8 +174,8 @@ def html_table(table: rr.Table) -> str:
     rows = []
     for i, row in enumerate(table.rows):
         mark = table.marks[i] if i < len(table.marks) else None
-        cells = "".join(f'<td{" class=num" if numeric[j] else ""}>{_cell(c)}</td>' for j, c in enumerate(row))
-        rows.append(f'<tr{f" class={mark}" if mark else ""}>{cells}</tr>')
+        cells = "".join(f"<td{' class=num' if numeric[j] else ''}>{_cell(c)}</td>" for j, c in enumerate(row))
+        rows.append(f"<tr{f' class={mark}' if mark else ''}>{cells}</tr>")
     after = "".join(f'<p class="lede">{esc(line)}</p>' for line in table.after)
     title = f"<h3>{esc(table.title)}</h3>" if table.title else ""
     return f'{title}<div class="wide"><table><tr>{head}</tr>{"".join(rows)}</table></div>{after}'
@@ -163,8 +224,9 @@ class _Page:
     # -- first screen ------------------------------------------------------------------------------------
     def answer(self) -> str:
         data, config = self.report.get("data") or {}, self.report.get("config") or {}
-        lede = self.s["lede"].format(n=data.get("n", "?"), source=data.get("source", "?"), level=self.level,
-                                     alpha=config.get("alpha", 0.05))
+        lede = self.s["lede"].format(
+            n=data.get("n", "?"), source=data.get("source", "?"), level=self.level, alpha=config.get("alpha", 0.05)
+        )
         if self.positive is not None:
             lede += " " + rt.SENTENCES[self.lang]["positive_class"].format(label=self.positive)
         lost = rr.note_lines({"data": data, "config": config}, self.lang)  # dropped or truncated rows, if any
@@ -175,22 +237,31 @@ class _Page:
             groups.setdefault(record["delta"], []).append(record)
         body = "".join(self.delta_group(key, groups[key]) for key in rr.ordered(groups, rr.DELTA_ORDER))
         if not groups:  # an older report: its stored sentences
-            body = '<ul class="verdicts">' + "".join(
-                f'<li class="ns">{esc(line)}</li>' for line in rt.conclusion_lines(self.report, self.lang)) + "</ul>"
-        forest = png_img(plots.forest_png(self.forest_rows(), self.level, scale=100.0, unit="pp"),
-                         self.s["forest"].format(level=self.level), self.s["not_available"])
+            body = (
+                '<ul class="verdicts">'
+                + "".join(f'<li class="ns">{esc(line)}</li>' for line in rt.conclusion_lines(self.report, self.lang))
+                + "</ul>"
+            )
+        forest = png_img(
+            plots.forest_png(self.forest_rows(), self.level, scale=100.0, unit="pp"),
+            self.s["forest"].format(level=self.level),
+            self.s["not_available"],
+        )
         caption = esc(self.s["forest"].format(level=self.level))
-        return (f'<section class="answer"><div><h2>{esc(self.s["answer"])}</h2><p class="lede">{esc(lede)}</p>'
-                f'{body}{self.head_proof()}</div><figure>{forest}<figcaption>{caption}</figcaption></figure></section>')
+        return (
+            f'<section class="answer"><div><h2>{esc(self.s["answer"])}</h2><p class="lede">{esc(lede)}</p>'
+            f"{body}{self.head_proof()}</div><figure>{forest}<figcaption>{caption}</figcaption></figure></section>"
+        )
 
     def delta_group(self, key: str, records: list[dict]) -> str:
         items = []
         for r in records:
-            sentence = rt.conclusion_sentence(r, self.lang, positive=self.positive, level=self.level,
-                                              with_delta=False)
+            sentence = rt.conclusion_sentence(r, self.lang, positive=self.positive, level=self.level, with_delta=False)
             verdict = r.get("verdict", "no_difference")
-            items.append(f'<li class="{MARK_CLASS.get(verdict, "ns")}"><span class="sym">'
-                         f'{MARK_SYMBOL.get(verdict, "●")}</span>{esc(sentence)}</li>')
+            items.append(
+                f'<li class="{MARK_CLASS.get(verdict, "ns")}"><span class="sym">'
+                f"{MARK_SYMBOL.get(verdict, '●')}</span>{esc(sentence)}</li>"
+            )
         return f'<h3>{esc(rt.delta_name(key, self.lang))}</h3><ul class="verdicts">{"".join(items)}</ul>'
 
     def head_proof(self) -> str:
@@ -210,7 +281,9 @@ class _Page:
                 entry = self.report["deltas"][key].get(metric) or {}
                 if entry.get("value") is not None:
                     label = f"{key}  {rt.metric_label(metric, 'en')}"
-                    rows.append((label, entry["value"], entry.get("ci"), rr.significance_mark(entry, self.report, metric)))
+                    rows.append(
+                        (label, entry["value"], entry.get("ci"), rr.significance_mark(entry, self.report, metric))
+                    )
         return rows
 
     # -- body --------------------------------------------------------------------------------------------
@@ -219,17 +292,22 @@ class _Page:
         return f'<section id="metrics"><h2>{esc(self.s["metrics"])}</h2>{html_table(table)}</section>'
 
     def gains(self) -> str:
-        tables = [html_table(rr.Table(t.headers, t.rows, title=s.title, numeric=t.numeric, marks=t.marks))
-                  for s in rr.gain_sections(self.report, self.lang) for t in s.tables]
+        tables = [
+            html_table(rr.Table(t.headers, t.rows, title=s.title, numeric=t.numeric, marks=t.marks))
+            for s in rr.gain_sections(self.report, self.lang)
+            for t in s.tables
+        ]
         return f'<section id="gains"><h2>{esc(self.s["gains"])}</h2>{"".join(tables)}</section>' if tables else ""
 
     def figures(self) -> str:
         parts = []
-        for key, make in (("roc", lambda: plots.roc_png(self.variants, self.labels)),
-                          ("reliability", lambda: plots.reliability_png(self.variants)),
-                          ("confusion", lambda: plots.confusion_png(self.variants, self.labels))):
+        for key, make in (
+            ("roc", lambda: plots.roc_png(self.variants, self.labels)),
+            ("reliability", lambda: plots.reliability_png(self.variants)),
+            ("confusion", lambda: plots.confusion_png(self.variants, self.labels)),
+        ):
             img = png_img(make(), self.s[key], self.s["not_available"])
-            parts.append(f'<figure><h3>{esc(self.s[key])}</h3>{img}</figure>')
+            parts.append(f"<figure><h3>{esc(self.s[key])}</h3>{img}</figure>")
         return f'<section id="plots"><h2>{esc(self.s["plots"])}</h2><div class="grid">{"".join(parts)}</div></section>'
 
     # -- last, collapsed ---------------------------------------------------------------------------------
@@ -241,14 +319,22 @@ class _Page:
             blocks.append((s["fidelity"], kv_table(fidelity)))
         passes = self.report.get("forward_passes") or []
         if passes:
-            blocks.append((s["passes"], "<ul>" + "".join(
-                f"<li>{esc(p.get('what'))}: {esc(p.get('examples'))}</li>" for p in passes) + "</ul>"))
+            blocks.append(
+                (
+                    s["passes"],
+                    "<ul>"
+                    + "".join(f"<li>{esc(p.get('what'))}: {esc(p.get('examples'))}</li>" for p in passes)
+                    + "</ul>",
+                )
+            )
         notes = [str(n) for n in self.report.get("notes") or []]  # data loss, head, fidelity: in the tables above
         if notes:
             blocks.append((s["notes"], "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"))
         env = self.report.get("environment") or {}
         if env:
-            blocks.append((s["environment"], kv_table([(s.get(f"env_{k}", k), esc(_plain(k, v))) for k, v in env.items()])))
+            blocks.append(
+                (s["environment"], kv_table([(s.get(f"env_{k}", k), esc(_plain(k, v))) for k, v in env.items()]))
+            )
         body = "".join(f"<div><h3>{esc(title)}</h3>{html}</div>" for title, html in blocks)
         return f'<details id="setup"><summary>{esc(s["setup"])}</summary><div class="grid">{body}</div></details>'
 
@@ -285,15 +371,23 @@ class _Page:
             rows.append((s["features"], esc(head["features"])))
         if "A_equals_B" in head:
             same = bool(head["A_equals_B"])
-            rows.append((s["equal"], f'<span class="{"ok" if same else "bad"}">{esc(s["yes" if same else "no"])}</span>'))
-        rows += [(s["head_of"].format(v=v), f"<code>{esc(b.get('head_sha256') or '—')}</code>")
-                 for v, b in self.variants.items()]
+            rows.append(
+                (s["equal"], f'<span class="{"ok" if same else "bad"}">{esc(s["yes" if same else "no"])}</span>')
+            )
+        rows += [
+            (s["head_of"].format(v=v), f"<code>{esc(b.get('head_sha256') or '—')}</code>")
+            for v, b in self.variants.items()
+        ]
         return rows
 
     def fidelity_rows(self) -> list[tuple[str, str]]:
         s, fid = self.s, self.report.get("fidelity") or {}
-        keys = (("merged_vs_unmerged_max_abs_logit_diff", "fid_diff"), ("prediction_flips", "fid_flips"),
-                ("checked_examples", "fid_n"), ("merge_dtype", "fid_dtype"))
+        keys = (
+            ("merged_vs_unmerged_max_abs_logit_diff", "fid_diff"),
+            ("prediction_flips", "fid_flips"),
+            ("checked_examples", "fid_n"),
+            ("merge_dtype", "fid_dtype"),
+        )
         return [(s[label], esc(_plain(key, fid[key]))) for key, label in keys if fid.get(key) is not None]
 
     def config(self) -> str:
@@ -313,17 +407,30 @@ class _Page:
     def render(self) -> str:
         report, lang = self.report, self.lang
         footer = self.s["footer"].format(schema=report.get("schema_version", "?"), version=__version__)
-        body = "".join((f"<h1>{esc(self.s['title'])}</h1>", self.answer(), self.metrics(),
-                        html_section(rr.checks_section(report, lang), "lines checks"), self.gains(),
-                        render_sweep.html(report, lang), self.analysis(),
-                        html_section(rr.speed_section(report, lang)), self.figures(), self.setup(), self.config(),
-                        f"<footer>{esc(footer)}</footer>"))
-        return ("<!DOCTYPE html>\n"
-                f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
-                f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-                '<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{esc(self.s['title'])}</title><style>{_CSS}</style></head>\n"
-                f"<body>\n{body}\n</body></html>\n")
+        body = "".join(
+            (
+                f"<h1>{esc(self.s['title'])}</h1>",
+                self.answer(),
+                self.metrics(),
+                html_section(rr.checks_section(report, lang), "lines checks"),
+                self.gains(),
+                render_sweep.html(report, lang),
+                self.analysis(),
+                html_section(rr.speed_section(report, lang)),
+                self.figures(),
+                self.setup(),
+                self.config(),
+                f"<footer>{esc(footer)}</footer>",
+            )
+        )
+        return (
+            "<!DOCTYPE html>\n"
+            f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(self.s['title'])}</title><style>{_CSS}</style></head>\n"
+            f"<body>\n{body}\n</body></html>\n"
+        )
 
 
 def _plain(key: str, value: object) -> str:

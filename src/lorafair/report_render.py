@@ -13,38 +13,91 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from lorafair import report_text as rt
-
 from lorafair.names import DELTA_KEYS as DELTA_ORDER
 from lorafair.names import METRIC_NAMES as ALL_METRICS
 from lorafair.names import SUMMARY_METRICS
 from lorafair.names import VARIANT_IDS as VARIANT_ORDER
+
 HEADINGS = {
-    "en": {"summary": "Summary", "model": "Model", "analysis": "Gain analysis", "metric": "Metric",
-           "reference": "Reference", "abs": "Abs. gain", "rel": "Rel. gain", "ci": "CI", "p": "p (test)",
-           "conclusion": "Conclusion", "speed": "Speed comparison", "qps": "QPS", "tps": "tokens/s",
-           "p50": "p50 ms", "p95": "p95 ms", "time": "time", "memory": "peak memory",
-           "speed_diff": "Speed difference (B vs A)", "checks": "Checks", "notes": "Notes",
-           "title": "lorafair report", "setup": "Setup", "data": "data", "token_hash": "token ids SHA-256",
-           "head_of": "head of {v}", "n": "n", "labels": "labels", "positive": "positive class"},
-    "zh": {"summary": "结果汇总", "model": "模型", "analysis": "提升分析", "metric": "指标", "reference": "参照",
-           "abs": "绝对提升", "rel": "相对提升", "ci": "置信区间", "p": "p 值（检验）", "conclusion": "结论",
-           "speed": "速度对比", "qps": "QPS", "tps": "tokens/s", "p50": "p50 毫秒", "p95": "p95 毫秒",
-           "time": "耗时", "memory": "峰值内存", "speed_diff": "速度差异 (B 对 A)", "checks": "检查",
-           "notes": "说明", "title": "lorafair 报告", "setup": "实验设置", "data": "数据",
-           "token_hash": "token ids SHA-256", "head_of": "{v} 的分类头", "n": "样本数", "labels": "标签",
-           "positive": "正类"},
+    "en": {
+        "summary": "Summary",
+        "model": "Model",
+        "analysis": "Gain analysis",
+        "metric": "Metric",
+        "reference": "Reference",
+        "abs": "Abs. gain",
+        "rel": "Rel. gain",
+        "ci": "CI",
+        "p": "p (test)",
+        "conclusion": "Conclusion",
+        "speed": "Speed comparison",
+        "qps": "QPS",
+        "tps": "tokens/s",
+        "p50": "p50 ms",
+        "p95": "p95 ms",
+        "time": "time",
+        "memory": "peak memory",
+        "speed_diff": "Speed difference (B vs A)",
+        "checks": "Checks",
+        "notes": "Notes",
+        "title": "lorafair report",
+        "setup": "Setup",
+        "data": "data",
+        "token_hash": "token ids SHA-256",
+        "head_of": "head of {v}",
+        "n": "n",
+        "labels": "labels",
+        "positive": "positive class",
+    },
+    "zh": {
+        "summary": "结果汇总",
+        "model": "模型",
+        "analysis": "提升分析",
+        "metric": "指标",
+        "reference": "参照",
+        "abs": "绝对提升",
+        "rel": "相对提升",
+        "ci": "置信区间",
+        "p": "p 值（检验）",
+        "conclusion": "结论",
+        "speed": "速度对比",
+        "qps": "QPS",
+        "tps": "tokens/s",
+        "p50": "p50 毫秒",
+        "p95": "p95 毫秒",
+        "time": "耗时",
+        "memory": "峰值内存",
+        "speed_diff": "速度差异 (B 对 A)",
+        "checks": "检查",
+        "notes": "说明",
+        "title": "lorafair 报告",
+        "setup": "实验设置",
+        "data": "数据",
+        "token_hash": "token ids SHA-256",
+        "head_of": "{v} 的分类头",
+        "n": "样本数",
+        "labels": "标签",
+        "positive": "正类",
+    },
 }
 NOTES = {
-    "en": {"dropped": "{n} rows dropped while loading the data (empty text or label)",
-           "truncated": "{n} examples ({share}) truncated to --max-length {m} tokens",
-           "pass": "forward pass: {what} ({n} examples)", "modules": "head modules: {m}",
-           "features": "features: {f}",
-           "fidelity": "merged vs unmerged LoRA ({dtype}, {n} examples): max |logit difference| {d:.3g}, "
-                       "{flips} prediction flips"},
-    "zh": {"dropped": "加载数据时丢弃 {n} 行（文本或标签为空）",
-           "truncated": "{n} 个样本（{share}）被截断到 --max-length {m} 个 token",
-           "pass": "前向计算：{what}（{n} 个样本）", "modules": "分类头模块：{m}", "features": "特征：{f}",
-           "fidelity": "合并与未合并 LoRA（{dtype}，{n} 个样本）：最大 |logit 差| {d:.3g}，预测翻转 {flips} 个"},
+    "en": {
+        "dropped": "{n} rows dropped while loading the data (empty text or label)",
+        "truncated": "{n} examples ({share}) truncated to --max-length {m} tokens",
+        "pass": "forward pass: {what} ({n} examples)",
+        "modules": "head modules: {m}",
+        "features": "features: {f}",
+        "fidelity": "merged vs unmerged LoRA ({dtype}, {n} examples): max |logit difference| {d:.3g}, "
+        "{flips} prediction flips",
+    },
+    "zh": {
+        "dropped": "加载数据时丢弃 {n} 行（文本或标签为空）",
+        "truncated": "{n} 个样本（{share}）被截断到 --max-length {m} 个 token",
+        "pass": "前向计算：{what}（{n} 个样本）",
+        "modules": "分类头模块：{m}",
+        "features": "特征：{f}",
+        "fidelity": "合并与未合并 LoRA（{dtype}，{n} 个样本）：最大 |logit 差| {d:.3g}，预测翻转 {flips} 个",
+    },
 }
 
 
@@ -124,10 +177,15 @@ def _variants(report: dict) -> dict:
 def metrics_table(report: dict, lang: str, metrics=SUMMARY_METRICS, with_ci: bool = False) -> Table:
     """One row per variant, one column per metric (the seed's summary table)."""
     h, positive = HEADINGS[lang], rt.positive_label(report)
-    rows = [[rt.variant_name(v, b, lang), *(metric_cell((b.get("metrics") or {}).get(m), with_ci) for m in metrics)]
-            for v, b in _variants(report).items()]
-    return Table([h["model"], *(rt.metric_label(m, lang, positive) for m in metrics)], rows,
-                 numeric=[False, *([True] * len(metrics))])
+    rows = [
+        [rt.variant_name(v, b, lang), *(metric_cell((b.get("metrics") or {}).get(m), with_ci) for m in metrics)]
+        for v, b in _variants(report).items()
+    ]
+    return Table(
+        [h["model"], *(rt.metric_label(m, lang, positive) for m in metrics)],
+        rows,
+        numeric=[False, *([True] * len(metrics))],
+    )
 
 
 def summary_section(report: dict, lang: str) -> Section:
@@ -141,14 +199,31 @@ def gain_table(report: dict, key: str, lang: str) -> Table:
     rows, marks = [], []
     for m in ordered(report["deltas"][key], ALL_METRICS):
         e = report["deltas"][key][m]
-        rows.append([rt.metric_label(m, lang, positive), num(variants[ref]["metrics"][m]["value"]),
-                     num(variants[new]["metrics"][m]["value"]), signed(e["value"]), pct(e.get("relative")),
-                     ci_text(e.get("ci"), sign=True), p_text(e, lang)])
+        rows.append(
+            [
+                rt.metric_label(m, lang, positive),
+                num(variants[ref]["metrics"][m]["value"]),
+                num(variants[new]["metrics"][m]["value"]),
+                signed(e["value"]),
+                pct(e.get("relative")),
+                ci_text(e.get("ci"), sign=True),
+                p_text(e, lang),
+            ]
+        )
         marks.append(significance_mark(e, report, m))
-    title = (f"{h['analysis']}: {rt.variant_name(new, variants[new], lang)} vs "
-             f"{rt.variant_name(ref, variants[ref], lang)} ({key})")
-    headers = [h["metric"], h["reference"], rt.variant_name(new, variants[new], lang), h["abs"], h["rel"],
-               f"{rt.ci_level(report)} {h['ci']}", h["p"]]
+    title = (
+        f"{h['analysis']}: {rt.variant_name(new, variants[new], lang)} vs "
+        f"{rt.variant_name(ref, variants[ref], lang)} ({key})"
+    )
+    headers = [
+        h["metric"],
+        h["reference"],
+        rt.variant_name(new, variants[new], lang),
+        h["abs"],
+        h["rel"],
+        f"{rt.ci_level(report)} {h['ci']}",
+        h["p"],
+    ]
     return Table(headers, rows, title=title, numeric=[False, True, True, True, True, True, False], marks=marks)
 
 
@@ -176,7 +251,7 @@ def gain_sections(report: dict, lang: str) -> list[Section]:
 
 
 def analysis_section(report: dict, lang: str) -> Section | None:
-    """"Where LoRA changed the features" (report["analysis"], DESIGN §9): after the metric tables, before the
+    """ "Where LoRA changed the features" (report["analysis"], DESIGN §9): after the metric tables, before the
     plots in every medium; None when the run made no analysis."""
     from lorafair import render_analysis
 
@@ -198,10 +273,19 @@ def speed_table(report: dict, lang: str) -> Table | None:
     if not timed:
         return None
     with_memory = any(b["speed"].get("peak_memory_bytes") is not None for _, b in timed)
-    rows = [[rt.variant_name(v, b, lang), num(s.get("qps"), 1), num(s.get("tokens_per_s"), 0),
-             num(s.get("latency_ms_p50"), 1), num(s.get("latency_ms_p95"), 1), rt.fmt_seconds(s.get("seconds")),
-             *([rt.fmt_bytes(s.get("peak_memory_bytes"))] if with_memory else [])]
-            for v, b in timed for s in [b["speed"]]]
+    rows = [
+        [
+            rt.variant_name(v, b, lang),
+            num(s.get("qps"), 1),
+            num(s.get("tokens_per_s"), 0),
+            num(s.get("latency_ms_p50"), 1),
+            num(s.get("latency_ms_p95"), 1),
+            rt.fmt_seconds(s.get("seconds")),
+            *([rt.fmt_bytes(s.get("peak_memory_bytes"))] if with_memory else []),
+        ]
+        for v, b in timed
+        for s in [b["speed"]]
+    ]
     after = []
     if report.get("speed_difference") is not None:
         after.append(f"{h['speed_diff']}: {report['speed_difference'] * 100:+.1f}%")
@@ -227,8 +311,11 @@ def note_lines(report: dict, lang: str) -> list[str]:
         lines.append(text["dropped"].format(n=data["dropped_rows"]))
     if data.get("truncated"):
         share = f"{data.get('truncated_share', 0) * 100:.1f}%"
-        lines.append(text["truncated"].format(n=data["truncated"], share=share,
-                                              m=(report.get("config") or {}).get("max_length", "?")))
+        lines.append(
+            text["truncated"].format(
+                n=data["truncated"], share=share, m=(report.get("config") or {}).get("max_length", "?")
+            )
+        )
     head = report.get("head") or {}
     if head.get("modules"):
         lines.append(text["modules"].format(m=", ".join(map(str, head["modules"]))))
@@ -236,9 +323,14 @@ def note_lines(report: dict, lang: str) -> list[str]:
         lines.append(text["features"].format(f=head["features"]))
     fid = report.get("fidelity") or {}
     if fid.get("merged_vs_unmerged_max_abs_logit_diff") is not None:
-        lines.append(text["fidelity"].format(dtype=fid.get("merge_dtype", "?"), n=fid.get("checked_examples", "?"),
-                                             d=fid["merged_vs_unmerged_max_abs_logit_diff"],
-                                             flips=fid.get("prediction_flips", "?")))
+        lines.append(
+            text["fidelity"].format(
+                dtype=fid.get("merge_dtype", "?"),
+                n=fid.get("checked_examples", "?"),
+                d=fid["merged_vs_unmerged_max_abs_logit_diff"],
+                flips=fid.get("prediction_flips", "?"),
+            )
+        )
     lines += [text["pass"].format(what=p["what"], n=p["examples"]) for p in report.get("forward_passes") or []]
     return lines
 
@@ -256,8 +348,10 @@ def setup_lines(report: dict, lang: str) -> list[str]:
     if rt.positive_label(report) is not None:
         lines.append(f"{h['positive']}: {rt.positive_label(report)}")
     lines.append(f"{h['token_hash']}: {data.get('token_ids_sha256', '?')}")
-    lines += [f"{h['head_of'].format(v=v)} ({rt.variant_name(v, b, lang)}): {b.get('head_sha256')}"
-              for v, b in _variants(report).items()]
+    lines += [
+        f"{h['head_of'].format(v=v)} ({rt.variant_name(v, b, lang)}): {b.get('head_sha256')}"
+        for v, b in _variants(report).items()
+    ]
     return lines
 
 
@@ -266,10 +360,16 @@ def sections(report: dict, lang: str | None = None) -> list[Section]:
     lang = rt.lang_of(report, lang)
     from lorafair import render_sweep
 
-    out = [summary_section(report, lang), *gain_sections(report, lang), *render_sweep.sections(report, lang),
-           analysis_section(report, lang),
-           conclusion_section(report, lang), speed_section(report, lang), checks_section(report, lang),
-           notes_section(report, lang)]
+    out = [
+        summary_section(report, lang),
+        *gain_sections(report, lang),
+        *render_sweep.sections(report, lang),
+        analysis_section(report, lang),
+        conclusion_section(report, lang),
+        speed_section(report, lang),
+        checks_section(report, lang),
+        notes_section(report, lang),
+    ]
     return [s for s in out if s is not None]
 
 
@@ -303,9 +403,11 @@ def _md_cell(text: str) -> str:
 
 
 def markdown_table(table: Table) -> str:
-    out = ([f"**{_md_cell(table.title)}**", ""] if table.title else [])
-    out += ["| " + " | ".join(map(_md_cell, table.headers)) + " |",
-            "|" + "|".join("---:" if n else "---" for n in (table.numeric or [False] * len(table.headers))) + "|"]
+    out = [f"**{_md_cell(table.title)}**", ""] if table.title else []
+    out += [
+        "| " + " | ".join(map(_md_cell, table.headers)) + " |",
+        "|" + "|".join("---:" if n else "---" for n in (table.numeric or [False] * len(table.headers))) + "|",
+    ]
     out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
     return "\n".join(out + ([""] + table.after if table.after else []))
 
@@ -317,8 +419,9 @@ def render_markdown(report: dict, lang: str | None = None) -> str:
     first = [s for s in all_sections if s.key == "conclusion"]
     parts = [f"# {HEADINGS[lang]['title']}"]
     for s in first + [s for s in all_sections if s.key != "conclusion"]:
-        body = [markdown_table(t) for t in s.tables] + (["\n".join(f"- {_md_cell(x)}" for x in s.lines)]
-                                                        if s.lines else [])
+        body = [markdown_table(t) for t in s.tables] + (
+            ["\n".join(f"- {_md_cell(x)}" for x in s.lines)] if s.lines else []
+        )
         parts.append(f"## {s.title}\n\n" + "\n\n".join(body))
     parts.append(f"## {HEADINGS[lang]['setup']}\n\n" + "\n".join(f"- {_md_cell(x)}" for x in setup_lines(report, lang)))
     return "\n\n".join(parts) + "\n"

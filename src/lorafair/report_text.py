@@ -18,10 +18,16 @@ TASK_CHECKS = ("unrecorded", "training_rows", "other_task", "labels", "absent") 
 POSITIVE_METRICS = ("precision", "recall", "f1", "auc_roc")  # binary: computed for one named class
 
 DELTA_NAMES = {
-    "en": {"B-A": "LoRA vs frozen base with the same head", "B-A1": "LoRA vs the best frozen head, a linear probe",
-           "A1-A": "Linear probe vs LoRA head on frozen features"},
-    "zh": {"B-A": "LoRA 对比同一分类头的冻结基础模型", "B-A1": "LoRA 对比最强冻结基线：线性探针",
-           "A1-A": "冻结特征上线性探针对比 LoRA 分类头"},
+    "en": {
+        "B-A": "LoRA vs frozen base with the same head",
+        "B-A1": "LoRA vs the best frozen head, a linear probe",
+        "A1-A": "Linear probe vs LoRA head on frozen features",
+    },
+    "zh": {
+        "B-A": "LoRA 对比同一分类头的冻结基础模型",
+        "B-A1": "LoRA 对比最强冻结基线：线性探针",
+        "A1-A": "冻结特征上线性探针对比 LoRA 分类头",
+    },
 }
 TEST_NAMES = {
     "en": {"mcnemar": "McNemar", "delong": "DeLong", "bootstrap": "paired bootstrap"},
@@ -34,14 +40,15 @@ SENTENCES = {
         "decreased": "{m} decreased by {v} ({level} CI [{lo}, {hi}] pp{p}).",
         "no_difference": "no significant difference in {m} ({v}, {level} CI [{lo}, {hi}] pp{p}).",
         "undefined": "{m} difference undefined ({why}).",
-        "positive": "{m} (positive: {label})", "positive_class": "Positive class: {label}.",
+        "positive": "{m} (positive: {label})",
+        "positive_class": "Positive class: {label}.",
         "seed_range": "B - A {m} gain {v} is outside the usual {lo}-{hi} pp: check the training parameters, "
-                      "LoRA rank/alpha, or train more epochs.",
+        "LoRA rank/alpha, or train more epochs.",
         "speed": "QPS of B and A differ by {v}: after merging, both do the same FLOPs, so this is measurement "
-                 "noise or load.",
+        "noise or load.",
         "flips": "Merged B predicts differently from the unmerged LoRA model on {f} of {n} checked examples (max "
-                 "|logit difference| {d:.3g}, merged in {dtype}): B's timing is of a model that is not quite the "
-                 "trained one.",
+        "|logit difference| {d:.3g}, merged in {dtype}): B's timing is of a model that is not quite the "
+        "trained one.",
     },
     "zh": {
         "same_head": "A 与 B 使用同一个分类头：SHA-256 {h}。",
@@ -49,11 +56,12 @@ SENTENCES = {
         "decreased": "{m}下降 {v}（{level} 置信区间 [{lo}, {hi}] pp{p}）。",
         "no_difference": "{m}无显著差异（{v}，{level} 置信区间 [{lo}, {hi}] pp{p}）。",
         "undefined": "{m}差异无定义（{why}）。",
-        "positive": "{m}（正类：{label}）", "positive_class": "正类：{label}。",
+        "positive": "{m}（正类：{label}）",
+        "positive_class": "正类：{label}。",
         "seed_range": "B - A 的{m}提升 {v} 不在常见范围 {lo}-{hi} pp：请检查训练参数、LoRA rank/alpha，或增加训练轮数。",
         "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
         "flips": "合并后的 B 与未合并的 LoRA 模型在 {f}/{n} 条检查样本上预测不同（最大 logit 差 {d:.3g}，合并精度 "
-                 "{dtype}）：B 的计时对象与训练得到的模型并不完全一致。",
+        "{dtype}）：B 的计时对象与训练得到的模型并不完全一致。",
     },
 }
 
@@ -136,8 +144,9 @@ def test_name(test: str | None, lang: str) -> str:
 
 
 # -- sentences ---------------------------------------------------------------------------------------------
-def conclusion_sentence(record: dict, lang: str, *, positive: str | None = None, level: str = "95%",
-                        with_delta: bool = True) -> str:
+def conclusion_sentence(
+    record: dict, lang: str, *, positive: str | None = None, level: str = "95%", with_delta: bool = True
+) -> str:
     """One conclusion record (delta, metric, value, ci, p_value, test, verdict) as a sentence in `lang`."""
     text = SENTENCES[lang]
     metric = metric_label(record["metric"], lang, positive)
@@ -145,9 +154,15 @@ def conclusion_sentence(record: dict, lang: str, *, positive: str | None = None,
         body = text["undefined"].format(m=metric, why=record.get("reason") or "undefined")
     else:
         ci = record.get("ci") or [None, None]
-        p = "" if record.get("p_value") is None else f", {test_name(record.get('test'), lang)} {fmt_p(record['p_value'])}"
+        p = (
+            ""
+            if record.get("p_value") is None
+            else f", {test_name(record.get('test'), lang)} {fmt_p(record['p_value'])}"
+        )
         significant = record["verdict"] in ("improved", "decreased")
-        value = fmt_pp(abs(record["value"]), signed=False, digits=1) if significant else fmt_pp(record["value"], digits=1)
+        value = (
+            fmt_pp(abs(record["value"]), signed=False, digits=1) if significant else fmt_pp(record["value"], digits=1)
+        )
         lo, hi = (fmt_pp(c, unit=False, digits=1) for c in ci)
         body = text[record["verdict"]].format(m=metric, v=value, lo=lo, hi=hi, p=p, level=level)
     if lang == "en" and not with_delta:
@@ -182,8 +197,12 @@ def check_sentence(record: dict, lang: str) -> str:
     text = SENTENCES[lang]
     if record.get("check") == "seed_range":
         lo, hi = record["range"]
-        return text["seed_range"].format(m=metric_label(record["metric"], lang), v=fmt_pp(record["value"]),
-                                         lo=f"{lo * 100:.0f}", hi=f"{hi * 100:.0f}")
+        return text["seed_range"].format(
+            m=metric_label(record["metric"], lang),
+            v=fmt_pp(record["value"]),
+            lo=f"{lo * 100:.0f}",
+            hi=f"{hi * 100:.0f}",
+        )
     if record.get("check") == "speed":
         return text["speed"].format(v=f"{record['value'] * 100:+.1f}%")
     if record.get("check") in TASK_CHECKS:  # evaluation data vs the adapter's recorded task
@@ -191,8 +210,12 @@ def check_sentence(record: dict, lang: str) -> str:
 
         return render_task_record(record, lang)
     if record.get("check") == "fidelity":
-        return text["flips"].format(f=record["flips"], n=record["checked"], dtype=record.get("merge_dtype"),
-                                    d=record.get("max_abs_logit_diff") or 0.0)
+        return text["flips"].format(
+            f=record["flips"],
+            n=record["checked"],
+            dtype=record.get("merge_dtype"),
+            d=record.get("max_abs_logit_diff") or 0.0,
+        )
     return str(record.get("text", record))
 
 

@@ -32,7 +32,9 @@ def predictions_csv(report: dict, probs: dict, y: np.ndarray) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     variants = list(report["variants"])
-    writer.writerow(["index", "label", *[c for v in variants for c in [f"pred_{v}", *(f"prob_{v}_{l}" for l in labels)]]])
+    writer.writerow(
+        ["index", "label", *[c for v in variants for c in [f"pred_{v}", *(f"prob_{v}_{name}" for name in labels)]]]
+    )
     for row, index in enumerate(report["data"]["indices"]):
         cells = [index, labels[y[row]]]
         for v in variants:
@@ -48,8 +50,9 @@ def write_outputs(report: dict, probs: dict, y: np.ndarray, output: str | Path, 
     check_output_dir(output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic.publish_folder(output) as staging:
-        (staging / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default),
-                                             encoding="utf-8")
+        (staging / "report.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
+        )
         (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
         (staging / "predictions.csv").write_text(predictions_csv(report, probs, y), encoding="utf-8")
         from lorafair.report_html import render_html

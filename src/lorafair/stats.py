@@ -154,7 +154,7 @@ def delong_test(y_true_binary, scores_1, scores_2) -> dict:
     classes = np.unique(y)
     if classes.size != 2:
         raise ValueError(f"DeLong's test needs exactly two classes in y, got {classes.tolist()}")
-    is_pos = y == classes[1]                          # the larger label (1 / True) is positive
+    is_pos = y == classes[1]  # the larger label (1 / True) is positive
     m, n = int(is_pos.sum()), int((~is_pos).sum())
     if m < 2 or n < 2:
         raise ValueError("DeLong's test needs at least 2 examples of each class")
@@ -173,8 +173,7 @@ def delong_test(y_true_binary, scores_1, scores_2) -> dict:
     else:
         z = diff / math.sqrt(var_diff)
         p = float(2 * norm.sf(abs(z)))
-    return {"auc_1": auc1, "auc_2": auc2, "var_1": var1, "var_2": var2, "cov": cov12,
-            "z": float(z), "p_value": p}
+    return {"auc_1": auc1, "auc_2": auc2, "var_1": var1, "var_2": var2, "cov": cov12, "z": float(z), "p_value": p}
 
 
 def relative_gain(delta, reference) -> float | None:

@@ -67,6 +67,7 @@ def expand_adapters(specs: list[str]) -> list[Path]:
 
 def adapter_names(paths: list[Path]) -> list[str]:
     """Folder names, made unique (parent-name) and safe as folder names."""
+
     def clean(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "adapter"
 
@@ -99,11 +100,14 @@ def adapter_config_summary(path: Path, adapter: modeling.Adapter) -> dict:
     config, meta = adapter.config, adapter.run_metadata or {}
     targets = config.get("target_modules")
     steps = meta.get("global_step")
-    return {"r": config.get("r"), "alpha": config.get("lora_alpha"),
-            "target_modules": sorted(targets) if isinstance(targets, list) else targets,
-            "layers": config.get("layers_to_transform"),
-            "steps": steps if steps is not None else _trainer_step(path),
-            "seed": meta.get("seed", _run_config(path, adapter).get("seed"))}
+    return {
+        "r": config.get("r"),
+        "alpha": config.get("lora_alpha"),
+        "target_modules": sorted(targets) if isinstance(targets, list) else targets,
+        "layers": config.get("layers_to_transform"),
+        "steps": steps if steps is not None else _trainer_step(path),
+        "seed": meta.get("seed", _run_config(path, adapter).get("seed")),
+    }
 
 
 # ------------------------------------------------------------------------------------------ the plan
@@ -133,11 +137,15 @@ def _check_same_base(cfg: CompareConfig, first: compare.ComparePlan, path: Path,
     base = cfg.base_model or adapter.base_model
     resolved = assets.resolve_model(base) if base else None
     if resolved is None or _same_model(resolved, first.base_model) is False:
-        raise LorafairError(f"all adapters must share one base model: '{first.adapter.path}' is for "
-                            f"'{first.base_model}', '{path}' for '{resolved}' (compare them in separate runs)")
+        raise LorafairError(
+            f"all adapters must share one base model: '{first.adapter.path}' is for "
+            f"'{first.base_model}', '{path}' for '{resolved}' (compare them in separate runs)"
+        )
     if adapter.head_name != first.adapter.head_name or adapter.num_labels != first.adapter.num_labels:
-        raise LorafairError(f"'{path}' has head '{adapter.head_name}' with {adapter.num_labels} outputs, "
-                            f"'{first.adapter.path}' '{first.adapter.head_name}' with {first.adapter.num_labels}")
+        raise LorafairError(
+            f"'{path}' has head '{adapter.head_name}' with {adapter.num_labels} outputs, "
+            f"'{first.adapter.path}' '{first.adapter.head_name}' with {first.adapter.num_labels}"
+        )
     if adapter.label_names and list(adapter.label_names) != list(first.label_names):
         raise LorafairError(f"'{path}' was trained on labels {adapter.label_names}, the sweep uses {first.label_names}")
     modeling.check_adapter_fits(first.base_model, adapter)
@@ -162,8 +170,11 @@ class BaseSnapshot:
         modules = {key.rpartition(".")[0] for adapter in adapters for key in adapter.lora}
         modules |= {m for adapter in adapters for m in adapter.head_modules}
         prefixes = tuple(f"{m}." for m in modules)
-        self.saved = {name: param.detach().to("cpu", copy=True)
-                      for name, param in model.named_parameters() if name.startswith(prefixes)}
+        self.saved = {
+            name: param.detach().to("cpu", copy=True)
+            for name, param in model.named_parameters()
+            if name.startswith(prefixes)
+        }
         self.fingerprint = _fingerprint(model)
 
     def restore(self, model) -> None:
@@ -179,8 +190,10 @@ class BaseSnapshot:
         now = _fingerprint(model)
         changed = [k for k, v in now.items() if k in self.fingerprint and v != self.fingerprint[k]]
         if changed or set(self.fingerprint) != set(now):
-            raise RuntimeError(f"the base was not restored after a LoRA merge ({', '.join(changed[:3])}): an "
-                               "adapter changed weights outside its LoRA modules; compare it on its own")
+            raise RuntimeError(
+                f"the base was not restored after a LoRA merge ({', '.join(changed[:3])}): an "
+                "adapter changed weights outside its LoRA modules; compare it on its own"
+            )
 
 
 def _fingerprint(model) -> dict:
@@ -189,12 +202,15 @@ def _fingerprint(model) -> dict:
     import torch
 
     with torch.no_grad():
-        return {name: (float(p.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(p, dtype=torch.float64)))
-                for name, p in model.named_parameters()}
+        return {
+            name: (float(p.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(p, dtype=torch.float64)))
+            for name, p in model.named_parameters()
+        }
 
 
-def head_logits_from_features(adapter: modeling.Adapter, features: np.ndarray, model, pooling: str | None = None
-                              ) -> np.ndarray:
+def head_logits_from_features(
+    adapter: modeling.Adapter, features: np.ndarray, model, pooling: str | None = None
+) -> np.ndarray:
     """A of one adapter: its whole saved head stack applied to the captured head input (features).
 
     The stack is a copy of the model's head modules with this adapter's tensors installed in the head's dtype,
@@ -206,7 +222,9 @@ def head_logits_from_features(adapter: modeling.Adapter, features: np.ndarray, m
 
     stack = heads.stack_modules(model, adapter.head_modules)
     modules = [copy.deepcopy(model.get_submodule(name)) for name in stack]
-    params = {f"{name}.{key}": param for name, module in zip(stack, modules) for key, param in module.named_parameters()}
+    params = {
+        f"{name}.{key}": param for name, module in zip(stack, modules) for key, param in module.named_parameters()
+    }
     with torch.no_grad():
         for name, tensor in adapter.head.items():
             if name in params:
@@ -262,8 +280,10 @@ def _check_tokenizers(plan: SweepPlan, session: compare.Session) -> None:
         tokenizer = modeling.load_tokenizer(adapter.path, plan.base.base_model)
         encoded = tokenize(tokenizer, evaluation.texts, evaluation.text_pairs, max_length=cfg.max_length)
         if encoded.sha256() != expected:
-            raise LorafairError(f"the tokenizer saved with '{adapter.path}' gives other token ids than the one of "
-                                f"'{plan.adapters[0].path}': these adapters cannot share one evaluation pass")
+            raise LorafairError(
+                f"the tokenizer saved with '{adapter.path}' gives other token ids than the one of "
+                f"'{plan.adapters[0].path}': these adapters cannot share one evaluation pass"
+            )
 
 
 def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcome:
@@ -271,9 +291,13 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
     base, wanted = plan.base, set(plan.base.variants)
     _check_tokenizers(plan, session)
     shared = compare.Outcome()
-    runs = [AdapterRun(name, dataclasses.replace(base, adapter=adapter, cfg=dataclasses.replace(
-                base.cfg, adapter=str(adapter.path))))
-            for name, adapter in zip(plan.names, plan.adapters)]
+    runs = [
+        AdapterRun(
+            name,
+            dataclasses.replace(base, adapter=adapter, cfg=dataclasses.replace(base.cfg, adapter=str(adapter.path))),
+        )
+        for name, adapter in zip(plan.names, plan.adapters)
+    ]
     if wanted & {"A", "A1", "R"}:
         frozen = compare.run_frozen(base, session, shared)
         if "R" in wanted:
@@ -285,10 +309,12 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
         if "A" in wanted:
             speed = frozen.speed(len(base.eval_idx))
             for run in runs:
-                logits = head_logits_from_features(run.plan.adapter, frozen.features, session.model,
-                                                  frozen.feature_pooling)
-                run.results["A"] = compare.VariantResult(logits, installed_head_sha256(run.plan.adapter,
-                                                                                       session.model), speed)
+                logits = head_logits_from_features(
+                    run.plan.adapter, frozen.features, session.model, frozen.feature_pooling
+                )
+                run.results["A"] = compare.VariantResult(
+                    logits, installed_head_sha256(run.plan.adapter, session.model), speed
+                )
         del frozen
     if "B" in wanted:
         snapshot = BaseSnapshot(session.model, plan.adapters)
@@ -296,8 +322,9 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
             run.results["B"] = lora_pass(run, session, snapshot)
         del snapshot
     head = compare._head_section(base, session, shared)
-    return SweepOutcome(shared, runs, session.encoded.sha256(), session.encoded.seconds,
-                        session.encoded.truncated, head)
+    return SweepOutcome(
+        shared, runs, session.encoded.sha256(), session.encoded.seconds, session.encoded.truncated, head
+    )
 
 
 # -------------------------------------------------------------------------------------------- reports
@@ -340,8 +367,13 @@ def write_sweep_outputs(result: SweepResult, output: str | Path, overwrite: bool
     try:
         top = write_outputs(result.report, result.probs, result.labels, staging / "out", overwrite=False)
         for entry, comparison in zip(result.report["adapters"], result.adapters):
-            write_outputs(comparison.report, comparison.probs, comparison.labels, top / ADAPTERS_DIR / entry["name"],
-                          overwrite=False)
+            write_outputs(
+                comparison.report,
+                comparison.probs,
+                comparison.labels,
+                top / ADAPTERS_DIR / entry["name"],
+                overwrite=False,
+            )
         if output.exists():
             trash = staging / "old"
             os.replace(output, trash)

@@ -17,26 +17,39 @@ from lorafair.report_build import ReportInput, build_report
 from lorafair.sweep import ADAPTERS_DIR, SHARED_VARIANTS, SweepResult, probs_of
 
 TEXT = {
-    "en": {"member": "adapter {i} of {k} compared in one run over the same batches (top level: ../../report.json)",
-           "a_from_features": "A of each adapter = its own head applied to the head input captured in the one "
-                              "frozen pass (float64)",
-           "restored": "base weights restored from a snapshot after each adapter's LoRA pass (bit-identical)"},
-    "zh": {"member": "同一次运行中比较的第 {i}/{k} 个适配器，批次相同（总报告：../../report.json）",
-           "a_from_features": "每个适配器的 A = 其分类头作用于唯一一次冻结前向中捕获的分类头输入（float64）",
-           "restored": "每个适配器的 LoRA 前向之后，从快照恢复基础权重（逐位相同）"},
+    "en": {
+        "member": "adapter {i} of {k} compared in one run over the same batches (top level: ../../report.json)",
+        "a_from_features": "A of each adapter = its own head applied to the head input captured in the one "
+        "frozen pass (float64)",
+        "restored": "base weights restored from a snapshot after each adapter's LoRA pass (bit-identical)",
+    },
+    "zh": {
+        "member": "同一次运行中比较的第 {i}/{k} 个适配器，批次相同（总报告：../../report.json）",
+        "a_from_features": "每个适配器的 A = 其分类头作用于唯一一次冻结前向中捕获的分类头输入（float64）",
+        "restored": "每个适配器的 LoRA 前向之后，从快照恢复基础权重（逐位相同）",
+    },
 }
 
 
 def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity=None) -> ReportInput:
     probs = probs_of(results)
     return ReportInput(
-        cfg=cfg, variants=variants, y=plan.base.y, probs=probs,
+        cfg=cfg,
+        variants=variants,
+        y=plan.base.y,
+        probs=probs,
         heads={v: r.head_sha256 for v, r in results.items()},
         speed={v: r.speed for v, r in results.items() if r.speed is not None},
         data=compare._data_info(plan.base, outcome.token_sha, outcome.token_seconds, outcome.truncated),
-        environment=compare._environment(plan.base), names=compare.VARIANT_NAMES[cfg.lang],
-        deltas=compare.DELTAS, passes=passes, notes=notes, head_name=plan.base.adapter.head_name,
-        head=outcome.head, fidelity=fidelity)
+        environment=compare._environment(plan.base),
+        names=compare.VARIANT_NAMES[cfg.lang],
+        deltas=compare.DELTAS,
+        passes=passes,
+        notes=notes,
+        head_name=plan.base.adapter.head_name,
+        head=outcome.head,
+        fidelity=fidelity,
+    )
 
 
 def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
@@ -49,26 +62,47 @@ def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
         notes.append(text["a_from_features"])
     if "B" in results and len(outcome.runs) > 1:
         notes.append(text["restored"])
-    inp = _report_input(run.plan.cfg, plan, outcome, variants, {v: results[v] for v in variants},
-                        outcome.shared.passes + run.outcome.passes, notes, run.outcome.fidelity)
+    inp = _report_input(
+        run.plan.cfg,
+        plan,
+        outcome,
+        variants,
+        {v: results[v] for v in variants},
+        outcome.shared.passes + run.outcome.passes,
+        notes,
+        run.outcome.fidelity,
+    )
     report = build_report(inp)
     return compare.Comparison(report, inp.probs, plan.base.y)
 
 
 def _adapter_entry(name, path, summary, report) -> dict:
     heads = {v: b.get("head_sha256") for v, b in report["variants"].items() if v in ("A", "B")}
-    return {"name": name, "path": str(path), "config": summary,
-            "head_sha256": heads.get("B") or heads.get("A"), "variants": report["variants"],
-            "deltas": report["deltas"], "folder": f"{ADAPTERS_DIR}/{name}"}
+    return {
+        "name": name,
+        "path": str(path),
+        "config": summary,
+        "head_sha256": heads.get("B") or heads.get("A"),
+        "variants": report["variants"],
+        "deltas": report["deltas"],
+        "folder": f"{ADAPTERS_DIR}/{name}",
+    }
 
 
 def _across_seeds(cfg, plan, comparisons) -> dict:
     per_seed = [{v: c.probs[v] for v in ("B", "A") if v in c.probs} for c in comparisons]
     shared = {v: comparisons[0].probs[v] for v in SHARED_VARIANTS if v in comparisons[0].probs}
     binary = len(plan.base.label_names) == 2
-    return sweep_stats.across_seeds(plan.base.y, per_seed, shared, compare.DELTAS, n_resamples=cfg.bootstrap,
-                                    seed=cfg.seed, alpha=cfg.alpha,
-                                    pos_label=resolve_pos_label(cfg.pos_label, plan.base.label_names) if binary else 1)
+    return sweep_stats.across_seeds(
+        plan.base.y,
+        per_seed,
+        shared,
+        compare.DELTAS,
+        n_resamples=cfg.bootstrap,
+        seed=cfg.seed,
+        alpha=cfg.alpha,
+        pos_label=resolve_pos_label(cfg.pos_label, plan.base.label_names) if binary else 1,
+    )
 
 
 def build_sweep_report(cfg, plan, outcome) -> SweepResult:
@@ -79,8 +113,10 @@ def build_sweep_report(cfg, plan, outcome) -> SweepResult:
     inp = _report_input(cfg, plan, outcome, variants, shared, passes, list(outcome.shared.notes))
     inp.deltas = ()
     report = build_report(inp)
-    report["adapters"] = [_adapter_entry(name, adapter.path, summary, c.report) for name, adapter, summary, c
-                          in zip(plan.names, plan.adapters, plan.summaries, comparisons)]
+    report["adapters"] = [
+        _adapter_entry(name, adapter.path, summary, c.report)
+        for name, adapter, summary, c in zip(plan.names, plan.adapters, plan.summaries, comparisons)
+    ]
     report["sweep"] = sweep_stats.sweep_records(report["adapters"])
     report["conclusion"] += sweep_stats.holm_lines(report["sweep"], len(comparisons), cfg.lang, cfg.alpha)
     if sweep_stats.seed_set(plan.runs):

@@ -19,8 +19,16 @@ from lorafair.metrics import METRIC_NAMES, weighted_metric_arrays
 
 MIN_SEEDS_FOR_VARIANCE = 3
 # Training options that may differ between the runs of one seed set (everything else must match).
-SEED_FREE_OPTIONS = ("seed", "output", "overwrite", "resume", "quiet", "logging_steps", "save_steps",
-                     "save_total_limit")
+SEED_FREE_OPTIONS = (
+    "seed",
+    "output",
+    "overwrite",
+    "resume",
+    "quiet",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+)
 
 
 def holm_adjust(p_values: list) -> list:
@@ -44,9 +52,17 @@ def sweep_records(adapters: list[dict]) -> list[dict]:
             entries = [a["deltas"].get(key, {}).get(metric) or {} for a in adapters]
             p_holm = holm_adjust([e.get("p_value") for e in entries])
             for adapter, entry, adjusted in zip(adapters, entries, p_holm):
-                records.append({"adapter": adapter["name"], "delta": key, "metric": metric,
-                                "value": entry.get("value"), "ci": entry.get("ci"),
-                                "p_value": entry.get("p_value"), "p_holm": adjusted})
+                records.append(
+                    {
+                        "adapter": adapter["name"],
+                        "delta": key,
+                        "metric": metric,
+                        "value": entry.get("value"),
+                        "ci": entry.get("ci"),
+                        "p_value": entry.get("p_value"),
+                        "p_holm": adjusted,
+                    }
+                )
     return records
 
 
@@ -63,8 +79,18 @@ def seed_set(runs: list[dict]) -> bool:
     return all(s == shared[0] for s in shared[1:])
 
 
-def across_seeds(y, per_seed: list[dict], shared: dict, deltas, *, n_resamples: int, seed: int, alpha: float,
-                 pos_label: int = 1, chunk_size: int = 500) -> dict:
+def across_seeds(
+    y,
+    per_seed: list[dict],
+    shared: dict,
+    deltas,
+    *,
+    n_resamples: int,
+    seed: int,
+    alpha: float,
+    pos_label: int = 1,
+    chunk_size: int = 500,
+) -> dict:
     """{delta: {metric: {"n_seeds", "mean", "sd", "ci", "per_seed"}}} over the seed runs.
 
     `per_seed`: one {variant: (n, K) probs} per seed (its B and A); `shared`: variants common to all seeds
@@ -91,8 +117,9 @@ def across_seeds(y, per_seed: list[dict], shared: dict, deltas, *, n_resamples: 
                     draws[pair][m][start:stop] = chosen.mean(axis=1)
     out = {}
     for pair in pairs:
-        out[f"{pair[0]}-{pair[1]}"] = {m: _summary(point[pair][m], draws[pair][m] if n_resamples else None, alpha)
-                                      for m in METRIC_NAMES}
+        out[f"{pair[0]}-{pair[1]}"] = {
+            m: _summary(point[pair][m], draws[pair][m] if n_resamples else None, alpha) for m in METRIC_NAMES
+        }
     return out
 
 
@@ -123,17 +150,21 @@ def _summary(values: np.ndarray, draws, alpha: float) -> dict:
 
 # ------------------------------------------------------------------------------------------ sentences
 TEXT = {
-    "en": {"robust": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): robust across seeds.",
-           "not": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): not robust across seeds "
-                  "(the CI includes 0).",
-           "few": "Across {k} seeds, {d} {m}: mean {v}; with fewer than 3 seeds the seed variance is unknown.",
-           "holm": "{d} {m}: significant after Holm-Bonferroni across {k} adapters for {s} of them{names}.",
-           "no_seed_set": "No across-seed summary: the adapters are not seed runs of one training configuration."},
-    "zh": {"robust": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子稳健。",
-           "not": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子不稳健（置信区间包含 0）。",
-           "few": "{k} 个种子上，{d} {m}：均值 {v}；种子少于 3 个，种子间方差未知。",
-           "holm": "{d} {m}：经 Holm-Bonferroni 校正（{k} 个适配器）后显著的有 {s} 个{names}。",
-           "no_seed_set": "无跨种子汇总：这些适配器不是同一训练配置的不同种子。"},
+    "en": {
+        "robust": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): robust across seeds.",
+        "not": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): not robust across seeds "
+        "(the CI includes 0).",
+        "few": "Across {k} seeds, {d} {m}: mean {v}; with fewer than 3 seeds the seed variance is unknown.",
+        "holm": "{d} {m}: significant after Holm-Bonferroni across {k} adapters for {s} of them{names}.",
+        "no_seed_set": "No across-seed summary: the adapters are not seed runs of one training configuration.",
+    },
+    "zh": {
+        "robust": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子稳健。",
+        "not": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子不稳健（置信区间包含 0）。",
+        "few": "{k} 个种子上，{d} {m}：均值 {v}；种子少于 3 个，种子间方差未知。",
+        "holm": "{d} {m}：经 Holm-Bonferroni 校正（{k} 个适配器）后显著的有 {s} 个{names}。",
+        "no_seed_set": "无跨种子汇总：这些适配器不是同一训练配置的不同种子。",
+    },
 }
 
 
@@ -159,9 +190,17 @@ def across_seed_lines(across: dict, lang: str, metrics=("accuracy", "f1", "auc_r
                 lines.append(text["few"].format(k=s["n_seeds"], d=key, m=_label(metric, lang), v=_pp(s["mean"])))
                 continue
             robust = s["ci"][0] > 0 or s["ci"][1] < 0
-            lines.append(text["robust" if robust else "not"].format(
-                k=s["n_seeds"], d=key, m=_label(metric, lang), v=_pp(s["mean"]), sd=f"{s['sd'] * 100:.2f} pp",
-                lo=_pp(s["ci"][0]), hi=_pp(s["ci"][1])))
+            lines.append(
+                text["robust" if robust else "not"].format(
+                    k=s["n_seeds"],
+                    d=key,
+                    m=_label(metric, lang),
+                    v=_pp(s["mean"]),
+                    sd=f"{s['sd'] * 100:.2f} pp",
+                    lo=_pp(s["ci"][0]),
+                    hi=_pp(s["ci"][1]),
+                )
+            )
     return lines
 
 
@@ -175,6 +214,13 @@ def holm_lines(records: list[dict], n_adapters: int, lang: str, alpha: float, me
             if not rows:
                 continue
             hits = [r["adapter"] for r in rows if r["p_holm"] < alpha]
-            lines.append(text["holm"].format(d=key, m=_label(metric, lang), k=n_adapters, s=len(hits),
-                                             names=f" ({', '.join(hits)})" if hits else ""))
+            lines.append(
+                text["holm"].format(
+                    d=key,
+                    m=_label(metric, lang),
+                    k=n_adapters,
+                    s=len(hits),
+                    names=f" ({', '.join(hits)})" if hits else "",
+                )
+            )
     return lines

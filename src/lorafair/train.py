@@ -40,14 +40,40 @@ CHECKPOINTS = "checkpoints"  # OUTPUT/checkpoints/checkpoint-<step>, written by 
 RESUME_CONFIG = "lorafair_train_config.json"  # in OUTPUT/checkpoints: what a --resume must match
 # Options that may change between an interrupted run and its --resume without changing the result.
 # data/base_model are compared through train_sha256/base_model_resolved, so a respelt path is fine.
-_FREE_ON_RESUME = ("resume", "overwrite", "quiet", "logging_steps", "save_steps", "save_total_limit", "output",
-                   "data", "base_model")
+_FREE_ON_RESUME = (
+    "resume",
+    "overwrite",
+    "quiet",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "output",
+    "data",
+    "base_model",
+)
 
 # LoRA targets for `--target-modules auto`: the attention projections of each architecture.
 _DECODER_QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ATTENTION_PROJECTIONS = {
-    **{t: _DECODER_QKVO for t in ("llama", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "mistral", "mixtral",
-                                  "gemma", "gemma2", "gemma3_text", "olmo", "olmo2", "granite", "smollm3")},
+    **{
+        t: _DECODER_QKVO
+        for t in (
+            "llama",
+            "qwen2",
+            "qwen3",
+            "qwen2_moe",
+            "qwen3_moe",
+            "mistral",
+            "mixtral",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "olmo",
+            "olmo2",
+            "granite",
+            "smollm3",
+        )
+    },
     **{t: ["query", "key", "value"] for t in ("bert", "roberta", "xlm-roberta", "camembert", "electra", "ernie")},
     "distilbert": ["q_lin", "k_lin", "v_lin"],
     "deberta-v2": ["query_proj", "key_proj", "value_proj"],
@@ -151,9 +177,16 @@ def _resolve(spec: str, kind: str, split: str | None = None) -> str:
 
 
 def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> dict:
-    return {"spec": spec, "path": str(path), "split": split, "text_column": config.text_column,
-            "text_pair_column": config.text_pair_column, "label_column": config.label_column,
-            "sha256": file_sha256(path), "n": n}
+    return {
+        "spec": spec,
+        "path": str(path),
+        "split": split,
+        "text_column": config.text_column,
+        "text_pair_column": config.text_pair_column,
+        "label_column": config.label_column,
+        "sha256": file_sha256(path),
+        "n": n,
+    }
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -177,8 +210,10 @@ def _checkpoint_to_resume(output: Path, config: TrainConfig) -> str | None:
             log.warning("--resume: no checkpoint under '%s'; starting from scratch", output / CHECKPOINTS)
         return last
     if output.is_dir() and any(output.iterdir()) and not config.overwrite:
-        raise LorafairError(f"output folder '{output}' exists and is not empty; pass --overwrite to replace it "
-                            "or --resume to continue its run")
+        raise LorafairError(
+            f"output folder '{output}' exists and is not empty; pass --overwrite to replace it "
+            "or --resume to continue its run"
+        )
     return None
 
 
@@ -190,8 +225,10 @@ def _check_resume_matches(saved_file: Path, current: dict) -> None:
     changed = [k for k in keys if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
     if changed:
         shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise LorafairError(f"--resume with different settings than the interrupted run ({shown}); "
-                            "resume with the same options or start anew with --overwrite")
+        raise LorafairError(
+            f"--resume with different settings than the interrupted run ({shown}); "
+            "resume with the same options or start anew with --overwrite"
+        )
 
 
 def _encode(tokenizer, examples, label_ids, max_length: int, accepted: set) -> list[dict]:
@@ -214,8 +251,10 @@ def _versions() -> dict:
         except PackageNotFoundError:
             return None
 
-    return {"python": sys.version.split()[0],
-            **{p: installed(p) for p in ("lorafair", "torch", "transformers", "peft", "accelerate", "datasets")}}
+    return {
+        "python": sys.version.split()[0],
+        **{p: installed(p) for p in ("lorafair", "torch", "transformers", "peft", "accelerate", "datasets")},
+    }
 
 
 @dataclass
@@ -233,8 +272,9 @@ class _Splits:
 
 def _load_splits(config: TrainConfig) -> _Splits:
     """Read the data; label ids = sorted unique training labels; hold out --eval-fraction unless --eval-data."""
-    columns = dict(text_column=config.text_column, text_pair_column=config.text_pair_column,
-                   label_column=config.label_column)
+    columns = dict(
+        text_column=config.text_column, text_pair_column=config.text_pair_column, label_column=config.label_column
+    )
     train_path = Path(_resolve(config.data, "data", config.split))
     examples = load_examples(train_path, split=config.split, **columns)
     label_names = label_names_from_values(examples.labels)
@@ -256,11 +296,19 @@ def _load_splits(config: TrainConfig) -> _Splits:
             kept = rows = np.setdiff1d(np.arange(len(examples)), held_out)
             splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
             splits.train, splits.train_ids = examples.subset(kept), label_ids[kept]
-            splits.eval_record = {"held_out_from": "train_data", "fraction": config.eval_fraction, "seed": data_seed,
-                                  "n": len(splits.eval), "indices": held_out.tolist()}  # rows of load_examples order
+            splits.eval_record = {
+                "held_out_from": "train_data",
+                "fraction": config.eval_fraction,
+                "seed": data_seed,
+                "n": len(splits.eval),
+                "indices": held_out.tolist(),
+            }  # rows of load_examples order
         elif config.eval_fraction > 0:
-            log.warning("too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
-                        len(examples), 100 * config.eval_fraction)
+            log.warning(
+                "too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
+                len(examples),
+                100 * config.eval_fraction,
+            )
     available = len(splits.train)
     if 0 < config.max_train_samples < available:
         keep = stratified_sample(splits.train_ids, config.max_train_samples, data_seed)
@@ -284,18 +332,37 @@ def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet:
     import torch
     from transformers import TrainingArguments
 
-    sampling = ({"train_sampling_strategy": "group_by_length"}  # transformers >= 5; older: group_by_length=True
-                if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__ else {"group_by_length": True})
+    sampling = (
+        {"train_sampling_strategy": "group_by_length"}  # transformers >= 5; older: group_by_length=True
+        if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
+        else {"group_by_length": True}
+    )
     return TrainingArguments(
-        output_dir=str(output / CHECKPOINTS), num_train_epochs=config.epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate, seed=config.seed,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
+        output_dir=str(output / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
         save_only_model=False,  # optimizer, scheduler and RNG state too: --resume is then exact
-        logging_strategy="steps", logging_steps=config.logging_steps, logging_first_step=True,
-        eval_strategy="no", report_to="none", bf16=bf16, disable_tqdm=quiet, label_names=["labels"],
-        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available(), **sampling,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy="no",
+        report_to="none",
+        bf16=bf16,
+        disable_tqdm=quiet,
+        label_names=["labels"],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **sampling,
     )
 
 
@@ -359,14 +426,26 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
     layers = _top_layers(model, config.lora_layers)
     model.config.use_cache = False  # a classifier's training forward needs no key/value cache
     accepted = set(inspect.signature(model.forward).parameters) & {"input_ids", "attention_mask", "token_type_ids"}
-    lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets, layers_to_transform=layers)
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        layers_to_transform=layers,
+    )
     model = get_peft_model(model, lora)
     model.peft_config["default"].base_model_name_or_path = base
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("LoRA r=%d on %s of %s; trainable parameters %d of %d; labels %s", config.lora_r, ",".join(targets),
-             f"layers {layers[0]}-{layers[-1]}" if layers else "every layer", trainable,
-             sum(p.numel() for p in model.parameters()), label_names)
+    log.info(
+        "LoRA r=%d on %s of %s; trainable parameters %d of %d; labels %s",
+        config.lora_r,
+        ",".join(targets),
+        f"layers {layers[0]}-{layers[-1]}" if layers else "every layer",
+        trainable,
+        sum(p.numel() for p in model.parameters()),
+        label_names,
+    )
     return _Built(model, tokenizer, head_name, targets, layers, accepted)
 
 
@@ -400,9 +479,16 @@ def build_trainer(config: TrainConfig, built: _Built, datasets: _Datasets, outpu
 
     quiet = config.quiet or not sys.stderr.isatty()
     args = _training_arguments(config, output, bf16=_use_bf16(config.precision), quiet=quiet)
-    trainer = Trainer(model=built.model, args=args, data_collator=DataCollatorWithPadding(built.tokenizer),
-                      train_dataset=datasets.train, eval_dataset=datasets.eval, processing_class=built.tokenizer,
-                      compute_metrics=_accuracy, callbacks=list(callbacks))
+    trainer = Trainer(
+        model=built.model,
+        args=args,
+        data_collator=DataCollatorWithPadding(built.tokenizer),
+        train_dataset=datasets.train,
+        eval_dataset=datasets.eval,
+        processing_class=built.tokenizer,
+        compute_metrics=_accuracy,
+        callbacks=list(callbacks),
+    )
     if quiet:  # the progress bar prints the losses itself; without it, log them instead of print()
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_loss_log_callback())
@@ -427,8 +513,10 @@ def _train_and_evaluate(trainer, plan: _Plan, has_eval: bool) -> tuple[dict, dic
     try:
         train_metrics = dict(trainer.train(resume_from_checkpoint=plan.resume_from).metrics)
     except KeyboardInterrupt:
-        log.warning("interrupted; continue with the same command plus --resume (last checkpoint in %s)",
-                    plan.output / CHECKPOINTS)
+        log.warning(
+            "interrupted; continue with the same command plus --resume (last checkpoint in %s)",
+            plan.output / CHECKPOINTS,
+        )
         raise
     eval_metrics = trainer.evaluate() if has_eval else {}
     return train_metrics, eval_metrics
@@ -451,8 +539,7 @@ def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metr
         "versions": _versions(),
         "device": str(trainer.args.device),
         "precision": "bf16" if trainer.args.bf16 else "fp32",
-        "metrics": {"train": train_metrics,
-                    "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
+        "metrics": {"train": train_metrics, "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
         "global_step": trainer.state.global_step,
         "resumed_from": Path(plan.resume_from).name if plan.resume_from else None,
         "log_history": trainer.state.log_history,

@@ -44,8 +44,10 @@ def run_seed_runs(config, seeds: list[int]) -> list[Path]:
     if not (config.overwrite or config.resume):  # fail before the first run, not after it
         taken = [str(f) for f in folders if f.is_dir() and any(f.iterdir())]
         if taken:
-            raise LorafairError(f"seed folder(s) {', '.join(taken)} exist and are not empty; pass --overwrite "
-                                "to replace them or --resume to continue their runs")
+            raise LorafairError(
+                f"seed folder(s) {', '.join(taken)} exist and are not empty; pass --overwrite "
+                "to replace them or --resume to continue their runs"
+            )
     data_seed = config.seed if config.data_seed is None else config.data_seed
     done = []
     for seed, folder in zip(seeds, folders):

@@ -82,8 +82,9 @@ def left_singular_vectors(matrix, top: int | None = None) -> np.ndarray:
     return (m @ vectors) / np.sqrt(values)
 
 
-def count_intruders(base, updated, top: int = INTRUDER_TOP, threshold: float = INTRUDER_COSINE,
-                    screen: int = 4 * INTRUDER_TOP) -> int:
+def count_intruders(
+    base, updated, top: int = INTRUDER_TOP, threshold: float = INTRUDER_COSINE, screen: int = 4 * INTRUDER_TOP
+) -> int:
     """How many of the top-`top` left singular vectors of `updated` have max |cos| < threshold with all of `base`'s.
 
     Exact, but usually without W's full eigendecomposition: W's left singular vectors are orthonormal, so
@@ -103,8 +104,9 @@ def count_intruders(base, updated, top: int = INTRUDER_TOP, threshold: float = I
     return int(np.sum(best < threshold))
 
 
-def module_record(module: str, weight, lora_a, lora_b, scaling: float, *, fan_in_fan_out: bool = False,
-                  max_dim: int | None = None) -> dict:
+def module_record(
+    module: str, weight, lora_a, lora_b, scaling: float, *, fan_in_fan_out: bool = False, max_dim: int | None = None
+) -> dict:
     """The `analysis.weights` record of one module; `weight` in its stored layout (Conv1D: in x out).
 
     Intruders need the left singular vectors of W and W + ΔW; where the module's smaller side exceeds
@@ -120,10 +122,14 @@ def module_record(module: str, weight, lora_a, lora_b, scaling: float, *, fan_in
     weight_norm = float(np.linalg.norm(stored))
     singular = delta_singular_values(lora_a, lora_b, scaling)
     record = {
-        "module": module, "shape": [int(s) for s in w.shape], "rank": int(np.asarray(lora_a).shape[0]),
-        "scaling": float(scaling), "delta_norm": delta_norm,
+        "module": module,
+        "shape": [int(s) for s in w.shape],
+        "rank": int(np.asarray(lora_a).shape[0]),
+        "scaling": float(scaling),
+        "delta_norm": delta_norm,
         "delta_norm_ratio": delta_norm / weight_norm if weight_norm > 0 else None,
-        "effective_rank": effective_rank(singular), "intruders": None,
+        "effective_rank": effective_rank(singular),
+        "intruders": None,
     }
     if max_dim is not None and min(w.shape) > max_dim:
         record["intruders_skipped"] = f"smaller side {min(w.shape)} > analysis max dim {max_dim}"
@@ -139,4 +145,4 @@ def layer_and_kind(module: str) -> tuple[int | None, str]:
     match = re.search(r"\.(\d+)\.", f".{module}.")
     if not match:
         return None, module
-    return int(match.group(1)), f".{module}."[match.end():].strip(".") or module
+    return int(match.group(1)), f".{module}."[match.end() :].strip(".") or module
