@@ -185,8 +185,11 @@ def test_dropped_and_truncated_rows_against_counts_made_here(runs, tiny):
     assert data["dropped_rows"] == dropped and data["n"] == len(kept)
     assert data["truncated"] == truncated
     assert data["truncated_share"] == pytest.approx(truncated / len(kept))
-    assert f"{dropped} rows without a text or label were dropped before sampling." in report["notes"]
-    assert any(line.startswith(f"{truncated} evaluated examples") for line in report["notes"])
+    from lorafair.report_render import render_console
+
+    console = render_console(report, "en")  # the notes are rendered from report["data"], in any language
+    assert f"{dropped} rows dropped while loading the data (empty text or label)" in console
+    assert f"{truncated} examples ({100 * truncated / len(kept):.1f}%) truncated to --max-length" in console
 
 
 def test_head_section_lists_every_saved_module_and_tensor(runs, distilbert, tmp_path, capsys):

@@ -169,7 +169,7 @@ TEXT = {
 
 
 def _label(metric: str, lang: str) -> str:
-    from lorafair.reporting import METRIC_LABELS
+    from lorafair.report_text import METRIC_LABELS
 
     return METRIC_LABELS[lang].get(metric, metric)
 
