@@ -63,6 +63,9 @@ def test_deprecation_warnings_are_ignored_others_kept():
 
 
 def test_third_party_loggers_show_errors_only_lorafair_unchanged():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_verbosity()  # transformers' own first-use configuration (WARNING), which the block must outlast
     peft_log, lorafair_log = logging.getLogger("peft.tuners"), logging.getLogger("lorafair.compare")
     before = logging.getLogger("transformers").level
     with quiet_third_party():
@@ -105,3 +108,21 @@ def test_a_whole_comparison_inside_the_block_prints_only_lorafair_bars(llama_set
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "FutureWarning" not in err and "is deprecated" not in err
     assert "LoRA merged (B)" in err  # lorafair's own tqdm bar
+
+
+def test_quiet_outlasts_transformers_first_use_configuration():
+    """In a fresh process transformers sets its logger to WARNING on first use: a load inside the block
+    (the CLI enters it before anything imports transformers) must not bring its warnings back."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from lorafair.quiet import quiet_third_party\n"
+        "with quiet_third_party():\n"
+        "    from transformers.utils import logging as hf_logging\n"
+        "    hf_logging.get_logger('transformers.modeling_utils')\n"
+        "    print(logging.getLogger('transformers.modeling_utils').isEnabledFor(logging.WARNING))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

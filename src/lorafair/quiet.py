@@ -43,6 +43,11 @@ def quiet_third_party(verbose: bool = False) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _loggers_at_error() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    # transformers sets its library logger to WARNING the first time it is used: make that happen now, or the
+    # first model load inside the block would undo the ERROR level set here
+    hf_logging.get_verbosity()
     loggers = [logging.getLogger(name) for name in THIRD_PARTY_LOGGERS]
     levels = [lg.level for lg in loggers]
     try:
