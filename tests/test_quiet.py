@@ -68,10 +68,11 @@ def test_third_party_loggers_show_errors_only_lorafair_unchanged():
     hf_logging.get_verbosity()  # transformers' own first-use configuration (WARNING), which the block must outlast
     peft_log, lorafair_log = logging.getLogger("peft.tuners"), logging.getLogger("lorafair.compare")
     before = logging.getLogger("transformers").level
+    lorafair_before = lorafair_log.getEffectiveLevel()
     with quiet_third_party():
         assert not logging.getLogger("transformers.modeling_utils").isEnabledFor(logging.WARNING)
         assert not peft_log.isEnabledFor(logging.WARNING) and peft_log.isEnabledFor(logging.ERROR)
-        assert lorafair_log.getEffectiveLevel() == logging.getLogger().getEffectiveLevel()
+        assert lorafair_log.getEffectiveLevel() == lorafair_before  # lorafair's own logging is untouched
     assert logging.getLogger("transformers").level == before
 
 
