@@ -5,10 +5,11 @@ Two jobs:
   `lorafair quick`): the test split of the data set it was trained on, else its held-out part, else its
   recorded --eval-data; never its training rows. Only an adapter that records none of these falls back
   to `builtin:sentiment-zh` (the seed's default), and says so.
-- `task_checks(...)`: report lines when the evaluation data is not the adapter's recorded task (another
-  file, its training rows, another label set), so a score on the wrong data cannot pass unremarked.
+- `task_records(...)`: check records when the evaluation data is not the adapter's recorded task (another
+  file, its training rows, another label set), so a score on the wrong data cannot pass unremarked;
+  `render_task_record` words one in either language.
 
-Torch-free: `reporting` calls `task_checks`.
+Torch-free: `report_build` stores the records, `report_text` renders them.
 """
 
 from __future__ import annotations
@@ -202,12 +203,6 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
         columns=columns,
         probe_data=str(folder / "probe.jsonl"),
     )
-
-
-def task_checks(cfg, data: dict) -> list[str]:
-    """Report lines (in cfg.lang) when the evaluation data is not the adapter's recorded task; see task_records."""
-    lang = getattr(cfg, "lang", "en")
-    return [render_task_record(record, lang) for record in task_records(cfg, data)]
 
 
 def render_task_record(record: dict, lang: str = "en") -> str:

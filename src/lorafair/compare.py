@@ -466,7 +466,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     outcome = run_variants(plan, session)
     token_sha, token_seconds = session.encoded.sha256(), session.encoded.seconds
     truncated = session.encoded.truncated
-    head = _head_section(plan, session, outcome)
+    head = head_section(plan, session, outcome)
     del session  # the weights are not needed for the report: keep them out of its peak memory
     gc.collect()
     probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
@@ -482,8 +482,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             probs=probs,
             heads={v: r.head_sha256 for v, r in outcome.results.items()},
             speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
-            data=_data_info(plan, token_sha, token_seconds, truncated),
-            environment=_environment(plan),
+            data=data_info(plan, token_sha, token_seconds, truncated),
+            environment=environment_info(plan),
             names=VARIANT_NAMES[cfg.lang],
             deltas=DELTAS,
             passes=outcome.passes,
@@ -499,7 +499,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     return Comparison(report, probs, plan.y)
 
 
-def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:
+def data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:
     y, names = plan.y, plan.label_names
     return {
         "n": int(len(y)),
@@ -516,7 +516,7 @@ def _data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncate
     }
 
 
-def _head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
+def head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
     """report["head"]: every saved module and tensor A and B run, their hash, and what A1/R's features are."""
     model, adapter = session.model, plan.adapter
     features = (
@@ -532,7 +532,7 @@ def _head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict
     }
 
 
-def _environment(plan: ComparePlan) -> dict:
+def environment_info(plan: ComparePlan) -> dict:
     import torch
 
     return {

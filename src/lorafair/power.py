@@ -183,8 +183,14 @@ def underpowered_lines(records: list[dict], lang: str) -> list[str]:
     return lines
 
 
-def add_power(report: dict, alpha: float, lang: str) -> None:
-    """report["power"]: the underpowered records; their sentences are appended to report["checks"]."""
+def annotate_report(report: dict, alpha: float) -> None:
+    """ "mde" / "n_for_3pp" on every paired accuracy delta, and report["power"]: the underpowered records
+    (renderers word them in any language with `underpowered_lines`)."""
     annotate_deltas(report["deltas"], report["data"]["n"], alpha)
     report["power"] = underpowered_records(report, alpha)
+
+
+def add_power(report: dict, alpha: float, lang: str) -> None:
+    """`annotate_report`, with the sentences in `lang` appended to report["checks"] (for a report built elsewhere)."""
+    annotate_report(report, alpha)
     report.setdefault("checks", []).extend(underpowered_lines(report["power"], lang))

@@ -142,8 +142,7 @@ def build_report(inp: ReportInput) -> dict:
     }
     if inp.fidelity is not None:
         report["fidelity"] = inp.fidelity
-    power.annotate_deltas(report["deltas"], data["n"], cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta
-    report["power"] = power.underpowered_records(report, cfg.alpha)
+    power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
     if isinstance(cfg.adapter, str):  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
         report["task_checks"] = task_records(cfg, data)
     add_conclusions(report, cfg.alpha)

@@ -321,7 +321,7 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
         for run in runs:
             run.results["B"] = lora_pass(run, session, snapshot)
         del snapshot
-    head = compare._head_section(base, session, shared)
+    head = compare.head_section(base, session, shared)
     return SweepOutcome(
         shared, runs, session.encoded.sha256(), session.encoded.seconds, session.encoded.truncated, head
     )
