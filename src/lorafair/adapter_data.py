@@ -205,6 +205,12 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
     )
 
 
+def task_checks(cfg, data: dict) -> list[str]:
+    """The `task_records` as sentences in cfg.lang (for scripts; report.json stores the records)."""
+    lang = getattr(cfg, "lang", "en")
+    return [render_task_record(record, lang) for record in task_records(cfg, data)]
+
+
 def render_task_record(record: dict, lang: str = "en") -> str:
     """One sentence from a `task_records` entry, so a renderer can re-render it in either language."""
     text = TEXT.get(lang, TEXT["en"])
