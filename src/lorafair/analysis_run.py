@@ -153,6 +153,13 @@ def build(
     }
 
 
+def _with_shared_layers(layers_b, layers_a, shared: int):
+    """hidden_states[0..shared-1] of a pass that skipped the shared layers: take them from A (identical)."""
+    if shared and layers_b is not None:
+        layers_b[:shared] = layers_a[:shared]
+    return layers_b
+
+
 @dataclass
 class Collector:
     """Gathers what `run_compare`'s passes produce for the analysis; each step is one call from compare.
@@ -204,16 +211,24 @@ class Collector:
         if self.enabled:
             self.eval_a = result.layers
 
+    def probe_subset(self, labels) -> np.ndarray | None:
+        """Indices of the A1 probe examples the analysis uses (None: analysis off); seeded, stratified."""
+        if not self.enabled:
+            return None
+        from lorafair import data as data_mod
+
+        if 0 < self.probe_limit < len(labels):
+            return np.sort(data_mod.stratified_sample(np.asarray(labels), self.probe_limit, self.seed))
+        return np.arange(len(labels))
+
     def probe_data(self, encoded, labels, result, C: float) -> None:
         """A's layer features of the A1 probe data; B's are computed on the same (sub)set in `lora_probe`."""
         if not self.enabled or result.layers is None:
             return
-        from lorafair import data as data_mod
         from lorafair.inference import Encoded
 
-        keep = np.arange(len(labels))
-        if 0 < self.probe_limit < len(labels):
-            keep = np.sort(data_mod.stratified_sample(labels, self.probe_limit, self.seed))
+        keep = self.probe_subset(labels)
+        if len(keep) < len(labels):
             subset_note = (
                 f" (a seeded stratified subset of the {len(labels)} A1 probe examples, so that the extra "
                 f"LoRA pass over them stays cheap: --analysis-probe-samples)"
@@ -225,6 +240,7 @@ class Collector:
             [encoded.input_ids[i] for i in keep], None if types is None else [types[i] for i in keep]
         )
         self.probe = {
+            "keep": keep,
             "train_a": result.layers[:, keep],
             "train_y": np.asarray(labels)[keep],
             "C": float(C),
@@ -248,19 +264,21 @@ class Collector:
         self.notes.extend(notes)
         self.seconds["weights"] = time.perf_counter() - started
 
-    def lora_eval(self, result) -> None:
+    def lora_eval(self, result, shared: int = 0) -> None:
+        """`shared`: B skipped layers 0..shared-1 (shared trunk); their hidden states are A's, exactly."""
         if self.enabled:
-            self.eval_b = result.layers
+            self.eval_b = _with_shared_layers(result.layers, self.eval_a, shared)
 
-    def lora_probe(self, run) -> None:
-        """`run(encoded, batches) -> PassResult`: the extra LoRA pass over the probe (sub)set."""
+    def lora_probe(self, run, shared: int = 0) -> None:
+        """`run(encoded, batches, keep) -> PassResult`: the extra LoRA pass over the probe (sub)set."""
         if not self.enabled or self.probe is None:
             return
         from lorafair.inference import length_sorted_batches
 
         started = time.perf_counter()
-        result = run(self.probe_encoded, length_sorted_batches(self.probe_encoded.lengths, self.batch_size))
-        self.probe["train_b"] = result.layers
+        batches = length_sorted_batches(self.probe_encoded.lengths, self.batch_size)
+        result = run(self.probe_encoded, batches, self.probe["keep"])
+        self.probe["train_b"] = _with_shared_layers(result.layers, self.probe["train_a"], shared)
         self.seconds["lora_probe_pass"] = time.perf_counter() - started
         self.notes.append(
             f"layers: one extra LoRA-model pass over {len(self.probe_encoded.input_ids)} probe examples "

@@ -11,6 +11,7 @@ reuse) -> merge the LoRA deltas in place (B) -> one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import platform
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import analysis_run, distributed, fidelity, heads, modeling
+from lorafair import analysis_run, distributed, fidelity, heads, modeling, trunk
 from lorafair import data as data_mod
 from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
@@ -157,6 +158,9 @@ class Session:
     encoded: Encoded
     batches: list
     pass_kw: dict
+    trunk_plan: trunk.TrunkPlan | None = None  # layers B shares with the frozen pass (see trunk.py)
+    trunk_eval: trunk.TrunkStates | None = None  # their output on the evaluation set, once recorded
+    trunk_probe: trunk.TrunkStates | None = None  # ... on the analysis subset of the probe data
 
     def run(
         self,
@@ -168,6 +172,7 @@ class Session:
         warmup: bool = True,
         ctx: distributed.Context,
         layer_pool: str | None = None,
+        trunk=None,
     ) -> PassResult:
         return ctx.run_pass(
             self.model,
@@ -177,6 +182,7 @@ class Session:
             warmup=warmup,
             desc=desc,
             layer_pool=layer_pool,
+            trunk=trunk,
             **self.pass_kw,
         )
 
@@ -205,7 +211,26 @@ def setup_model(plan: ComparePlan) -> Session:
     )
     modeling.ensure_pad_token(tokenizer, model)
     head_hash_a = modeling.install_head(model, plan.adapter)
-    return Session(model, modeling.head_stack(model, plan.adapter), head_hash_a, tokenizer, encoded, batches, pass_kw)
+    session = Session(
+        model, modeling.head_stack(model, plan.adapter), head_hash_a, tokenizer, encoded, batches, pass_kw
+    )
+    session.trunk_plan = trunk.plan_trunk(model, plan.adapter.lora, enabled=not cfg.no_shared_trunk)
+    return session
+
+
+def trunk_recorder(plan: ComparePlan, session: Session, encoded: Encoded, outcome: Outcome, keep=None):
+    """A recorder of the shared layers' output for B's later pass, or None when B cannot use one."""
+    shared = session.trunk_plan
+    if "B" not in plan.variants or shared is None or not shared.shared:
+        return None, None
+    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
+    need = trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
+    if need > trunk.memory_budget():
+        outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
+        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")
+        return None, None
+    states = trunk.TrunkStates(shared)
+    return states, states.recorder(session.model, keep)
 
 
 # ------------------------------------------------------------------------------------- variant runners
@@ -230,8 +255,14 @@ class Outcome:
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
     """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
+    session.trunk_eval, recorder = trunk_recorder(plan, session, session.encoded, outcome)
     frozen = session.run(
-        session.encoded, session.batches, "frozen base (A)", ctx=plan.ctx, layer_pool=outcome.analysis.pool
+        session.encoded,
+        session.batches,
+        "frozen base (A)",
+        ctx=plan.ctx,
+        layer_pool=outcome.analysis.pool,
+        trunk=recorder,
     )
     outcome.analysis.frozen_eval(frozen)
     outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
@@ -353,6 +384,10 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     cfg = plan.cfg
     probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
     probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
+    keep = outcome.analysis.probe_subset(probe_y)  # the examples the analysis sends through B again
+    recorder = None
+    if keep is not None:
+        session.trunk_probe, recorder = trunk_recorder(plan, session, probe_enc, outcome, keep)
     probe_pass = session.run(
         probe_enc,
         probe_batches,
@@ -360,6 +395,7 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
         warmup=False,
         ctx=plan.ctx,
         layer_pool=outcome.analysis.pool,
+        trunk=recorder,
     )
     outcome.passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
@@ -396,6 +432,7 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         )
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
     outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
+    shared = session.trunk_plan.shared if session.trunk_eval is not None else 0
     lora_pass = session.run(
         session.encoded,
         session.batches,
@@ -403,11 +440,12 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         capture_head=False,
         ctx=plan.ctx,
         layer_pool=outcome.analysis.pool,
+        trunk=session.trunk_eval.replayer(session.model) if shared else None,
     )
-    outcome.passes.append({"what": "LoRA merged model, evaluation set (B)", "examples": len(plan.eval_idx)})
-    outcome.analysis.lora_eval(lora_pass)
+    outcome.passes.append(_lora_pass_entry("evaluation set (B)", len(plan.eval_idx), session.trunk_plan, shared))
+    outcome.analysis.lora_eval(lora_pass, shared)
     outcome.analysis.lora_probe(
-        lambda enc, bat: session.run(
+        lambda enc, bat, keep: session.run(
             enc,
             bat,
             "LoRA merged (probe data, analysis)",
@@ -415,7 +453,9 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
             warmup=False,
             ctx=plan.ctx,
             layer_pool=outcome.analysis.pool,
-        )
+            trunk=session.trunk_probe.replayer(session.model, keep) if session.trunk_probe is not None else None,
+        ),
+        session.trunk_plan.shared if session.trunk_probe is not None else 0,
     )
     outcome.fidelity = fidelity.measure(
         unmerged.logits[idx],
@@ -424,6 +464,15 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         model_dtype=str(plan.dtype).replace("torch.", ""),
     )
     return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
+
+
+def _lora_pass_entry(what: str, examples: int, shared_plan: trunk.TrunkPlan | None, shared: int) -> dict:
+    entry = {"what": f"LoRA merged model, {what}", "examples": examples, "shared_layers": shared}
+    if shared:
+        entry["what"] += (
+            f": layers {shared}-{shared_plan.total - 1} only, 0-{shared - 1} taken from the frozen pass (shared trunk)"
+        )
+    return entry
 
 
 def run_variants(plan: ComparePlan, session: Session) -> Outcome:
@@ -445,6 +494,7 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
         del frozen
     if "B" in wanted:
         outcome.results["B"] = run_variant_b(plan, session, outcome)
+        outcome.notes.append(f"B's pass: {session.trunk_plan.describe()}")
     return outcome
 
 

@@ -88,6 +88,15 @@ class CompareConfig:
         "per-layer probes of A and B are fitted on at most this many A1 probe "
         "examples, which also pass through the LoRA model once (0 = all)",
     )
+    no_shared_trunk: bool = opt(
+        False,
+        "run B through every layer even when the adapter leaves the lower layers unchanged "
+        "(by default B starts from the frozen pass's output of the last unadapted layer: same logits, less work)",
+    )
+    no_cache: bool = opt(
+        False,
+        "neither read nor write the frozen-pass feature cache ($LORAFAIR_CACHE/features)",
+    )
     analysis_max_dim: int = opt(
         1024,
         "count intruder dimensions only in modules whose smaller side is at most this "

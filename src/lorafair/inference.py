@@ -7,6 +7,7 @@ head's input, pooled exactly as the classifier pools it, i.e. the frozen *featur
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -182,13 +183,15 @@ def run_pass(
     desc: str = "",
     quiet: bool = False,
     layer_pool: str | None = None,
+    trunk=None,
 ) -> PassResult:
     """One forward pass over all batches under `torch.inference_mode()`.
 
     `head`: the head module, or the modules of the head stack, whose input to capture: the features,
     pooled where the head pools (see `pool_head_input`). A CUDA out-of-memory error halves the failing
     batch and carries on, saying so. `layer_pool` ("last" | "first", see `pool_hidden_states`) also keeps
-    every layer's hidden state pooled at that position (for the layer-wise analysis).
+    every layer's hidden state pooled at that position (for the layer-wise analysis). `trunk`: a
+    `trunk.TrunkStates` recorder (keep each example's output of the shared layers) or replayer (skip them).
     """
     import torch
     from tqdm.auto import tqdm
@@ -210,6 +213,8 @@ def run_pass(
             for k, v in collate(encoded, batch_idx, pad_token_id=pad_token_id, padding_side=padding_side).items()
         }
         captured.clear()
+        if trunk is not None:
+            trunk.batch(batch_idx, batch["attention_mask"])
         out = model(**batch, **({"output_hidden_states": True} if layer_pool else {}))
         logits = out.logits
         layers = (
@@ -221,7 +226,7 @@ def run_pass(
         return logits, feats, int(batch["attention_mask"].sum()), layers
 
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), trunk if trunk is not None else contextlib.nullcontext():
             if warmup and batches:
                 forward(batches[-1][:2])  # shortest batch: pays one-off kernel/alloc costs outside the timing
             queue = list(batches)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import compare, heads, modeling
+from lorafair import compare, heads, modeling, trunk
 from lorafair.config import CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import softmax, tokenize
@@ -298,6 +298,8 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
         )
         for name, adapter in zip(plan.names, plan.adapters)
     ]
+    lora = {key: None for adapter in plan.adapters for key in adapter.lora}  # every adapter's LoRA modules
+    session.trunk_plan = trunk.plan_trunk(session.model, lora, enabled=not base.cfg.no_shared_trunk)
     if wanted & {"A", "A1", "R"}:
         frozen = compare.run_frozen(base, session, shared)
         if "R" in wanted:
