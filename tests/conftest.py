@@ -176,3 +176,9 @@ def bert_setup(tmp_path_factory) -> Setup:
 @pytest.fixture(params=["qwen2", "llama", "bert"])
 def any_setup(request) -> Setup:
     return request.getfixturevalue(f"{request.param}_setup")
+
+
+@pytest.fixture(autouse=True)
+def _own_feature_cache(tmp_path_factory, monkeypatch):
+    """Every test gets an empty frozen-feature cache: no test sees another's cached passes."""
+    monkeypatch.setenv("LORAFAIR_FEATURE_CACHE", str(tmp_path_factory.mktemp("features")))

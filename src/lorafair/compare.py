@@ -11,7 +11,6 @@ reuse) -> merge the LoRA deltas in place (B) -> one pass.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import platform
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import analysis_run, distributed, fidelity, heads, modeling, trunk
+from lorafair import analysis_run, distributed, fidelity, frozen_pass, heads, modeling, trunk
 from lorafair import data as data_mod
 from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.errors import LorafairError
@@ -161,6 +160,7 @@ class Session:
     trunk_plan: trunk.TrunkPlan | None = None  # layers B shares with the frozen pass (see trunk.py)
     trunk_eval: trunk.TrunkStates | None = None  # their output on the evaluation set, once recorded
     trunk_probe: trunk.TrunkStates | None = None  # ... on the analysis subset of the probe data
+    weights_key: str | None = None  # fingerprint of the frozen weights outside the head (feature cache key)
 
     def run(
         self,
@@ -218,21 +218,6 @@ def setup_model(plan: ComparePlan) -> Session:
     return session
 
 
-def trunk_recorder(plan: ComparePlan, session: Session, encoded: Encoded, outcome: Outcome, keep=None):
-    """A recorder of the shared layers' output for B's later pass, or None when B cannot use one."""
-    shared = session.trunk_plan
-    if "B" not in plan.variants or shared is None or not shared.shared:
-        return None, None
-    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
-    need = trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
-    if need > trunk.memory_budget():
-        outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
-        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")
-        return None, None
-    states = trunk.TrunkStates(shared)
-    return states, states.recorder(session.model, keep)
-
-
 # ------------------------------------------------------------------------------------- variant runners
 @dataclass
 class VariantResult:
@@ -255,17 +240,13 @@ class Outcome:
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
     """One frozen pass over the evaluation set: A's logits and the pooled features of A1 and R."""
-    session.trunk_eval, recorder = trunk_recorder(plan, session, session.encoded, outcome)
-    frozen = session.run(
-        session.encoded,
-        session.batches,
-        "frozen base (A)",
-        ctx=plan.ctx,
-        layer_pool=outcome.analysis.pool,
-        trunk=recorder,
+    frozen, session.trunk_eval, cached = frozen_pass.run(
+        plan, session, outcome, session.encoded, session.batches, "frozen base (A)", record=True
     )
     outcome.analysis.frozen_eval(frozen)
-    outcome.passes.append({"what": "frozen base, evaluation set (serves A, A1, R)", "examples": len(plan.eval_idx)})
+    outcome.passes.append(
+        frozen_pass.entry("frozen base, evaluation set (serves A, A1, R)", len(plan.eval_idx), cached)
+    )
     outcome.feature_pooling = frozen.feature_pooling
     if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
         heads.check_features_reproduce_head(
@@ -385,19 +366,18 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
     probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
     keep = outcome.analysis.probe_subset(probe_y)  # the examples the analysis sends through B again
-    recorder = None
-    if keep is not None:
-        session.trunk_probe, recorder = trunk_recorder(plan, session, probe_enc, outcome, keep)
-    probe_pass = session.run(
+    probe_pass, session.trunk_probe, cached = frozen_pass.run(
+        plan,
+        session,
+        outcome,
         probe_enc,
         probe_batches,
         "frozen base (probe data)",
         warmup=False,
-        ctx=plan.ctx,
-        layer_pool=outcome.analysis.pool,
-        trunk=recorder,
+        record=keep is not None,
+        keep=keep,
     )
-    outcome.passes.append({"what": "frozen base, probe-training set (A1 only)", "examples": len(probe_y)})
+    outcome.passes.append(frozen_pass.entry("frozen base, probe-training set (A1 only)", len(probe_y), cached))
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
     outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
     outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
@@ -475,6 +455,13 @@ def _lora_pass_entry(what: str, examples: int, shared_plan: trunk.TrunkPlan | No
     return entry
 
 
+def _trunk_note(session: Session) -> str:
+    shared_plan = session.trunk_plan
+    if shared_plan.shared and session.trunk_eval is None:
+        return "no layers shared: the frozen pass came from the feature cache, so B ran every layer"
+    return shared_plan.describe()
+
+
 def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     """Frozen variants first (they share one pass), then B, which changes the weights in place."""
     outcome, wanted = Outcome(), set(plan.variants)
@@ -494,7 +481,7 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
         del frozen
     if "B" in wanted:
         outcome.results["B"] = run_variant_b(plan, session, outcome)
-        outcome.notes.append(f"B's pass: {session.trunk_plan.describe()}")
+        outcome.notes.append(f"B's pass: {_trunk_note(session)}")
     return outcome
 
 

@@ -1,0 +1,148 @@
+"""Frozen work kept across runs: the frozen base's pooled features of a tokenised set, on disk.
+
+A second compare of another adapter of the same base on the same data need not run the frozen base
+again: A's logits are the adapter's head applied to the cached head input (the features), A1 and R use
+the features directly, the analysis the cached per-layer states. The key holds everything that decides
+those arrays and nothing that does not (so another adapter's head hits):
+
+    base weights  float64 (sum, L2 norm) of every parameter outside the head stack, as installed
+    token ids     the SHA-256 of every example's ids (it already reflects --max-length truncation)
+    max length, dtype, device type, head-stack modules, layer pooling, lorafair's cache format
+
+Entries live in `$LORAFAIR_CACHE/features/` (or `$LORAFAIR_FEATURE_CACHE`), one `.npz` each, written
+through a temp file + rename (a concurrent run sees the old entry, the new one or none), carrying a
+SHA-256 of their own arrays: a truncated or corrupted entry is ignored (and rewritten). The folder is
+kept under `$LORAFAIR_FEATURE_CACHE_BYTES` (default 4 GiB), least recently used entries deleted first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1  # bump when what an entry holds, or how it is computed, changes
+DEFAULT_MAX_BYTES = 4 * 2**30
+_ARRAYS = ("features", "layers", "batch_seconds")
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("LORAFAIR_FEATURE_CACHE")
+    if override:
+        return Path(override).expanduser()
+    from lorafair.assets import lorafair_cache_dir
+
+    return lorafair_cache_dir() / "features"
+
+
+def max_bytes() -> int:
+    try:
+        return int(os.environ.get("LORAFAIR_FEATURE_CACHE_BYTES", DEFAULT_MAX_BYTES))
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+
+
+def weights_fingerprint(model, skip_modules: list[str]) -> str:
+    """SHA-256 over every parameter's name, shape, dtype and float64 (sum, L2 norm), the head stack left out."""
+    import torch
+
+    prefixes = tuple(f"{m}." for m in skip_modules)
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.startswith(prefixes):
+                continue
+            total = float(param.sum(dtype=torch.float64))
+            norm = float(torch.linalg.vector_norm(param, dtype=torch.float64))
+            digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|{total!r}|{norm!r};".encode())
+    return digest.hexdigest()
+
+
+def entry_key(**parts) -> str:
+    """The entry's file name: a SHA-256 of its key parts (JSON, sorted)."""
+    return hashlib.sha256(json.dumps({"format": FORMAT, **parts}, sort_keys=True).encode()).hexdigest()[:40]
+
+
+@dataclass
+class Entry:
+    features: np.ndarray
+    layers: np.ndarray | None
+    batch_seconds: np.ndarray
+    tokens: int
+    feature_pooling: str
+
+
+def _checksum(arrays: dict, meta: dict) -> str:
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for name in _ARRAYS:
+        if name in arrays:
+            value = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}{value.dtype}{value.shape}".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def load(key: str) -> Entry | None:
+    """The entry, or None when absent, unreadable or not matching its own checksum (then it is removed)."""
+    path = cache_dir() / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if _checksum(arrays, meta) != str(arrays.pop("checksum")):
+            raise ValueError("checksum mismatch")
+        os.utime(path)  # least recently *used* goes first when the folder is trimmed
+    except Exception as error:  # corrupted or half-written by a crashed run: rebuild it
+        log.warning("feature cache entry %s ignored (%s); it will be rebuilt", path.name, error)
+        path.unlink(missing_ok=True)
+        return None
+    return Entry(
+        arrays["features"], arrays.get("layers"), arrays["batch_seconds"], meta["tokens"], meta["feature_pooling"]
+    )
+
+
+def store(key: str, entry: Entry) -> Path | None:
+    """Write the entry atomically and trim the folder; None if it does not fit the size bound at all."""
+    from lorafair import atomic
+
+    arrays = {"features": entry.features, "batch_seconds": np.asarray(entry.batch_seconds, dtype=np.float64)}
+    if entry.layers is not None:
+        arrays["layers"] = entry.layers
+    meta = {"tokens": int(entry.tokens), "feature_pooling": entry.feature_pooling}
+    size = sum(np.asarray(a).nbytes for a in arrays.values())
+    if size > max_bytes():
+        log.info("feature cache: %.0f MiB entry exceeds the cache bound; not stored", size / 2**20)
+        return None
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), checksum=np.array(_checksum(arrays, meta)), **arrays)
+    path = atomic.write_bytes(cache_dir() / f"{key}.npz", buffer.getvalue())
+    trim(keep=path)
+    return path
+
+
+def trim(keep: Path | None = None) -> None:
+    """Delete least recently used entries until the folder fits `max_bytes()` (a racing delete is fine)."""
+    entries = []
+    for path in cache_dir().glob("*.npz"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        entries.append((stat.st_mtime, stat.st_size, path))
+    total, limit = sum(size for _, size, _ in entries), max_bytes()
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size

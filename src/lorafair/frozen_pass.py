@@ -1,0 +1,104 @@
+"""The frozen base's passes: read from the feature cache when possible, else run (recording the shared trunk).
+
+    result, trunk_states, cached = frozen_pass.run(plan, session, outcome, encoded, batches, "frozen base (A)")
+
+A cache hit gives the same PassResult a pass would: the cached features and per-layer states, A's logits
+from the installed head applied to the features (exactly what the head computes inside the model), and
+the batch timings measured when the entry was made. It records no shared trunk, so B then runs whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from lorafair import feature_cache, heads, trunk
+from lorafair.inference import Encoded, PassResult
+
+
+def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=True, record=False, keep=None):
+    """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`."""
+    pool = outcome.analysis.pool
+    key = cache_key(plan, session, encoded, pool)
+    entry = feature_cache.load(key) if key else None
+    if entry is not None and (pool is None or entry.layers is not None):
+        return from_entry(session, entry), None, True
+    states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
+    result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=recorder)
+    if key and result.features is not None:
+        feature_cache.store(
+            key,
+            feature_cache.Entry(
+                result.features, result.layers, np.asarray(result.batch_seconds), result.tokens, result.feature_pooling
+            ),
+        )
+    return result, states, False
+
+
+def entry(what: str, examples: int, cached: bool) -> dict:
+    """A report["forward_passes"] item."""
+    if cached:
+        what += " (cached: features of an earlier run on the same base and token ids; not run again)"
+    return {"what": what, "examples": examples, "cached": cached}
+
+
+def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
+    """None when the cache is off (--no-cache, several processes)."""
+    if plan.cfg.no_cache or plan.ctx.enabled:
+        return None
+    stack = heads.stack_modules(session.model, plan.adapter.head_modules)
+    if session.weights_key is None:
+        session.weights_key = feature_cache.weights_fingerprint(session.model, stack)
+    return feature_cache.entry_key(
+        base=session.weights_key,
+        model_type=getattr(session.model.config, "model_type", ""),
+        token_ids=encoded.sha256(),
+        token_types=_types_sha(encoded),
+        max_length=plan.cfg.max_length,
+        dtype=str(plan.dtype),
+        device=str(plan.device).split(":")[0],
+        head_stack=stack,
+        layer_pool=layer_pool,
+    )
+
+
+def _types_sha(encoded: Encoded) -> str | None:
+    if encoded.token_type_ids is None:
+        return None
+    return hashlib.sha256(repr(encoded.token_type_ids).encode()).hexdigest()
+
+
+def from_entry(session, cached: feature_cache.Entry) -> PassResult:
+    import torch
+
+    first = next(session.head[0].parameters())
+    features = torch.from_numpy(np.ascontiguousarray(cached.features)).to(first.device, first.dtype)
+    with torch.inference_mode():
+        logits = heads.apply_head(
+            getattr(session.model.config, "model_type", ""), session.head, features, cached.feature_pooling
+        )
+    return PassResult(
+        logits.float().cpu().numpy(),
+        cached.features,
+        list(map(float, cached.batch_seconds)),
+        cached.tokens,
+        feature_pooling=cached.feature_pooling,
+        layers=cached.layers,
+    )
+
+
+def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
+    """(TrunkStates, recorder) of the shared layers' output for B's later pass, or (None, None)."""
+    shared = session.trunk_plan
+    if "B" not in plan.variants or shared is None or not shared.shared:
+        return None, None
+    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
+    need = trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
+    if need > trunk.memory_budget():
+        outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
+        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")
+        return None, None
+    states = trunk.TrunkStates(shared)
+    return states, states.recorder(session.model, keep)

@@ -1,0 +1,116 @@
+"""The frozen-feature cache: hits exactly when nothing that decides the frozen pass changed.
+
+Every test has its own empty cache folder (conftest). A hit must give the report a no-cache run gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from lorafair import feature_cache
+from lorafair.cli import main
+
+from conftest import make_adapter
+
+
+def _compare(setup, out, *extra, adapter=None) -> dict:
+    argv = ["compare", "--adapter", str(adapter or setup.adapter), "--data", str(setup.data), "--num-samples", "24"]
+    assert main([*argv, "--bootstrap", "0", "--output", str(out), "--quiet", *extra]) == 0
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def _cached(report) -> list[bool]:
+    return [bool(p.get("cached")) for p in report["forward_passes"] if p["what"].startswith("frozen")]
+
+
+def _probs(out, variant) -> np.ndarray:
+    with open(out / "predictions.csv", encoding="utf-8") as handle:
+        return np.array(
+            [[float(v) for k, v in row.items() if k.startswith(f"prob_{variant}_")] for row in csv.DictReader(handle)]
+        )
+
+
+def test_another_adapter_of_the_same_base_hits_and_reports_the_same(llama_setup, tmp_path):
+    other = make_adapter(llama_setup.base, tmp_path / "other-adapter", "llama", seed=7)  # another head and LoRA
+    first = _compare(llama_setup, tmp_path / "first")
+    assert _cached(first) == [False, False]
+    assert len(list(feature_cache.cache_dir().glob("*.npz"))) == 2  # evaluation set and probe set
+
+    again = _compare(llama_setup, tmp_path / "again", adapter=other)
+    fresh = _compare(llama_setup, tmp_path / "fresh", "--no-cache", adapter=other)
+    assert _cached(again) == [True, True] and _cached(fresh) == [False, False]
+    for variant in ("A", "A1", "R", "B"):  # A: the other head on the cached features, as in a full pass
+        np.testing.assert_allclose(_probs(tmp_path / "again", variant), _probs(tmp_path / "fresh", variant), atol=1e-6)
+    assert again["variants"]["A"]["metrics"] == fresh["variants"]["A"]["metrics"]
+    assert again["head"]["sha256"] == fresh["head"]["sha256"] != first["head"]["sha256"]
+    layers = [[r["cka"] for r in rep["analysis"]["layers"]] for rep in (again, fresh)]
+    np.testing.assert_allclose(layers[0], layers[1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [["--max-length", "8"], ["--dtype", "bfloat16"], ["--no-analysis"], ["--num-samples", "20"]],
+    ids=["max-length", "dtype", "layer-pooling", "other-examples"],
+)
+def test_a_change_to_what_decides_the_frozen_pass_misses(llama_setup, tmp_path, change):
+    _compare(llama_setup, tmp_path / "first")
+    report = _compare(llama_setup, tmp_path / "second", *change)  # a later --num-samples wins
+    assert _cached(report)[0] is False
+
+
+def test_another_base_misses(llama_setup, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    _compare(llama_setup, tmp_path / "first")
+    base = AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base))
+    with torch.no_grad():
+        base.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3  # one weight of the trunk
+    changed = tmp_path / "changed-base"
+    base.save_pretrained(str(changed))
+    AutoTokenizer.from_pretrained(str(llama_setup.base)).save_pretrained(str(changed))
+    report = _compare(llama_setup, tmp_path / "second", "--base-model", str(changed))
+    assert _cached(report) == [False, False]
+
+
+def test_a_corrupted_entry_is_ignored_and_rebuilt(llama_setup, tmp_path):
+    _compare(llama_setup, tmp_path / "first", "--variants", "A")
+    (entry,) = feature_cache.cache_dir().glob("*.npz")
+    good = entry.read_bytes()
+    entry.write_bytes(good[: len(good) // 2])  # a run killed mid-write without the rename would leave this
+    report = _compare(llama_setup, tmp_path / "second", "--variants", "A")
+    assert _cached(report) == [False]
+    assert feature_cache.load(entry.stem) is not None  # rewritten whole
+    flipped = bytearray(entry.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # bit rot inside an array: the checksum catches it
+    entry.write_bytes(bytes(flipped))
+    assert feature_cache.load(entry.stem) is None and not entry.exists()
+
+
+def test_no_cache_writes_nothing(llama_setup, tmp_path):
+    _compare(llama_setup, tmp_path / "out", "--no-cache")
+    assert not list(feature_cache.cache_dir().glob("*.npz"))
+
+
+def test_the_cache_folder_stays_under_its_bound(tmp_path, monkeypatch):
+    import os
+
+    def entry(i):
+        return feature_cache.Entry(np.full((10, 100), i, np.float32), None, np.ones(2), 7, "last_non_pad")
+
+    size = feature_cache.store("probe", entry(9)).stat().st_size
+    feature_cache.cache_dir().joinpath("probe.npz").unlink()
+    monkeypatch.setenv("LORAFAIR_FEATURE_CACHE_BYTES", str(3 * size + size // 2))  # room for three entries
+    entries = []
+    for i in range(5):
+        path = feature_cache.store(f"k{i}", entry(i))
+        os.utime(path, (1000 + i, 1000 + i))  # distinct ages, oldest first
+        entries.append(path)
+    assert [p.exists() for p in entries] == [False, False, True, True, True]
+    assert feature_cache.load("k4").features[0, 0] == 4 and feature_cache.load("k4").tokens == 7
+    too_big = feature_cache.Entry(np.zeros((100, 100), np.float32), None, np.ones(1), 1, "first")
+    assert feature_cache.store("huge", too_big) is None
