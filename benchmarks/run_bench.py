@@ -1,11 +1,11 @@
-"""`make bench` -> benchmarks/results/bench.json: lorafair against the seed's procedure and `pipeline`.
+"""`make bench` -> benchmarks/results/bench.json: lorafair against the seed's procedure, `pipeline`, itself.
 
-    .venv/bin/python benchmarks/run_bench.py                 # SmolLM2-135M, polarity-en, 300 examples
-    .venv/bin/python benchmarks/run_bench.py --num-samples 60   # a quick look
+    .venv/bin/python benchmarks/run_bench.py                 # SmolLM2-135M, polarity-en, 200 examples, ~14 min
+    .venv/bin/python benchmarks/run_bench.py --num-samples 40   # a quick look
     .venv/bin/python benchmarks/run_bench.py --qwen-1.5b        # also the 1.5B peak-RSS ratio (~7 GB, +5 min)
 
 Every figure is a ratio of two measurements taken in this one run on this one machine, so a slower
-or busier machine moves both sides; the raw measurements sit beside the ratios. The adapter is made
+or busier machine moves both sides; the raw measurements sit beside the ratios. Adapters are made
 here with plain peft (random LoRA B, perturbed head): speed does not depend on what was learnt.
 On a shared machine other processes compete for the cores; the load average before and after is
 recorded so that a disturbed run can be recognised, and OpenMP workers wait passively (see below).
@@ -17,19 +17,34 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_steps import (  # noqa: E402
+    b_pass_vs_pipeline,
+    compare_child,
+    make_adapter_in_child,
+    micro_timings,
+    model_sizes,
+    qwen_peak_rss,
+    run_child,
+    runtime_peak_rss,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bench.json"
 TARGETS = {
-    "speedup_vs_seed_procedure": (">=", 3.0),
+    "speedup_vs_seed_procedure": (">=", 4.0),
+    "speedup_vs_seed_procedure_top_layers": (">=", 6.0),
+    "sweep_speedup": (">=", 1.8),
+    "cached_rerun_speedup": (">=", 1.5),
     "speedup_vs_pipeline": (">=", 1.5),
-    "flop_utilisation": (">=", 0.5),
-    "peak_rss_ratio": ("<=", 1.5),
+    "flop_utilisation": (">=", 0.6),
+    "fixed_cost_share": ("<=", 0.2),
+    "peak_rss_ratio_above_runtime": ("<=", 1.3),
 }
 MODEL, DATA = "smollm2-135m", "builtin:polarity-en"
 # Spinning OpenMP workers of two processes on the same cores starve each other: on this 2-core machine,
@@ -39,234 +54,11 @@ MODEL, DATA = "smollm2-135m", "builtin:polarity-en"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def make_adapter(base: str, out: Path, seed: int = 0) -> Path:
-    """A deterministic SEQ_CLS adapter for `base`: LoRA r=8 on the attention projections, random B."""
-    import torch
-    from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()  # "score.weight newly initialised" is expected: the head is set below
-    hf_logging.disable_progress_bar()
-    torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=8,
-        lora_alpha=16,
-        init_lora_weights=False,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-    )
-    model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "score.modules_to_save" in name:
-                param.normal_(0.0, 0.05)
-            elif "lora_B" in name:
-                param.normal_(0.0, 0.01)
-    model.peft_config["default"].base_model_name_or_path = base
-    model.save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(base).save_pretrained(str(out))
-    return out
-
-
-def run_child(cmd: list[str]) -> dict:
-    """Run a command; its wall time and peak RSS (that child alone, from wait4)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}")
-    return {"wall_seconds": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024}
-
-
-def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
-    """fp32 FLOP/s of torch.matmul on n x n matrices: the best of `repeats`, i.e. this machine's peak."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
-
-
-def model_sizes(base: str) -> dict:
-    """Parameter counts of the base classifier, built on the meta device (no weights read)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    config = AutoConfig.from_pretrained(base)
-    config.num_labels = 2
-    with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(config)
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight.numel()
-    return {"parameters": total, "non_embedding_parameters": total - embedding, "fp32_bytes": 4 * total}
-
-
-def b_pass_vs_pipeline(
-    base: str, adapter: Path, texts: list[str], *, batch_size: int, max_length: int, non_embedding: int
-) -> dict:
-    """lorafair's B pass and transformers' pipeline on the same merged model object, back to back."""
-    import numpy as np
-    from transformers import pipeline
-
-    from lorafair import inference, modeling
-
-    read = modeling.read_adapter(adapter)
-    tokenizer = modeling.load_tokenizer(adapter, base)
-    model = modeling.load_base_classifier(base, read.num_labels, label_names=["neg", "pos"])
-    modeling.ensure_pad_token(tokenizer, model)
-    modeling.install_head(model, read)
-    model = modeling.merge_lora(model, read)
-    kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, quiet=True)
-    warm = inference.tokenize(tokenizer, texts[:batch_size], max_length=max_length)
-    inference.run_pass(model, warm, inference.length_sorted_batches(warm.lengths, batch_size), **kw)
-
-    peak_before = matmul_flops()
-    start = time.perf_counter()
-    encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
-    ours = inference.run_pass(
-        model, encoded, inference.length_sorted_batches(encoded.lengths, batch_size), warmup=False, **kw
-    )
-    ours_seconds = time.perf_counter() - start
-    peak_after = matmul_flops()
-
-    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
-    pipe(texts[:batch_size], batch_size=batch_size, truncation=True, max_length=max_length)  # warm-up
-    start = time.perf_counter()
-    theirs = pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length)
-    pipe_seconds = time.perf_counter() - start
-
-    forward_seconds = float(sum(ours.batch_seconds))
-    peak = max(peak_before, peak_after)
-    useful = 2 * non_embedding * ours.tokens / forward_seconds
-    ours_pred = ["neg", "pos"]
-    agree = np.mean([ours_pred[int(i)] == t["label"] for i, t in zip(ours.logits.argmax(1), theirs)])
-    return {
-        "lorafair": {
-            "seconds": ours_seconds,
-            "forward_seconds": forward_seconds,
-            "tokenize_seconds": encoded.seconds,
-            "samples_per_s": len(texts) / ours_seconds,
-            "real_tokens": ours.tokens,
-        },
-        "pipeline": {"seconds": pipe_seconds, "samples_per_s": len(texts) / pipe_seconds},
-        "prediction_agreement": float(agree),
-        "matmul_fp32_flops": {"before": peak_before, "after": peak_after, "n": 2048},
-        "useful_flops_per_s": useful,
-        "flop_utilisation": useful / peak,
-    }
-
-
-def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> dict:
-    """Peak RSS of `lorafair compare --variants B,A` on a real Qwen2.5 asset, over 4 bytes x its parameters.
-
-    The figure is the compare's own `peak_rss_bytes` (VmHWM, this process alone); `wait4`'s ru_maxrss is
-    kept beside it: it also carries this bench process's high-water mark across fork + exec.
-    """
-    from lorafair import assets
-
-    base = str(assets.qwen_model_dir(name))
-    sizes = model_sizes(base)
-    make = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from run_bench import make_adapter; "
-        "from pathlib import Path; make_adapter(sys.argv[2], Path(sys.argv[3]))"
-    )
-    adapter_cmd = [sys.executable, "-c", make, str(ROOT / "benchmarks"), base, str(tmp / f"{name}-adapter")]
-    run_child(adapter_cmd)  # in a child: this process stays small, so its own peak cannot leak into the figure
-    cmd = [
-        sys.executable,
-        "-m",
-        "lorafair",
-        "compare",
-        "--adapter",
-        str(tmp / f"{name}-adapter"),
-        "--data",
-        "builtin:sentiment-zh",
-        "--num-samples",
-        str(num_samples),
-        "--variants",
-        "B,A",
-        "--bootstrap",
-        "1000",
-        "--output",
-        str(tmp / f"{name}-compare"),
-        "--quiet",
-        *shape,
-    ]
-    child = run_child(cmd)
-    report = json.loads((tmp / f"{name}-compare" / "report.json").read_text(encoding="utf-8"))
-    peak = report["environment"]["peak_rss_bytes"]
-    return {
-        "peak_rss_ratio": peak / sizes["fp32_bytes"],
-        "peak_rss_bytes": peak,
-        "wait4_ru_maxrss_bytes": child["peak_rss_bytes"],
-        "fp32_bytes": sizes["fp32_bytes"],
-        "parameters": sizes["parameters"],
-        "wall_seconds": child["wall_seconds"],
-        "num_samples": num_samples,
-        "data": "builtin:sentiment-zh:test",
-    }
-
-
-# Wall-clock limits that used to be asserted in the tests (where a busy machine made them flaky); measured here.
-MICRO_TARGETS = {
-    "bootstrap_10k_resamples_500x3_seconds": 10.0,
-    "qwen_tokenizer_cache_hit_seconds": 0.5,
-    "builtin_data_cache_hit_seconds": 0.1,
-    "smollm2_cache_hit_seconds": 0.1,
-}
-
-
-def _seconds(call) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
-def micro_timings() -> dict:
-    """Bootstrap speed (10,000 paired resamples, 500 examples, 3 variants) and asset cache hits (second lookups)."""
-    import numpy as np
-
-    from lorafair import assets
-    from lorafair.stats import paired_bootstrap
-
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 2, 500)
-    logits = {v: np.eye(2)[y] * scale + rng.normal(size=(500, 2)) for v, scale in (("A", 0.8), ("A1", 1.0), ("B", 1.6))}
-    probs = {v: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) for v, z in logits.items()}
-    seconds = {
-        "bootstrap_10k_resamples_500x3_seconds": _seconds(
-            lambda: paired_bootstrap(y, probs, [("B", "A"), ("A1", "A")], n_resamples=10_000, seed=0)
-        )
-    }
-    lookups = {
-        "qwen_tokenizer_cache_hit_seconds": assets.qwen_tokenizer_dir,
-        "builtin_data_cache_hit_seconds": lambda: assets.builtin_data_dir("polarity-en"),
-        "smollm2_cache_hit_seconds": assets.smollm2_model_dir,
-    }
-    for name, lookup in lookups.items():
-        lookup()  # builds the asset once if this machine has not yet
-        seconds[name] = _seconds(lookup)
-    return {
-        "figures": {k: round(v, 4) for k, v in seconds.items()},
-        "targets": {k: f"<= {v}" for k, v in MICRO_TARGETS.items()},
-        "met": {k: seconds[k] <= v for k, v in MICRO_TARGETS.items()},
-    }
-
-
-def main() -> int:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-samples", type=int, default=300)
+    parser.add_argument("--num-samples", type=int, default=200, help="examples of the seed / cache comparisons")
+    parser.add_argument("--sweep-samples", type=int, default=100, help="examples of the sweep comparison")
+    parser.add_argument("--bf16-samples", type=int, default=32, help="examples of the bf16-vs-fp32 pass")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--output", default=str(RESULTS))
@@ -279,139 +71,157 @@ def main() -> int:
         help="also the qwen2.5-coder-1.5b peak-RSS ratio (~7 GB RAM, ~5 more minutes)",
     )
     parser.add_argument("--micro", action="store_true", help="only the bootstrap and cache-hit timings (seconds)")
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.path.insert(0, str(ROOT / "src"))
+    return parser.parse_args(argv)
+
+
+def seed_child(base: str, adapter: Path, subset: Path, out: Path, shape: list[str]) -> dict:
+    """benchmarks/seed_procedure.py as a child: wall time, its own peak RSS and its A/B results."""
+    script = str(ROOT / "benchmarks" / "seed_procedure.py")
+    cmd = [sys.executable, script, "--base-model", base, "--adapter", str(adapter), "--data", str(subset)]
+    child = run_child([*cmd, "--output", str(out), *shape])
+    child.update(json.loads(out.read_text(encoding="utf-8")))
+    return child
+
+
+def write_subset(tmp: Path, report: dict) -> Path:
+    """The examples compare sampled, in its order: the seed procedure sees exactly these."""
+    from lorafair import assets
+
+    rows = [json.loads(line) for line in open(assets.resolve_data(DATA, "test"), encoding="utf-8")]
+    subset = tmp / "subset.jsonl"
+    subset.write_text("".join(json.dumps(rows[i]) + "\n" for i in report["data"]["indices"]), encoding="utf-8")
+    return subset
+
+
+def measure(args, tmp: Path, base: str, sizes: dict, say) -> dict:
+    """Every raw measurement, side by side in this one run."""
+    from transformers import AutoConfig
+
+    top = max(1, AutoConfig.from_pretrained(base).num_hidden_layers // 3)
+    shape = ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
+    full_adapter, full_other = (make_adapter_in_child(base, tmp / f"full-{i}", seed=i) for i in range(2))
+    tops = [make_adapter_in_child(base, tmp / f"top-{i}", seed=i, top_layers=top) for i in range(4)]
+    # the seed computes A and B only: compare does the same work (no analysis, no A1/R, no cache)
+    speed = ["--data", DATA, "--num-samples", str(args.num_samples), *shape, "--variants", "B,A", "--no-analysis"]
+    m = {"top_layers": top}
+    say("lorafair compare (A, B), full-layer adapter ...")
+    m["full"] = compare_child([full_adapter], tmp / "full", [*speed, "--no-cache"])
+    subset = write_subset(tmp, m["full"]["report"])
+    say("seed procedure, full-layer adapter ...")
+    m["seed_full"] = seed_child(base, full_adapter, subset, tmp / "seed-full.json", shape)
+    say(f"lorafair compare (A, B), adapter on the top {top} layers ...")
+    m["top"] = compare_child([tops[0]], tmp / "top", [*speed, "--no-cache"])
+    say("seed procedure, top-layer adapter ...")
+    m["seed_top"] = seed_child(base, tops[0], subset, tmp / "seed-top.json", shape)
+    sweep = [*speed, "--no-cache", "--num-samples", str(args.sweep_samples)]  # the later --num-samples wins
+    say("4 separate compares vs one compare of 4 adapters ...")
+    m["separate"] = [compare_child([a], tmp / f"separate-{i}", sweep) for i, a in enumerate(tops)]
+    m["sweep"] = compare_child(tops, tmp / "sweep", sweep)
+    say("a cold and a warm feature cache (default variants and analysis) ...")
+    cache = {"LORAFAIR_FEATURE_CACHE": str(tmp / "features")}
+    default = ["--data", DATA, "--num-samples", str(args.num_samples), *shape]
+    m["cold"] = compare_child([full_adapter], tmp / "cold", default, env=cache)
+    m["warm"] = compare_child([full_other], tmp / "warm", default, env=cache)  # another adapter, same base
+    say("B pass: lorafair vs transformers.pipeline, then bf16 vs fp32 ...")
+    texts = [json.loads(line)["text"] for line in open(subset, encoding="utf-8")]
+    m["b_pass"] = b_pass_vs_pipeline(
+        base,
+        full_adapter,
+        texts,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        non_embedding=sizes["non_embedding_parameters"],
+        bf16_samples=args.bf16_samples,
+    )
+    m["runtime_only_peak_rss_bytes"] = runtime_peak_rss()
+    m["qwen"] = {}
+    for name, wanted in (("qwen2.5-coder-0.5b", not args.no_qwen), ("qwen2.5-coder-1.5b", args.qwen_15b)):
+        if wanted:
+            say(f"peak RSS of lorafair compare on {name} ...")
+            m["qwen"][name] = qwen_peak_rss(name, tmp, args.qwen_samples, shape)
+    return m
+
+
+def figures_of(m: dict, sizes: dict) -> dict:
+    full, wall = m["full"], lambda child: child["wall_seconds"]
+    timing = full["report"]["timing"]
+    bf16 = m["b_pass"]["bf16"]
+    figures = {
+        "speedup_vs_seed_procedure": wall(m["seed_full"]) / wall(full),
+        "speedup_vs_seed_procedure_top_layers": wall(m["seed_top"]) / wall(m["top"]),
+        "sweep_speedup": sum(map(wall, m["separate"])) / wall(m["sweep"]),
+        "cached_rerun_speedup": wall(m["cold"]) / wall(m["warm"]),
+        "speedup_vs_pipeline": m["b_pass"]["lorafair"]["samples_per_s"] / m["b_pass"]["pipeline"]["samples_per_s"],
+        "flop_utilisation": m["b_pass"]["flop_utilisation"],
+        "flop_utilisation_bf16": bf16["flop_utilisation_bf16"],
+        "bf16_speedup": bf16["bf16_speedup"],
+        "bf16_prediction_flips": bf16["prediction_flip_share"],
+        "fixed_cost_share": 1 - timing["forward_pass_seconds"] / wall(full),
+        "peak_rss_ratio": full["peak_rss_bytes"] / sizes["fp32_bytes"],
+        "peak_rss_ratio_above_runtime": (full["peak_rss_bytes"] - m["runtime_only_peak_rss_bytes"])
+        / sizes["fp32_bytes"],
+        **{f"peak_rss_ratio_{n.removeprefix('qwen2.5-coder-')}": q["peak_rss_ratio"] for n, q in m["qwen"].items()},
+    }
+    return figures
+
+
+def fixed_cost_breakdown(child: dict) -> dict:
+    """Where `lorafair compare`'s wall time went: interpreter + imports + writing, then its phases, passes."""
+    timing = child["report"]["timing"]
+    return {
+        "wall_seconds": child["wall_seconds"],
+        "outside_run_compare_seconds": child["wall_seconds"] - timing["total_seconds"],  # imports, files, plots
+        "phases_seconds": timing.get("phases"),
+        "forward_pass_seconds": timing["forward_pass_seconds"],
+        "passes": [{k: p.get(k) for k in ("what", "examples", "seconds")} for p in child["report"]["forward_passes"]],
+    }
+
+
+def _strip(child: dict) -> dict:
+    return {k: v for k, v in child.items() if k != "report"}
+
+
+def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
     import torch
 
-    from lorafair import assets, atomic
-
-    started, load_start = time.perf_counter(), os.getloadavg()
-    if args.micro:
-        text = json.dumps(
-            {"micro": micro_timings(), "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]}},
-            indent=2,
-        )
-        atomic.write_text(Path(args.output), text + "\n")
-        print(text)
-        return 0
-    base = assets.resolve_model(MODEL)
-    sizes = model_sizes(base)
-    say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="lorafair-bench-") as tmp:
-        tmp = Path(tmp)
-        adapter = make_adapter(base, tmp / "adapter")
-        shape = ["--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
-        compare_cmd = [
-            sys.executable,
-            "-m",
-            "lorafair",
-            "compare",
-            "--adapter",
-            str(adapter),
-            "--data",
-            DATA,
-            "--num-samples",
-            str(args.num_samples),
-            "--variants",
-            "B,A",
-            "--output",
-            str(tmp / "compare"),
-            "--quiet",
-            *shape,
-        ]
-        say("lorafair compare (A, B) ...")
-        compare = run_child(compare_cmd)
-        report = json.loads((tmp / "compare" / "report.json").read_text(encoding="utf-8"))
-
-        # the seed sees exactly the examples compare sampled, in the same order
-        rows = [json.loads(line) for line in open(assets.resolve_data(DATA, "test"), encoding="utf-8")]
-        subset = [rows[i] for i in report["data"]["indices"]]
-        (tmp / "subset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in subset), encoding="utf-8")
-        say("seed procedure (two loads, padding to max_length, A and B separately) ...")
-        seed = run_child(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "seed_procedure.py"),
-                "--base-model",
-                base,
-                "--adapter",
-                str(adapter),
-                "--data",
-                str(tmp / "subset.jsonl"),
-                "--output",
-                str(tmp / "seed.json"),
-                *shape,
-            ]
-        )
-        seed.update(json.loads((tmp / "seed.json").read_text(encoding="utf-8")))
-        runtime = run_child(
-            [
-                sys.executable,
-                "-c",
-                "import torch, peft, lorafair.compare, lorafair.report_write; "
-                "from transformers import AutoModelForSequenceClassification, modeling_utils",
-            ]
-        )
-
-        say("B pass: lorafair vs transformers.pipeline ...")
-        b_pass = b_pass_vs_pipeline(
-            base,
-            adapter,
-            [r["text"] for r in subset],
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            non_embedding=sizes["non_embedding_parameters"],
-        )
-        qwen = {}
-        for name, wanted in (("qwen2.5-coder-0.5b", not args.no_qwen), ("qwen2.5-coder-1.5b", args.qwen_15b)):
-            if wanted:
-                say(f"peak RSS of lorafair compare on {name} ...")
-                qwen[name] = qwen_peak_rss(name, tmp, args.qwen_samples, shape)
-
-    figures = {
-        "speedup_vs_seed_procedure": seed["wall_seconds"] / compare["wall_seconds"],
-        "speedup_vs_pipeline": b_pass["lorafair"]["samples_per_s"] / b_pass["pipeline"]["samples_per_s"],
-        "flop_utilisation": b_pass["flop_utilisation"],
-        "peak_rss_ratio": compare["peak_rss_bytes"] / sizes["fp32_bytes"],
-        **{f"peak_rss_ratio_{name.removeprefix('qwen2.5-coder-')}": q["peak_rss_ratio"] for name, q in qwen.items()},
-    }
-    targets = {**TARGETS, **{f"peak_rss_ratio_{n.removeprefix('qwen2.5-coder-')}": ("<=", 1.5) for n in qwen}}
-    ours = {v: report["variants"][v]["metrics"]["accuracy"]["value"] for v in ("A", "B")}
-    bench = {
-        "figures": {k: round(v, 3) for k, v in figures.items()},
+    figures = figures_of(m, sizes)
+    targets = {**TARGETS, **{f"peak_rss_ratio_{n.removeprefix('qwen2.5-coder-')}": ("<=", 1.5) for n in m["qwen"]}}
+    bf16 = m["b_pass"]["bf16"]
+    accuracy = lambda child: {v: child["report"]["variants"][v]["metrics"]["accuracy"]["value"] for v in ("A", "B")}  # noqa: E731
+    return {
+        "figures": {k: round(v, 4) for k, v in figures.items()},
         "targets": {k: f"{op} {value}" for k, (op, value) in targets.items()},
         "met": {k: (figures[k] >= v if op == ">=" else figures[k] <= v) for k, (op, v) in targets.items()},
+        "dtype_auto_on_cpu": "bfloat16"
+        if bf16["bf16_speedup"] >= 1.5 and bf16["prediction_flip_share"] <= 0.005
+        else "float32 (bf16 needs >= 1.5x and <= 0.5% flips)",
         "setup": {
             "model": MODEL,
             "data": f"{DATA}:test",
             "num_samples": args.num_samples,
+            "sweep_samples": args.sweep_samples,
             "batch_size": args.batch_size,
             "max_length": args.max_length,
-            "variants": "B,A",
-            "compare_command": " ".join(["lorafair", *compare_cmd[3:]]).replace(str(tmp), "$TMP"),
+            "top_layers_adapter": f"LoRA on the top {m['top_layers']} layers",
+            "commands": {k: m[k]["command"].replace(str(m["tmp"]), "$TMP") for k in ("full", "top", "sweep", "warm")},
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
+            "cpu_flags_bf16": _cpu_bf16_flags(),
             "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
             "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
         },
         "measurements": {
-            "lorafair_compare": {
-                **compare,
-                "report_total_seconds": report["timing"]["total_seconds"],
-                "speed": {v: report["variants"][v]["speed"] for v in ("A", "B")},
-            },
-            "seed_procedure": {k: seed[k] for k in ("wall_seconds", "peak_rss_bytes", "total_seconds")}
-            | {f"{v}_seconds": seed[v]["seconds"] for v in ("A", "B")},
-            "b_pass": b_pass,
-            "qwen_peak_rss": qwen,
+            "fixed_cost": fixed_cost_breakdown(m["full"]),
+            **{k: _strip(m[k]) for k in ("full", "top", "sweep", "cold", "warm", "seed_full", "seed_top")},
+            "separate": [_strip(c) for c in m["separate"]],
+            "b_pass": m["b_pass"],
+            "qwen_peak_rss": m["qwen"],
             "model": sizes,
-            "runtime_only_peak_rss_bytes": runtime["peak_rss_bytes"],
-            "peak_rss_ratio_above_runtime": (compare["peak_rss_bytes"] - runtime["peak_rss_bytes"])
-            / sizes["fp32_bytes"],
-            "seed_peak_rss_ratio": seed["peak_rss_bytes"] / sizes["fp32_bytes"],
-            "same_results": {"accuracy_lorafair": ours, "accuracy_seed": {v: seed[v]["accuracy"] for v in ("A", "B")}},
+            "runtime_only_peak_rss_bytes": m["runtime_only_peak_rss_bytes"],
+            "same_results": {
+                "accuracy_lorafair": accuracy(m["full"]),
+                "accuracy_seed": {v: m["seed_full"][v]["accuracy"] for v in ("A", "B")},
+            },
         },
         "micro": micro_timings(),
         "environment": {
@@ -422,6 +232,37 @@ def main() -> int:
         },
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def _cpu_bf16_flags() -> list[str]:
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return []
+    return sorted({f for f in flags if f in ("avx512_bf16", "amx_bf16", "avx512f")})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.path.insert(0, str(ROOT / "src"))
+    from lorafair import assets, atomic
+
+    started, load_start = time.perf_counter(), os.getloadavg()
+    if args.micro:
+        micro = {"micro": micro_timings(), "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]}}
+        text = json.dumps(micro, indent=2)
+        atomic.write_text(Path(args.output), text + "\n")
+        print(text)
+        return 0
+    base = assets.resolve_model(MODEL)
+    sizes = model_sizes(base)
+    say = lambda msg: print(f"[{time.perf_counter() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="lorafair-bench-") as tmp:
+        measurements = measure(args, Path(tmp), base, sizes, say)
+        measurements["tmp"] = tmp
+        bench = bench_json(args, measurements, sizes, load_start, started)
     text = json.dumps(bench, indent=2)
     atomic.write_text(Path(args.output), text + "\n")
     print(text)

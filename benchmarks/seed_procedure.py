@@ -48,6 +48,15 @@ def evaluate(model, tokenizer, texts, labels, *, batch_size: int, max_length: in
     }
 
 
+def own_peak_rss() -> int:
+    """This process's own peak (VmHWM); ru_maxrss would carry the launching parent's high-water mark."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-model", required=True)
@@ -88,7 +97,7 @@ def main() -> None:
         )
         results[name]["seconds"] = time.perf_counter() - start
     results["total_seconds"] = time.perf_counter() - started
-    results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    results["peak_rss_bytes"] = own_peak_rss()
     with open(args.output, "w", encoding="utf-8") as handle:
         json.dump(results, handle)
 

@@ -250,3 +250,41 @@ def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys
     assert any("kept disjoint from the evaluation sample" in n for n in report["notes"])
     assert [p["examples"] for p in report["forward_passes"]] == [30, 18]
     assert "ci" not in report["variants"]["A1"]["metrics"]["accuracy"]  # --bootstrap 0: no CIs
+
+
+def test_bf16_on_cpu_runs_end_to_end_and_stays_near_fp32(llama_setup, tmp_path, capsys):
+    """--dtype bfloat16 on the CPU: every variant, the report says bf16, B and A predict like fp32."""
+    reports, probs = {}, {}
+    for dtype in ("float32", "bfloat16"):
+        out = tmp_path / dtype
+        code, _, _ = _run(
+            [
+                "compare",
+                "--adapter",
+                str(llama_setup.adapter),
+                "--data",
+                str(llama_setup.data),
+                "--num-samples",
+                "24",
+                "--bootstrap",
+                "0",
+                "--device",
+                "cpu",
+                "--dtype",
+                dtype,
+                "--output",
+                str(out),
+            ],
+            capsys,
+        )
+        assert code == 0
+        reports[dtype] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        with open(out / "predictions.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        probs[dtype] = {v: np.array([float(r[f"prob_{v}_pos"]) for r in rows]) for v in ("A", "B", "A1", "R")}
+    assert reports["bfloat16"]["environment"]["dtype"] == "bfloat16"
+    assert reports["bfloat16"]["fidelity"]["model_dtype"] == "bfloat16"
+    assert reports["bfloat16"]["fidelity"]["merge_dtype"] == "float32"
+    for variant in ("A", "B"):
+        diff = np.abs(probs["bfloat16"][variant] - probs["float32"][variant])
+        assert 0 < diff.max() < 0.05, (variant, diff.max())  # really computed in bf16, and close to fp32

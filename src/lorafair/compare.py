@@ -245,7 +245,7 @@ def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassRes
     )
     outcome.analysis.frozen_eval(frozen)
     outcome.passes.append(
-        frozen_pass.entry("frozen base, evaluation set (serves A, A1, R)", len(plan.eval_idx), cached)
+        frozen_pass.entry("frozen base, evaluation set (serves A, A1, R)", len(plan.eval_idx), frozen, cached)
     )
     outcome.feature_pooling = frozen.feature_pooling
     if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
@@ -377,7 +377,9 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
         record=keep is not None,
         keep=keep,
     )
-    outcome.passes.append(frozen_pass.entry("frozen base, probe-training set (A1 only)", len(probe_y), cached))
+    outcome.passes.append(
+        frozen_pass.entry("frozen base, probe-training set (A1 only)", len(probe_y), probe_pass, cached)
+    )
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
     outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
     outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
@@ -411,7 +413,13 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
             f"({session.head_hash_a[:12]}): the comparison would not be fair"
         )
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
-    outcome.passes.append({"what": "LoRA unmerged model, merge-fidelity check (B)", "examples": len(idx)})
+    outcome.passes.append(
+        {
+            "what": "LoRA unmerged model, merge-fidelity check (B)",
+            "examples": len(idx),
+            "seconds": float(sum(unmerged.batch_seconds)),
+        }
+    )
     shared = session.trunk_plan.shared if session.trunk_eval is not None else 0
     lora_pass = session.run(
         session.encoded,
@@ -423,6 +431,7 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         trunk=session.trunk_eval.replayer(session.model) if shared else None,
     )
     outcome.passes.append(_lora_pass_entry("evaluation set (B)", len(plan.eval_idx), session.trunk_plan, shared))
+    outcome.passes[-1]["seconds"] = float(sum(lora_pass.batch_seconds))
     outcome.analysis.lora_eval(lora_pass, shared)
     outcome.analysis.lora_probe(
         lambda enc, bat, keep: session.run(
@@ -497,10 +506,13 @@ class Comparison:
 
 def run_compare(cfg: CompareConfig) -> Comparison:
     """Evaluate the requested variants on identical batches and build the report dict."""
-    started = time.perf_counter()
+    clock = [("start", time.perf_counter())]
     plan = plan_compare(cfg)
+    clock.append(("plan", time.perf_counter()))  # adapter, data, sampling, device
     session = setup_model(plan)
+    clock.append(("load", time.perf_counter()))  # tokenising, base load, head install
     outcome = run_variants(plan, session)
+    clock.append(("variants", time.perf_counter()))  # every forward pass, probe fits, analysis
     token_sha, token_seconds = session.encoded.sha256(), session.encoded.seconds
     truncated = session.encoded.truncated
     head = head_section(plan, session, outcome)
@@ -532,8 +544,16 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     )
     if outcome.analysis.enabled:
         report["analysis"] = outcome.analysis.report(plan.y)
-    report["timing"] = {"total_seconds": time.perf_counter() - started}
+    clock.append(("report", time.perf_counter()))  # statistics, bootstrap, the report dict
+    report["timing"] = _timing(clock, outcome.passes)
     return Comparison(report, probs, plan.y)
+
+
+def _timing(clock: list, passes: list) -> dict:
+    """Seconds per phase, and how much of them the forward passes took (the rest is fixed cost)."""
+    phases = {name: end - start for (_, start), (name, end) in zip(clock, clock[1:])}
+    forward = sum(p.get("seconds", 0.0) for p in passes)
+    return {"total_seconds": clock[-1][1] - clock[0][1], "phases": phases, "forward_pass_seconds": forward}
 
 
 def data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated: int) -> dict:

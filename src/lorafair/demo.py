@@ -53,7 +53,7 @@ class Preset:
     max_length: int  # polarity sentences: median 24 tokens, 99th percentile 55, longest 73
     probe_samples: int  # A1 probe training examples (from the adapter's training data)
     train_data: str = "builtin:polarity-en:train"
-    eval_data: str = "builtin:polarity-en:validation"
+    eval_data: str | None = "builtin:polarity-en:validation"  # None: no evaluation after training (time)
     test_data: str = "builtin:polarity-en:test"
     num_samples: int = 500  # test sentences compared
     bootstrap: int = 10000
@@ -191,6 +191,7 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
             base_model=chosen.base_model,
             data=chosen.train_data,
             eval_data=chosen.eval_data,
+            eval_fraction=TrainConfig.eval_fraction if chosen.eval_data else 0.0,  # no eval data: no hold-out
             max_train_samples=chosen.max_train_samples,
             lora_layers=chosen.lora_layers,
             target_modules=chosen.target_modules,

@@ -37,11 +37,12 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
     return result, states, False
 
 
-def entry(what: str, examples: int, cached: bool) -> dict:
-    """A report["forward_passes"] item."""
+def entry(what: str, examples: int, result: PassResult, cached: bool) -> dict:
+    """A report["forward_passes"] item: what ran, on how many examples, its seconds (0 when cached)."""
     if cached:
         what += " (cached: features of an earlier run on the same base and token ids; not run again)"
-    return {"what": what, "examples": examples, "cached": cached}
+    seconds = 0.0 if cached else float(sum(result.batch_seconds))
+    return {"what": what, "examples": examples, "cached": cached, "seconds": seconds}
 
 
 def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
