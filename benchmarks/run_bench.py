@@ -58,7 +58,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-samples", type=int, default=200, help="examples of the seed / cache comparisons")
     parser.add_argument("--sweep-samples", type=int, default=100, help="examples of the sweep comparison")
-    parser.add_argument("--bf16-samples", type=int, default=32, help="examples of the bf16-vs-fp32 pass")
+    parser.add_argument("--bf16-samples", type=int, default=16, help="examples of the bf16-vs-fp32 pass")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--output", default=str(RESULTS))

@@ -51,30 +51,63 @@ def test_another_adapter_of_the_same_base_hits_and_reports_the_same(llama_setup,
     np.testing.assert_allclose(layers[0], layers[1], atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def warm_cache(llama_setup, tmp_path_factory):
+    """One compare's cache entries (B and A, no analysis), copied into each test's own cache folder."""
+    import os
+
+    folder = tmp_path_factory.mktemp("warm-features")
+    previous = os.environ.get("LORAFAIR_FEATURE_CACHE")
+    os.environ["LORAFAIR_FEATURE_CACHE"] = str(folder)
+    try:
+        _compare(llama_setup, tmp_path_factory.mktemp("warm") / "out", *FAST)
+    finally:
+        os.environ["LORAFAIR_FEATURE_CACHE"] = previous or ""
+    return folder
+
+
+FAST = ["--variants", "B,A", "--no-analysis"]
+
+
+def _use(warm_cache) -> None:
+    import shutil
+
+    for entry in warm_cache.glob("*.npz"):
+        shutil.copy(entry, feature_cache.cache_dir() / entry.name)
+
+
 @pytest.mark.parametrize(
-    "change",
-    [["--max-length", "8"], ["--dtype", "bfloat16"], ["--no-analysis"], ["--num-samples", "20"]],
-    ids=["max-length", "dtype", "layer-pooling", "other-examples"],
+    "extra,hit",
+    [
+        (FAST, True),
+        ([*FAST, "--max-length", "8"], False),
+        ([*FAST, "--dtype", "bfloat16"], False),
+        (["--variants", "B,A"], False),  # analysis on: per-layer states are part of the entry
+        ([*FAST, "--num-samples", "20"], False),  # other examples: other token ids (a later flag wins)
+    ],
+    ids=["same", "max-length", "dtype", "layer-pooling", "other-examples"],
 )
-def test_a_change_to_what_decides_the_frozen_pass_misses(llama_setup, tmp_path, change):
-    _compare(llama_setup, tmp_path / "first")
-    report = _compare(llama_setup, tmp_path / "second", *change)  # a later --num-samples wins
-    assert _cached(report)[0] is False
+def test_only_a_change_to_what_decides_the_frozen_pass_misses(llama_setup, warm_cache, tmp_path, extra, hit):
+    feature_cache.cache_dir().mkdir(parents=True, exist_ok=True)
+    _use(warm_cache)
+    report = _compare(llama_setup, tmp_path / "second", *extra)
+    assert _cached(report)[0] is hit
 
 
-def test_another_base_misses(llama_setup, tmp_path):
+def test_another_base_misses(llama_setup, warm_cache, tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    _compare(llama_setup, tmp_path / "first")
+    feature_cache.cache_dir().mkdir(parents=True, exist_ok=True)
+    _use(warm_cache)
     base = AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base))
     with torch.no_grad():
         base.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3  # one weight of the trunk
     changed = tmp_path / "changed-base"
     base.save_pretrained(str(changed))
     AutoTokenizer.from_pretrained(str(llama_setup.base)).save_pretrained(str(changed))
-    report = _compare(llama_setup, tmp_path / "second", "--base-model", str(changed))
-    assert _cached(report) == [False, False]
+    report = _compare(llama_setup, tmp_path / "second", *FAST, "--base-model", str(changed))
+    assert _cached(report) == [False]
 
 
 def test_a_corrupted_entry_is_ignored_and_rebuilt(llama_setup, tmp_path):
