@@ -112,9 +112,11 @@ def test_unknown_preset_is_a_user_error():
 
 
 def test_presets_compare_on_the_test_split_and_tune_on_validation():
-    for preset in demo.PRESETS.values():
-        assert preset.train_data.endswith(":train") and preset.eval_data.endswith(":validation")
-        assert preset.test_data.endswith(":test") and preset.num_samples == 500
+    for name, preset in demo.PRESETS.items():
+        assert preset.train_data.endswith(":train") and preset.test_data.endswith(":test")
+        assert preset.num_samples == 500
+        # the Qwen presets were tuned on validation beforehand and skip the validation pass (time budget)
+        assert preset.eval_data is None if name.startswith("qwen") else preset.eval_data.endswith(":validation")
 
 
 @pytest.mark.slow

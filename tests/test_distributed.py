@@ -109,6 +109,7 @@ def _compare_args(setup, probe_data, out) -> list[str]:
         "7",
         "--bootstrap",
         "300",
+        "--no-cache",  # sharded runs never use the feature cache: the single-process reference neither
         "--quiet",
         "--output",
         str(out),
@@ -185,7 +186,11 @@ def test_two_processes_write_the_single_process_report(
     for variant, block in single["variants"].items():
         for key in ("metrics", "head_sha256", "confusion_matrix"):
             assert sharded["variants"][variant][key] == block[key], (variant, key)
-    assert sharded["forward_passes"] == single["forward_passes"]  # 45, 33 (probe), 45: no duplicated tail
+
+    def untimed(passes):
+        return [{k: v for k, v in p.items() if k != "seconds"} for p in passes]
+
+    assert untimed(sharded["forward_passes"]) == untimed(single["forward_passes"])  # 45, 33, 45: no duplicated tail
     # bitwise equal probabilities for every example, in input order
     assert (out / "predictions.csv").read_bytes() == (single_process_report / "predictions.csv").read_bytes()
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in single_process_report.iterdir())
