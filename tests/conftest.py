@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Module- and session-scoped fixtures run before the per-test cache below is set: they get this
+# session's own empty folder, never the user's ~/.cache/lorafair/features (a hit from an earlier run).
+os.environ["LORAFAIR_FEATURE_CACHE"] = tempfile.mkdtemp(prefix="lorafair-test-features-")
 
 GOOD = ["good", "great", "fine", "nice", "superb", "lovely"]
 BAD = ["bad", "awful", "poor", "nasty", "dull", "sad"]

@@ -65,6 +65,7 @@ def swept(llama_setup, three_adapters, tmp_path_factory):
         bootstrap=300,
         output=str(out),
         quiet=True,
+        no_cache=True,  # the passes are counted: none may come from another fixture's cache entries
     )
     try:
         result = sweep.run_sweep(cfg, sweep.expand_adapters(cfg.adapter_list()))
