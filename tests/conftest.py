@@ -125,6 +125,31 @@ def make_adapter(base_dir: Path, out_dir: Path, arch: str, *, zero_lora: bool = 
     return out_dir
 
 
+def make_top_layer_adapter(base_dir: Path, out_dir: Path) -> Path:
+    """A plain-peft adapter on layer 1 only of a 2-layer tiny Llama (q/v/down projections, random B)."""
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(2)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        layers_to_transform=[1],
+        init_lora_weights=False,
+    )
+    model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(str(base_dir)), config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.3)
+    model.peft_config["default"].base_model_name_or_path = str(base_dir)
+    model.save_pretrained(str(out_dir))
+    return out_dir
+
+
 @dataclass
 class Setup:
     arch: str

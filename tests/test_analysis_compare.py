@@ -11,6 +11,8 @@ import torch
 
 from lorafair.cli import main
 
+from conftest import make_top_layer_adapter
+
 
 def _compare(setup, out, *extra, adapter=None):
     code = main(
@@ -109,27 +111,7 @@ def test_zero_lora_gives_cka_one_everywhere_and_zero_ratios(llama_setup, tmp_pat
 
 
 def test_lora_on_the_top_layer_only_leaves_lower_layers_at_cka_one(llama_setup, tmp_path):
-    from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoModelForSequenceClassification
-
-    torch.manual_seed(2)
-    base = AutoModelForSequenceClassification.from_pretrained(str(llama_setup.base))
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=4,
-        lora_alpha=8,
-        target_modules=["q_proj", "v_proj", "down_proj"],
-        layers_to_transform=[1],
-        init_lora_weights=False,
-    )
-    model = get_peft_model(base, config)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3)
-    model.peft_config["default"].base_model_name_or_path = str(llama_setup.base)
-    adapter = tmp_path / "top-adapter"
-    model.save_pretrained(str(adapter))
+    adapter = make_top_layer_adapter(llama_setup.base, tmp_path / "top-adapter")
     report = _compare(llama_setup, tmp_path / "out", adapter=adapter)
     layers = report["analysis"]["layers"]
     assert [r["cka"] for r in layers[:2]] == [1.0, 1.0]  # hidden_states[0], [1]: below the adapted layer 1

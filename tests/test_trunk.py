@@ -15,7 +15,7 @@ from tiny_archs import ARCHS, DECODERS, TEXTS
 from lorafair import modeling, trunk
 from lorafair.inference import length_sorted_batches, run_pass, tokenize
 
-from conftest import word_tokenizer
+from conftest import make_top_layer_adapter, word_tokenizer
 
 FOUR = {"num_hidden_layers": 4, "n_layer": 4, "n_layers": 4}
 CASES = ["qwen2", "llama", "gpt2", "bert", "distilbert", "deberta-v2"]
@@ -139,38 +139,13 @@ def test_plan_trunk_shares_nothing_when_lora_touches_layer_0_or_the_embeddings(t
     assert trunk.estimated_bytes(np.array([3, 5]), 32) == 8 * 32 * 4
 
 
-def _top_layer_adapter(setup, folder):
-    """A plain-peft adapter on layer 1 of the 2-layer tiny Llama, q/v/down projections."""
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    torch.manual_seed(2)
-    model = get_peft_model(
-        transformers.AutoModelForSequenceClassification.from_pretrained(str(setup.base)),
-        LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=4,
-            lora_alpha=8,
-            target_modules=["q_proj", "v_proj", "down_proj"],
-            layers_to_transform=[1],
-            init_lora_weights=False,
-        ),
-    )
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.3)
-    model.peft_config["default"].base_model_name_or_path = str(setup.base)
-    model.save_pretrained(str(folder))
-    return folder
-
-
 def test_compare_with_shared_trunk_reports_what_the_full_pass_gives(llama_setup, tmp_path):
     import csv
     import json
 
     from lorafair.cli import main
 
-    adapter = _top_layer_adapter(llama_setup, tmp_path / "adapter")
+    adapter = make_top_layer_adapter(llama_setup.base, tmp_path / "adapter")
     reports, probs = {}, {}
     for name, extra in (("shared", []), ("full", ["--no-shared-trunk"])):
         out = tmp_path / name
