@@ -5,8 +5,10 @@ again: A's logits are the adapter's head applied to the cached head input (the f
 the features directly, the analysis the cached per-layer states. The key holds everything that decides
 those arrays and nothing that does not (so another adapter's head hits):
 
-    base weights  float64 (sum, L2 norm) of every parameter outside the head stack, as installed
+    base weights  the base's weight files and what the adapter installed outside the head stack
+                  (see weights_fingerprint.py: read without paging the checkpoint into memory)
     token ids     the SHA-256 of every example's ids (it already reflects --max-length truncation)
+    padding       the pad token id and side (they decide which token a decoder pools)
     max length, dtype, device type, head-stack modules, layer pooling, lorafair's cache format
 
 Entries live in `$LORAFAIR_CACHE/features/` (or `$LORAFAIR_FEATURE_CACHE`), one `.npz` each, written
@@ -29,10 +31,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what an entry holds, or how it is computed, changes
+FORMAT = 2  # bump when what an entry holds, or how it is computed, changes
 DEFAULT_MAX_BYTES = 4 * 2**30
 _ARRAYS = ("features", "layers", "batch_seconds")
-CHUNK = 2**20  # elements per float64 chunk of the weights fingerprint
 
 
 def cache_dir() -> Path:
@@ -49,29 +50,6 @@ def max_bytes() -> int:
         return int(os.environ.get("LORAFAIR_FEATURE_CACHE_BYTES", DEFAULT_MAX_BYTES))
     except ValueError:
         return DEFAULT_MAX_BYTES
-
-
-def weights_fingerprint(model, skip_modules: list[str]) -> str:
-    """SHA-256 over every parameter's name, shape, dtype and float64 (sum, sum of squares), head stack left out.
-
-    Accumulated over chunks of a million elements: a float64 copy of a whole embedding matrix would add
-    1.1 GB (8 bytes x 136 M entries) to the peak of a Qwen2.5-0.5B compare.
-    """
-    import torch
-
-    prefixes = tuple(f"{m}." for m in skip_modules)
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.startswith(prefixes):
-                continue
-            flat, total, squares = param.detach().reshape(-1), 0.0, 0.0
-            for start in range(0, flat.numel(), CHUNK):
-                chunk = flat[start : start + CHUNK].double()
-                total += float(chunk.sum())
-                squares += float(chunk.square().sum())
-            digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|{total!r}|{squares!r};".encode())
-    return digest.hexdigest()
 
 
 def entry_key(**parts) -> str:

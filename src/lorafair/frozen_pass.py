@@ -14,7 +14,7 @@ import hashlib
 
 import numpy as np
 
-from lorafair import feature_cache, heads, trunk
+from lorafair import feature_cache, heads, trunk, weights_fingerprint
 from lorafair.inference import Encoded, PassResult
 
 
@@ -51,12 +51,17 @@ def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | 
         return None
     stack = heads.stack_modules(session.model, plan.adapter.head_modules)
     if session.weights_key is None:
-        session.weights_key = feature_cache.weights_fingerprint(session.model, stack)
+        memo = feature_cache.cache_dir() / "weight-files.json"
+        session.weights_key = weights_fingerprint.of_base(
+            session.model, stack, plan.base_model, plan.adapter.head, memo
+        )
     return feature_cache.entry_key(
         base=session.weights_key,
         model_type=getattr(session.model.config, "model_type", ""),
         token_ids=encoded.sha256(),
         token_types=_types_sha(encoded),
+        pad_token_id=session.pass_kw["pad_token_id"],
+        padding_side=session.pass_kw["padding_side"],
         max_length=plan.cfg.max_length,
         dtype=str(plan.dtype),
         device=str(plan.device).split(":")[0],

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import compare, heads, modeling, trunk
+from lorafair import compare, heads, modeling, trunk, weights_fingerprint
 from lorafair.config import CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import softmax, tokenize
@@ -197,15 +197,9 @@ class BaseSnapshot:
 
 
 def _fingerprint(model) -> dict:
-    """Per-parameter (sum, L2 norm) accumulated in float64: a cheap check that no weight outside the snapshot
-    moved (an adapter type whose tensors `read_adapter` does not list as LoRA, e.g. embedding LoRA)."""
-    import torch
-
-    with torch.no_grad():
-        return {
-            name: (float(p.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(p, dtype=torch.float64)))
-            for name, p in model.named_parameters()
-        }
+    """Per-parameter float64 (sum, sum of squares): a cheap check that no weight outside the snapshot moved
+    (an adapter type whose tensors `read_adapter` does not list as LoRA, e.g. embedding LoRA)."""
+    return {name: weights_fingerprint.moments(p) for name, p in model.named_parameters()}
 
 
 def head_logits_from_features(
