@@ -84,7 +84,7 @@ class ReportInput:
     passes: list = field(default_factory=list)  # forward passes run, for the report's "forward_passes"
     notes: list = field(default_factory=list)
     head_name: str | None = None
-    head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see compare.head_section)
+    head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see run_info.head_section)
     fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
 
 

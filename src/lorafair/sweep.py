@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import compare, heads, modeling, trunk, weights_fingerprint
+from lorafair import compare, heads, modeling, run_info, trunk, variants, weights_fingerprint
 from lorafair.config import CompareConfig
 from lorafair.errors import LorafairError
 from lorafair.inference import softmax, tokenize
@@ -241,13 +241,13 @@ def installed_head_sha256(adapter: modeling.Adapter, model) -> str:
 class AdapterRun:
     name: str
     plan: compare.ComparePlan
-    results: dict = field(default_factory=dict)  # variant id -> compare.VariantResult (B and A of this adapter)
-    outcome: compare.Outcome = field(default_factory=compare.Outcome)
+    results: dict = field(default_factory=dict)  # variant id -> variants.VariantResult (B and A of this adapter)
+    outcome: variants.Outcome = field(default_factory=variants.Outcome)
 
 
 @dataclass
 class SweepOutcome:
-    shared: compare.Outcome  # the frozen passes and A1 / R
+    shared: variants.Outcome  # the frozen passes and A1 / R
     runs: list  # AdapterRun per adapter
     token_sha: str
     token_seconds: float
@@ -255,11 +255,11 @@ class SweepOutcome:
     head: dict | None = None  # report["head"] of the first adapter (every adapter has the same head layout)
 
 
-def lora_pass(run: AdapterRun, session: compare.Session, snapshot: BaseSnapshot) -> compare.VariantResult:
+def lora_pass(run: AdapterRun, session: compare.Session, snapshot: BaseSnapshot) -> variants.VariantResult:
     """B of one adapter: merge in place, one pass, then put the base back exactly."""
     session.head_hash_a = installed_head_sha256(run.plan.adapter, session.model)  # what B's head must equal
     try:
-        return compare.run_variant_b(run.plan, session, run.outcome)
+        return variants.run_variant_b(run.plan, session, run.outcome)
     finally:
         snapshot.restore(session.model)
 
@@ -284,7 +284,7 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
     """One frozen pass (every A, A1, R), then one LoRA pass per adapter with the base restored after each."""
     base, wanted = plan.base, set(plan.base.variants)
     _check_tokenizers(plan, session)
-    shared = compare.Outcome()
+    shared = variants.Outcome()
     runs = [
         AdapterRun(
             name,
@@ -295,11 +295,11 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
     lora = {key: None for adapter in plan.adapters for key in adapter.lora}  # every adapter's LoRA modules
     session.trunk_plan = trunk.plan_trunk(session.model, lora, enabled=not base.cfg.no_shared_trunk)
     if wanted & {"A", "A1", "R"}:
-        frozen = compare.run_frozen(base, session, shared)
+        frozen = variants.run_frozen(base, session, shared)
         if "R" in wanted:
-            shared.results["R"] = compare.run_variant_r(base, session, frozen)
+            shared.results["R"] = variants.run_variant_r(base, session, frozen)
         if "A1" in wanted:
-            a1 = compare.run_variant_a1(base, session, frozen, shared)
+            a1 = variants.run_variant_a1(base, session, frozen, shared)
             if a1 is not None:
                 shared.results["A1"] = a1
         if "A" in wanted:
@@ -308,7 +308,7 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
                 logits = head_logits_from_features(
                     run.plan.adapter, frozen.features, session.model, frozen.feature_pooling
                 )
-                run.results["A"] = compare.VariantResult(
+                run.results["A"] = variants.VariantResult(
                     logits, installed_head_sha256(run.plan.adapter, session.model), speed
                 )
         del frozen
@@ -317,7 +317,7 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
         for run in runs:
             run.results["B"] = lora_pass(run, session, snapshot)
         del snapshot
-    head = compare.head_section(base, session, shared)
+    head = run_info.head_section(base, session, shared)
     return SweepOutcome(
         shared, runs, session.encoded.sha256(), session.encoded.seconds, session.encoded.truncated, head
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lorafair import compare, sweep_stats
+from lorafair import compare, run_info, sweep_stats
 from lorafair.config import resolve_pos_label
 from lorafair.report_build import ReportInput, build_report
 from lorafair.sweep import ADAPTERS_DIR, SHARED_VARIANTS, SweepResult, probs_of
@@ -40,8 +40,8 @@ def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity
         probs=probs,
         heads={v: r.head_sha256 for v, r in results.items()},
         speed={v: r.speed for v, r in results.items() if r.speed is not None},
-        data=compare.data_info(plan.base, outcome.token_sha, outcome.token_seconds, outcome.truncated),
-        environment=compare.environment_info(plan.base),
+        data=run_info.data_info(plan.base, outcome.token_sha, outcome.token_seconds, outcome.truncated),
+        environment=run_info.environment_info(plan.base),
         names=compare.VARIANT_NAMES[cfg.lang],
         deltas=compare.DELTAS,
         passes=passes,
