@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lorafair import layer_states
+
 log = logging.getLogger(__name__)
 
 
@@ -190,7 +192,8 @@ def run_pass(
     `head`: the head module, or the modules of the head stack, whose input to capture: the features,
     pooled where the head pools (see `pool_head_input`). A CUDA out-of-memory error halves the failing
     batch and carries on, saying so. `layer_pool` ("last" | "first", see `pool_hidden_states`) also keeps
-    every layer's hidden state pooled at that position (for the layer-wise analysis). `trunk`: a
+    every layer's hidden state pooled at that position (for the layer-wise analysis), pooled by hooks as
+    the layers run where they reproduce `output_hidden_states` exactly (layer_states.py). `trunk`: a
     `trunk.TrunkStates` recorder (keep each example's output of the shared layers) or replayer (skip them).
     """
     import torch
@@ -210,36 +213,26 @@ def run_pass(
     # the polarity sentences, median 24 tokens: rounding to 8 added ~13% of columns), so pad to the longest.
     pad_multiple = 8 if is_cuda else 1
 
-    def forward(batch_idx):
-        batch = {
-            k: v.to(device)
-            for k, v in collate(
-                encoded, batch_idx, pad_token_id=pad_token_id, padding_side=padding_side, multiple=pad_multiple
-            ).items()
-        }
-        captured.clear()
-        if trunk is not None:
-            trunk.batch(batch_idx, batch["attention_mask"])
-        out = model(**batch, **({"output_hidden_states": True} if layer_pool else {}))
-        logits = out.logits
-        layers = (
-            pool_hidden_states(out.hidden_states, batch["input_ids"], pad_token_id, layer_pool) if layer_pool else None
-        )
-        feats = None
-        if captured:  # the first head module that ran received the features
-            feats, result.feature_pooling = pool_head_input(*captured[0], batch["input_ids"], pad_token_id)
-        return logits, feats, int(batch["attention_mask"].sum()), layers
+    pooler = layer_states.LayerPooler(model, layer_pool) if layer_pool else None
+    forward = _BatchForward(model, encoded, device, pad_token_id, padding_side, pad_multiple, captured, result)
+    forward.trunk, forward.pooler, forward.layer_pool = trunk, pooler, layer_pool
 
     try:
-        with torch.inference_mode(), trunk if trunk is not None else contextlib.nullcontext():
+        with (
+            torch.inference_mode(),
+            trunk if trunk is not None else contextlib.nullcontext(),
+            pooler if pooler is not None else contextlib.nullcontext(),
+        ):
+            full_states = pooler is not None and not _hooks_match(model, pooler, forward, batches)
             if warmup and batches:
-                forward(batches[-1][:2])  # shortest batch: pays one-off kernel/alloc costs outside the timing
+                # the shortest batch: pays one-off kernel/alloc costs outside the timing
+                forward(batches[-1][:2], full_states)
             queue = list(batches)
             bar = tqdm(total=n, desc=desc or "forward", unit="ex", disable=quiet, leave=False)
             while queue:
                 batch_idx = queue.pop(0)
                 try:
-                    seconds, (logits, feats, tokens, layers) = _timed(forward, batch_idx, is_cuda)
+                    seconds, (logits, feats, tokens, layers) = _timed(forward, batch_idx, is_cuda, full_states)
                 except torch.cuda.OutOfMemoryError:
                     _halve_after_oom(queue, batch_idx)
                     continue
@@ -263,14 +256,60 @@ def run_pass(
     return result
 
 
-def _timed(forward, batch_idx, is_cuda: bool):
+class _BatchForward:
+    """One batch through the model: collate, run, return (logits, pooled head input, real tokens, layer states)."""
+
+    def __init__(self, model, encoded, device, pad_token_id, padding_side, pad_multiple, captured, result):
+        self.model, self.encoded, self.device, self.captured, self.result = model, encoded, device, captured, result
+        self.pad_token_id, self.padding_side, self.pad_multiple = pad_token_id, padding_side, pad_multiple
+        self.trunk = self.pooler = self.layer_pool = None
+
+    def __call__(self, batch_idx, hidden_states: bool = False):
+        pad = self.pad_token_id
+        collated = collate(
+            self.encoded, batch_idx, pad_token_id=pad, padding_side=self.padding_side, multiple=self.pad_multiple
+        )
+        batch = {k: v.to(self.device) for k, v in collated.items()}
+        self.captured.clear()
+        if self.trunk is not None:
+            self.trunk.batch(batch_idx, batch["attention_mask"])
+        if self.pooler is not None and self.pooler.usable:
+            self.pooler.batch(batch["input_ids"], pad)
+        out = self.model(**batch, **({"output_hidden_states": True} if hidden_states else {}))
+        layers = None
+        if hidden_states:
+            layers = pool_hidden_states(out.hidden_states, batch["input_ids"], pad, self.layer_pool)
+        elif self.pooler is not None:
+            layers = self.pooler.states()
+        feats = None
+        if self.captured:  # the first head module that ran received the features
+            feats, self.result.feature_pooling = pool_head_input(*self.captured[0], batch["input_ids"], pad)
+        return out.logits, feats, int(batch["attention_mask"].sum()), layers
+
+
+def _hooks_match(model, pooler, forward, batches) -> bool:
+    """Pool layer states with hooks (small) if they equal output_hidden_states here (see layer_states.py)."""
+    if not pooler.usable or not batches:
+        return False
+
+    def run_both():
+        *_, reference = forward(batches[-1][:2], hidden_states=True)  # the hooks run in the same forward
+        try:
+            return pooler.states(), reference
+        except RuntimeError:  # a state the hooks did not see
+            return None, reference
+
+    return layer_states.hooks_match(model, run_both)
+
+
+def _timed(forward, batch_idx, is_cuda: bool, full_states: bool = False):
     """Seconds of one batch, logits copied to the host inside the timing (as a user's loop would)."""
     import torch
 
     if is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
-    logits, feats, tokens, layers = forward(batch_idx)
+    logits, feats, tokens, layers = forward(batch_idx, full_states)
     logits = logits.float().cpu().numpy()
     if is_cuda:
         torch.cuda.synchronize()
