@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="default: SmolLM2-135M (a Llama decoder, head `score`); fast: MiniLM-L6 (BERT, head "
         "`classifier`); qwen: real Qwen2.5-Coder-0.5B on Chinese reviews, Chinese console; qwen-1.5b: "
-        "the same at the seed's size (1.5B, ~1 hour on 2 cores)",
+        "the same at the seed's size (1.5B, 45 min on 2 cores)",
     )
     demo.add_argument("--output", default="outputs/demo", help="folder for the adapter and the reports")
     demo.add_argument("--overwrite", action="store_true", help="replace an existing demo output")

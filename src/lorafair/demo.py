@@ -98,7 +98,7 @@ QWEN_PRESETS = {
     ),
     "qwen-1.5b": Preset(
         base_model="qwen2.5-coder-1.5b",
-        # Sized for <= 60 min on 2 fp32 cores (this CPU has no bf16 units): a training step costs ~3x the
+        # Sized for <= 60 min on 2 fp32 cores (this CPU has no bf16 units): a training step costs ~3.5x the
         # 0.5B's, so a third of its steps (640 reviews, 40 steps) at the larger of the two learning rates
         # tried on the 0.5B (5e-4, within one SE of 2e-4 there); the top 6 of 28 layers, so the comparison
         # shares layers 0-21 between A and B; 300 probe reviews (the probe pass is the compare's largest).
