@@ -125,13 +125,13 @@ def make_adapter(base_dir: Path, out_dir: Path, arch: str, *, zero_lora: bool = 
     return out_dir
 
 
-def make_top_layer_adapter(base_dir: Path, out_dir: Path) -> Path:
+def make_top_layer_adapter(base_dir: Path, out_dir: Path, seed: int = 2) -> Path:
     """A plain-peft adapter on layer 1 only of a 2-layer tiny Llama (q/v/down projections, random B)."""
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
-    torch.manual_seed(2)
+    torch.manual_seed(seed)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=4,

@@ -14,7 +14,7 @@ import pytest
 from lorafair import feature_cache
 from lorafair.cli import main
 
-from conftest import make_adapter
+from conftest import make_adapter, make_top_layer_adapter
 
 
 def _compare(setup, out, *extra, adapter=None) -> dict:
@@ -49,6 +49,24 @@ def test_another_adapter_of_the_same_base_hits_and_reports_the_same(llama_setup,
     assert again["head"]["sha256"] == fresh["head"]["sha256"] != first["head"]["sha256"]
     layers = [[r["cka"] for r in rep["analysis"]["layers"]] for rep in (again, fresh)]
     np.testing.assert_allclose(layers[0], layers[1], atol=1e-6)
+
+
+def test_a_hit_also_replays_the_shared_trunk_for_an_adapter_on_the_same_layers(llama_setup, tmp_path):
+    first = make_top_layer_adapter(llama_setup.base, tmp_path / "top-a")
+    other = make_top_layer_adapter(llama_setup.base, tmp_path / "top-b", seed=5)  # other LoRA, same layer 1
+    _compare(llama_setup, tmp_path / "first", adapter=first)
+    assert len(list(feature_cache.cache_dir().glob("*.npz"))) == 4  # features and layer-0 output of both sets
+    again = _compare(llama_setup, tmp_path / "again", adapter=other)
+    fresh = _compare(llama_setup, tmp_path / "fresh", "--no-cache", adapter=other)
+    assert _cached(again) == [True, True]
+    (merged,) = [p for p in again["forward_passes"] if p["what"].startswith("LoRA merged")]
+    assert merged["shared_layers"] == 1  # layer 0 replayed from the cache, not run
+    np.testing.assert_allclose(_probs(tmp_path / "again", "B"), _probs(tmp_path / "fresh", "B"), atol=1e-6)
+    for ours, reference in zip(again["analysis"]["layers"], fresh["analysis"]["layers"], strict=True):
+        assert ours["cka"] == pytest.approx(reference["cka"], abs=1e-6)
+        assert ours["cosine"] == pytest.approx(reference["cosine"], abs=1e-6)
+        # B's per-layer probes are trained on the probe subset B ran again, its trunk replayed from the cache
+        assert ours["probe_accuracy"] == reference["probe_accuracy"]
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when what an entry holds, or how it is computed, changes
+FORMAT = 3  # bump when what an entry holds, or how it is computed, changes
 DEFAULT_MAX_BYTES = 4 * 2**30
-_ARRAYS = ("features", "layers", "batch_seconds")
 
 
 def cache_dir() -> Path:
@@ -68,16 +67,14 @@ class Entry:
 
 def _checksum(arrays: dict, meta: dict) -> str:
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
-    for name in _ARRAYS:
-        if name in arrays:
-            value = np.ascontiguousarray(arrays[name])
-            digest.update(f"{name}{value.dtype}{value.shape}".encode())
-            digest.update(value.tobytes())
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
     return digest.hexdigest()
 
 
-def load(key: str) -> Entry | None:
-    """The entry, or None when absent, unreadable or not matching its own checksum (then it is removed)."""
+def load_arrays(key: str) -> tuple[dict, dict] | None:
+    """(arrays, meta) of an entry, or None when absent, unreadable or not matching its checksum (then removed)."""
     path = cache_dir() / f"{key}.npz"
     if not path.is_file():
         return None
@@ -85,26 +82,20 @@ def load(key: str) -> Entry | None:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-        if _checksum(arrays, meta) != str(arrays.pop("checksum")):
+        if _checksum({k: v for k, v in arrays.items() if k != "checksum"}, meta) != str(arrays.pop("checksum")):
             raise ValueError("checksum mismatch")
         os.utime(path)  # least recently *used* goes first when the folder is trimmed
     except Exception as error:  # corrupted or half-written by a crashed run: rebuild it
         log.warning("feature cache entry %s ignored (%s); it will be rebuilt", path.name, error)
         path.unlink(missing_ok=True)
         return None
-    return Entry(
-        arrays["features"], arrays.get("layers"), arrays["batch_seconds"], meta["tokens"], meta["feature_pooling"]
-    )
+    return arrays, meta
 
 
-def store(key: str, entry: Entry) -> Path | None:
-    """Write the entry atomically and trim the folder; None if it does not fit the size bound at all."""
+def store_arrays(key: str, arrays: dict, meta: dict) -> Path | None:
+    """Write an entry atomically and trim the folder; None if it does not fit the size bound at all."""
     from lorafair import atomic
 
-    arrays = {"features": entry.features, "batch_seconds": np.asarray(entry.batch_seconds, dtype=np.float64)}
-    if entry.layers is not None:
-        arrays["layers"] = entry.layers
-    meta = {"tokens": int(entry.tokens), "feature_pooling": entry.feature_pooling}
     size = sum(np.asarray(a).nbytes for a in arrays.values())
     if size > max_bytes():
         log.info("feature cache: %.0f MiB entry exceeds the cache bound; not stored", size / 2**20)
@@ -114,6 +105,24 @@ def store(key: str, entry: Entry) -> Path | None:
     path = atomic.write_bytes(cache_dir() / f"{key}.npz", buffer.getvalue())
     trim(keep=path)
     return path
+
+
+def load(key: str) -> Entry | None:
+    """The frozen pass's entry (see `Entry`), or None."""
+    found = load_arrays(key)
+    if found is None:
+        return None
+    arrays, meta = found
+    return Entry(
+        arrays["features"], arrays.get("layers"), arrays["batch_seconds"], meta["tokens"], meta["feature_pooling"]
+    )
+
+
+def store(key: str, entry: Entry) -> Path | None:
+    arrays = {"features": entry.features, "batch_seconds": np.asarray(entry.batch_seconds, dtype=np.float64)}
+    if entry.layers is not None:
+        arrays["layers"] = entry.layers
+    return store_arrays(key, arrays, {"tokens": int(entry.tokens), "feature_pooling": entry.feature_pooling})
 
 
 def trim(keep: Path | None = None) -> None:

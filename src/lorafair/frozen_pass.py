@@ -4,7 +4,8 @@
 
 A cache hit gives the same PassResult a pass would: the cached features and per-layer states, A's logits
 from the installed head applied to the features (exactly what the head computes inside the model), and
-the batch timings measured when the entry was made. It records no shared trunk, so B then runs whole.
+the batch timings measured when the entry was made, and the shared trunk's recorded output when the pass
+that made the entry recorded it for the same lowest LoRA layer (else B runs every layer).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
     key = cache_key(plan, session, encoded, pool)
     entry = feature_cache.load(key) if key else None
     if entry is not None and (pool is None or entry.layers is not None):
-        return from_entry(session, entry), None, True
+        states = cached_trunk(plan, session, encoded, key, keep) if record else None
+        return from_entry(session, entry), states, True
     states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
     result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=recorder)
     if key and result.features is not None:
@@ -34,7 +36,29 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
                 result.features, result.layers, np.asarray(result.batch_seconds), result.tokens, result.feature_pooling
             ),
         )
+        if states is not None:  # B of a later run with the same lowest LoRA layer can replay them too
+            feature_cache.store_arrays(_trunk_key(key, session.trunk_plan, keep), *states.to_arrays())
     return result, states, False
+
+
+def _trunk_key(key: str, shared_plan: trunk.TrunkPlan, keep) -> str:
+    kept = None if keep is None else hashlib.sha256(np.asarray(sorted(keep), dtype=np.int64).tobytes()).hexdigest()
+    return feature_cache.entry_key(frozen_pass=key, shared_layers=shared_plan.shared, kept=kept)
+
+
+def _wants_trunk(plan, session) -> bool:
+    return "B" in plan.variants and session.trunk_plan is not None and session.trunk_plan.shared > 0
+
+
+def cached_trunk(plan, session, encoded: Encoded, key: str, keep=None):
+    """The shared layers' recorded output from the cache (a frozen-pass hit), or None: then B runs whole."""
+    if not _wants_trunk(plan, session):
+        return None
+    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
+    if trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size)) > trunk.memory_budget():
+        return None
+    found = feature_cache.load_arrays(_trunk_key(key, session.trunk_plan, keep))
+    return trunk.TrunkStates.from_arrays(session.trunk_plan, *found) if found is not None else None
 
 
 def entry(what: str, examples: int, result: PassResult, cached: bool) -> dict:
@@ -98,7 +122,7 @@ def from_entry(session, cached: feature_cache.Entry) -> PassResult:
 def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
     """(TrunkStates, recorder) of the shared layers' output for B's later pass, or (None, None)."""
     shared = session.trunk_plan
-    if "B" not in plan.variants or shared is None or not shared.shared:
+    if not _wants_trunk(plan, session):
         return None, None
     lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
     need = trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))

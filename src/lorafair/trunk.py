@@ -96,6 +96,32 @@ class TrunkStates:
         """`index_map[i]`: the recorded example that example i of the replayed set is (None: the same)."""
         return _Replayer(self, _layers(model, self.plan), index_map)
 
+    def to_arrays(self) -> tuple[dict, dict]:
+        """(arrays, meta) for the feature cache: every row's tokens concatenated, float32 (exact for bf16 too)."""
+        import torch
+
+        examples = sorted(self.rows)
+        lengths = [int(self.rows[e].shape[0]) for e in examples]
+        stacked = torch.cat([self.rows[e].float() for e in examples]) if examples else torch.empty(0)
+        arrays = {
+            "trunk": stacked.numpy(),
+            "examples": np.asarray(examples, dtype=np.int64),
+            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        }
+        dtype = str(self.rows[examples[0]].dtype).replace("torch.", "") if examples else "float32"
+        return arrays, {"shared": self.plan.shared, "tuple_len": self.tuple_len, "dtype": dtype}
+
+    @classmethod
+    def from_arrays(cls, plan: TrunkPlan, arrays: dict, meta: dict) -> TrunkStates | None:
+        """The recorded states back, or None when they were recorded for another number of shared layers."""
+        import torch
+
+        if meta.get("shared") != plan.shared:
+            return None
+        values, offsets = torch.from_numpy(arrays["trunk"]).to(getattr(torch, meta["dtype"])), arrays["offsets"]
+        rows = {int(e): values[offsets[i] : offsets[i + 1]] for i, e in enumerate(arrays["examples"])}
+        return cls(plan, rows, meta.get("tuple_len"))
+
 
 def _layers(model, plan: TrunkPlan):
     layers = model.get_submodule(plan.path)

@@ -200,7 +200,10 @@ def _lora_pass_entry(what: str, examples: int, shared_plan: trunk.TrunkPlan | No
 def _trunk_note(session: Session) -> str:
     shared_plan = session.trunk_plan
     if shared_plan.shared and session.trunk_eval is None:
-        return "no layers shared: the frozen pass came from the feature cache, so B ran every layer"
+        return (
+            "no layers shared: the frozen pass came from the feature cache without the recorded output of "
+            f"layer {shared_plan.shared - 1}, so B ran every layer"
+        )
     return shared_plan.describe()
 
 
