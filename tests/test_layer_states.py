@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -42,14 +44,14 @@ def test_layer_states_equal_hidden_states_of_each_example_alone(arch, tmp_path):
     )
     np.testing.assert_allclose(result.layers, _reference(model, tokenizer, pool), atol=1e-5)
     if arch in HOOKED:
-        assert layer_states._CHECKED[type(model)] is True  # pooled as the layers ran, not from hidden_states
+        assert layer_states._CHECKED[model] is True  # pooled as the layers ran, not from hidden_states
 
 
 def test_hooks_that_disagree_with_hidden_states_fall_back_to_them(tmp_path, monkeypatch):
     base = build_base("llama", tmp_path / "base")
     model = transformers.AutoModelForSequenceClassification.from_pretrained(str(base)).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base))
-    monkeypatch.setattr(layer_states, "_CHECKED", {})
+    monkeypatch.setattr(layer_states, "_CHECKED", weakref.WeakKeyDictionary())
     monkeypatch.setattr(layer_states.LayerPooler, "_after_layers", lambda self, *a: None)  # final norm unseen
     encoded = tokenize(tokenizer, TEXTS, max_length=32)
     result = run_pass(
@@ -60,5 +62,5 @@ def test_hooks_that_disagree_with_hidden_states_fall_back_to_them(tmp_path, monk
         quiet=True,
         layer_pool="last",
     )
-    assert layer_states._CHECKED[type(model)] is False
+    assert layer_states._CHECKED[model] is False
     np.testing.assert_allclose(result.layers, _reference(model, tokenizer, "last"), atol=1e-5)

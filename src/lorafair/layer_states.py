@@ -10,18 +10,21 @@ transient of the analysis passes. Hooks pool each state as soon as it exists, so
     hidden_states[L]      replaced by the output of the first module outside the layers that runs after the
                           last layer and keeps its shape (the final norm: Llama's `norm`, GPT-2's `ln_f`)
 
-Which tensors a model reports as its hidden states is its own business, so the first use per model class
+Which tensors a model reports as its hidden states is its own business, so the first use per model
 runs two examples with `output_hidden_states=True` beside the hooks and keeps the hooks only when every
-pooled state is identical; otherwise that class uses `output_hidden_states` (exact, just larger).
+pooled state is identical; otherwise that model uses `output_hidden_states` (exact, just larger).
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
 
 log = logging.getLogger(__name__)
 
-_CHECKED: dict[type, bool] = {}  # model class -> do the hooks reproduce output_hidden_states exactly?
+# model -> do the hooks reproduce its output_hidden_states exactly? (per model object: its config decides
+# what it reports; weak, so a freed model's answer cannot be taken for a new one at the same address)
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def pool_rows(hidden, rows, positions):
@@ -114,17 +117,17 @@ class LayerPooler:
 
 
 def hooks_match(model, run_both) -> bool:
-    """Whether the hooks reproduce `output_hidden_states` for this model class (checked once per class).
+    """Whether the hooks reproduce `output_hidden_states` for this model (checked once per model object).
 
     `run_both()` runs two examples with the pooler active and `output_hidden_states=True` and returns
     (hook states, states pooled from out.hidden_states).
     """
-    kind = type(model)
-    if kind not in _CHECKED:
+    if model not in _CHECKED:
         import torch
 
         hooked, reference = run_both()
-        _CHECKED[kind] = hooked is not None and hooked.shape == reference.shape and bool(torch.equal(hooked, reference))
-        if not _CHECKED[kind]:
-            log.debug("%s: layer hooks differ from output_hidden_states; using output_hidden_states", kind.__name__)
-    return _CHECKED[kind]
+        same = hooked is not None and hooked.shape == reference.shape and bool(torch.equal(hooked, reference))
+        _CHECKED[model] = same
+        if not same:
+            log.debug("%s: layer hooks differ from output_hidden_states; using them", type(model).__name__)
+    return _CHECKED[model]
