@@ -81,8 +81,8 @@ def load_arrays(key: str) -> tuple[dict, dict] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if _checksum({k: v for k, v in arrays.items() if k != "checksum"}, meta) != str(arrays.pop("checksum")):
+        meta, checksum = json.loads(str(arrays.pop("meta"))), str(arrays.pop("checksum"))
+        if _checksum(arrays, meta) != checksum:
             raise ValueError("checksum mismatch")
         os.utime(path)  # least recently *used* goes first when the folder is trimmed
     except Exception as error:  # corrupted or half-written by a crashed run: rebuild it

@@ -46,6 +46,11 @@ def _trunk_key(key: str, shared_plan: trunk.TrunkPlan, keep) -> str:
     return feature_cache.entry_key(frozen_pass=key, shared_layers=shared_plan.shared, kept=kept)
 
 
+def _trunk_bytes(session, encoded: Encoded, keep) -> int:
+    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
+    return trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
+
+
 def _wants_trunk(plan, session) -> bool:
     return "B" in plan.variants and session.trunk_plan is not None and session.trunk_plan.shared > 0
 
@@ -54,8 +59,7 @@ def cached_trunk(plan, session, encoded: Encoded, key: str, keep=None):
     """The shared layers' recorded output from the cache (a frozen-pass hit), or None: then B runs whole."""
     if not _wants_trunk(plan, session):
         return None
-    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
-    if trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size)) > trunk.memory_budget():
+    if _trunk_bytes(session, encoded, keep) > trunk.memory_budget():
         return None
     found = feature_cache.load_arrays(_trunk_key(key, session.trunk_plan, keep))
     return trunk.TrunkStates.from_arrays(session.trunk_plan, *found) if found is not None else None
@@ -124,8 +128,7 @@ def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
     shared = session.trunk_plan
     if not _wants_trunk(plan, session):
         return None, None
-    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
-    need = trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
+    need = _trunk_bytes(session, encoded, keep)
     if need > trunk.memory_budget():
         outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
         session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")

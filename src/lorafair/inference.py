@@ -214,6 +214,7 @@ def run_pass(
     pad_multiple = 8 if is_cuda else 1
 
     pooler = layer_states.LayerPooler(model, layer_pool) if layer_pool else None
+    pooler = pooler if pooler is not None and pooler.usable else None  # no layer list found: hidden_states only
     forward = _BatchForward(model, encoded, device, pad_token_id, padding_side, pad_multiple, captured, result)
     forward.trunk, forward.pooler, forward.layer_pool = trunk, pooler, layer_pool
 
@@ -223,7 +224,9 @@ def run_pass(
             trunk if trunk is not None else contextlib.nullcontext(),
             pooler if pooler is not None else contextlib.nullcontext(),
         ):
-            full_states = pooler is not None and not _hooks_match(model, pooler, forward, batches)
+            full_states = layer_pool is not None and (
+                pooler is None or not _hooks_match(model, pooler, forward, batches)
+            )
             if warmup and batches:
                 # the shortest batch: pays one-off kernel/alloc costs outside the timing
                 forward(batches[-1][:2], full_states)
@@ -273,7 +276,7 @@ class _BatchForward:
         self.captured.clear()
         if self.trunk is not None:
             self.trunk.batch(batch_idx, batch["attention_mask"])
-        if self.pooler is not None and self.pooler.usable:
+        if self.pooler is not None:
             self.pooler.batch(batch["input_ids"], pad)
         out = self.model(**batch, **({"output_hidden_states": True} if hidden_states else {}))
         layers = None
@@ -289,7 +292,7 @@ class _BatchForward:
 
 def _hooks_match(model, pooler, forward, batches) -> bool:
     """Pool layer states with hooks (small) if they equal output_hidden_states here (see layer_states.py)."""
-    if not pooler.usable or not batches:
+    if not batches:
         return False
 
     def run_both():
