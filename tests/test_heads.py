@@ -170,3 +170,27 @@ def test_base_weights_the_adapter_did_not_save_are_refused(tmp_path):
     with pytest.raises(LorafairError, match=r"no weights for 'pooler\.dense\.(bias|weight)'.*modules_to_save"):
         modeling.load_base_classifier(tmp_path / "backbone", 2, adapter=adapter)
     modeling.load_base_classifier(built_dir, 2, adapter=adapter)  # the full checkpoint has its pooler: fine
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_zero_head_init_zeroes_only_the_output_layer(arch, built):
+    from transformers import AutoModelForSequenceClassification
+
+    base, _ = built(arch)
+    model = AutoModelForSequenceClassification.from_pretrained(str(base)).eval()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    output = heads.zero_output_layer(model)
+    after = dict(model.named_parameters())
+    zeroed = {n for n in after if n.startswith(output + ".")}
+    assert zeroed and all(not after[n].any() for n in zeroed)
+    # everything else, hidden head layers included (RoBERTa's classifier.dense, DistilBERT's pre_classifier)
+    assert all(torch.equal(after[n], before[n]) for n in after if n not in zeroed)
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        assert not model(input_ids=ids).logits.any()  # every logit starts at exactly 0
+
+
+def test_zero_head_init_without_a_known_output_layer_is_a_user_error():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(LorafairError, match="--head-init zero: no known output layer"):
+        heads.zero_output_layer(model)

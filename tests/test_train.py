@@ -378,3 +378,14 @@ def test_subsample_top_layers_and_cpu_bf16(tiny_qwen, toy_data, tmp_path):
     assert run["layers_to_transform"] is None  # --lora-layers >= the layer count: every layer
     with pytest.raises(LorafairError, match="--lora-layers -1"):
         run_train(_config(tiny_qwen, data, tmp_path / "bad", lora_layers=-1))
+
+
+def test_zero_head_init_starts_at_chance_loss_and_trains_the_head(tiny_qwen, toy_data, tmp_path):
+    out = tmp_path / "adapter"
+    train_model(_config(tiny_qwen, toy_data / "strings.jsonl", out, max_steps=3, head_init="zero"))
+    run = json.loads((out / "lorafair_run.json").read_text())
+    assert run["config"]["head_init"] == "zero"
+    # zero logits on two classes: the first batch's cross-entropy is ln 2 whatever the features are
+    assert run["log_history"][0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
+    head = [t for k, t in _safetensors(out).items() if "score" in k]
+    assert head and all(t.any() for t in head)  # trained away from zero

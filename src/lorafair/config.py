@@ -154,6 +154,12 @@ class TrainConfig:
     lora_r: int = opt(8, "LoRA rank")
     lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
+    head_init: str = opt(
+        "random",
+        "the new head's output layer: random (transformers' initialisation) or zero (logits start at 0, so "
+        "the first steps are not spent undoing a random head's large logits on large-norm decoder features)",
+        choices=("random", "zero"),
+    )
     target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
     lora_layers: int = opt(
         0,

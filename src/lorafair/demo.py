@@ -60,6 +60,7 @@ class Preset:
     seed: int = 0
     precision: str = "auto"  # training: bf16 autocast where chosen (this CPU has AVX512-BF16), else fp32
     compare_dtype: str = "auto"  # the comparison's weights: auto = fp32 on CPU
+    head_init: str = "random"  # the new head's output layer: random (transformers') or zero
     lang: str | None = None  # console language when --lang is not given (None: from the locale)
 
 
@@ -210,6 +211,7 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
             max_length=chosen.max_length,
             seed=chosen.seed,
             precision=chosen.precision,
+            head_init=chosen.head_init,
             output=str(out / ADAPTER_DIR),
             overwrite=overwrite,
             quiet=quiet,

@@ -209,6 +209,27 @@ def fresh_head(model, stack: list[str], *, seed: int) -> list:
     return fresh
 
 
+def zero_output_layer(model) -> str:
+    """Zero the weight (and bias) of the layer that outputs the logits; the layers below it keep their init.
+
+    Only the output layer: a zeroed hidden layer (RoBERTa's `classifier.dense`) would stop every gradient.
+    """
+    import torch
+
+    parameters = dict(model.named_parameters())
+    name = next((n for n in OUTPUT_WEIGHTS if n in parameters), None)
+    if name is None:
+        raise LorafairError(
+            f"--head-init zero: no known output layer ({', '.join(OUTPUT_WEIGHTS)}) in {type(model).__name__}"
+        )
+    with torch.no_grad():
+        parameters[name].zero_()
+        bias = parameters.get(name.removesuffix("weight") + "bias")
+        if bias is not None:
+            bias.zero_()
+    return name.removesuffix(".weight")
+
+
 def _forget_initialisation(module) -> None:
     """transformers skips tensors flagged as loaded (`_is_hf_initialized`); a fresh head must not be skipped."""
     for tensor in [module, *module.parameters(recurse=False), *module.buffers(recurse=False)]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lorafair import atomic
+from lorafair import atomic, heads
 from lorafair.config import TrainConfig, add_arguments, from_namespace
 from lorafair.data import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
 from lorafair.errors import LorafairError
@@ -422,6 +422,8 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
     # num_items_in_batch; it is a plain mean (not divided by --grad-accum, times world size under DDP).
     model.accepts_loss_kwargs = False
     head_name = next((n for n in HEAD_NAMES if hasattr(model, n)), None)
+    if config.head_init == "zero":  # before peft copies the head into modules_to_save
+        log.info("head output layer %s initialised to zero", heads.zero_output_layer(model))
     targets = _target_modules(config.target_modules, model)
     layers = _top_layers(model, config.lora_layers)
     model.config.use_cache = False  # a classifier's training forward needs no key/value cache
