@@ -40,6 +40,7 @@ def tiny_preset(llama_setup, monkeypatch, tmp_path):
         max_length=32,
         probe_samples=30,
         bootstrap=200,
+        head_init="zero",  # as the Qwen presets
     )
     monkeypatch.setitem(demo.PRESETS, "default", preset)
     before = torch.get_num_threads()
@@ -65,6 +66,7 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
     assert {key.split(".layers.")[1].split(".")[0] for key in adapter.lora} == {"1"}
     assert run["train_data"]["n"] == 32 and run["train_data"]["subsample_of"] == 48
     assert run["config"]["eval_data"] == tiny_preset.eval_data and "accuracy" in run["metrics"]["eval"]
+    assert run["config"]["head_init"] == "zero"  # the preset's choice reaches training
 
     report_dir = out / demo.REPORT_DIR
     for name in ("report.json", "report.md", "report.html", "predictions.csv"):
