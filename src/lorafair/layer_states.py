@@ -129,5 +129,7 @@ def hooks_match(model, run_both) -> bool:
         same = hooked is not None and hooked.shape == reference.shape and bool(torch.equal(hooked, reference))
         _CHECKED[model] = same
         if not same:
-            log.debug("%s: layer hooks differ from output_hidden_states; using them", type(model).__name__)
+            log.debug(
+                "%s: layer hooks differ from output_hidden_states; using output_hidden_states", type(model).__name__
+            )
     return _CHECKED[model]

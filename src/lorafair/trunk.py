@@ -112,12 +112,10 @@ class TrunkStates:
         return arrays, {"shared": self.plan.shared, "tuple_len": self.tuple_len, "dtype": dtype}
 
     @classmethod
-    def from_arrays(cls, plan: TrunkPlan, arrays: dict, meta: dict) -> TrunkStates | None:
-        """The recorded states back, or None when they were recorded for another number of shared layers."""
+    def from_arrays(cls, plan: TrunkPlan, arrays: dict, meta: dict) -> TrunkStates:
+        """The recorded states back (the cache key already names the number of shared layers)."""
         import torch
 
-        if meta.get("shared") != plan.shared:
-            return None
         values, offsets = torch.from_numpy(arrays["trunk"]).to(getattr(torch, meta["dtype"])), arrays["offsets"]
         rows = {int(e): values[offsets[i] : offsets[i + 1]] for i, e in enumerate(arrays["examples"])}
         return cls(plan, rows, meta.get("tuple_len"))
