@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PICKLED_WEIGHTS = "adapter_model.bin"  # peft's torch.save format: never read (unpickling can run code)
+SEQ_CLS = "SEQ_CLS"  # the only peft task_type lorafair compares
 RUN_METADATA = "lorafair_run.json"
 HEAD_NAMES = heads.SEQ_CLS_HEADS  # peft's SEQ_CLS modules_to_save: decoders' `score`, encoders' `classifier`
 tensor_sha256 = heads.tensor_sha256
@@ -52,21 +57,16 @@ class Adapter:
 
 
 def read_adapter(path: str | Path) -> Adapter:
-    """Validate an adapter folder and read its head and LoRA tensors (errors say what should be there)."""
+    """Validate an adapter folder and read its head and LoRA tensors (errors say what should be there).
+
+    Only `adapter_model.safetensors` is ever read: a pickled `adapter_model.bin` can run code when loaded.
+    """
     path = Path(path)
     if not path.is_dir():
         raise LorafairError(f"adapter folder not found: '{path}' (expected the folder written by save_pretrained)")
-    config_file, weights_file = path / ADAPTER_CONFIG, path / ADAPTER_WEIGHTS
-    for needed in (config_file, weights_file):
-        if not needed.is_file():
-            raise LorafairError(
-                f"'{needed.name}' missing in '{path}': an adapter folder needs {ADAPTER_CONFIG} and "
-                f"{ADAPTER_WEIGHTS} (save with model.save_pretrained(dir) after training)"
-            )
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LorafairError(f"could not read '{config_file}': {exc}") from exc
+    config = _read_adapter_config(path)
+    _check_task_type(path, config)
+    weights_file = _safetensors_file(path)
 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -84,11 +84,64 @@ def read_adapter(path: str | Path) -> Adapter:
             f"modules_to_save={config.get('modules_to_save')}): train with LoraConfig(task_type='SEQ_CLS') "
             "so peft saves 'score'/'classifier'"
         )
-    metadata = None
-    if (path / RUN_METADATA).is_file():
-        metadata = json.loads((path / RUN_METADATA).read_text(encoding="utf-8"))
+    metadata = _read_json_object(path / RUN_METADATA) if (path / RUN_METADATA).is_file() else None
     label_names = (metadata or {}).get("label_names")
     return Adapter(path, config, head_modules, head, lora, metadata, config.get("base_model_name_or_path"), label_names)
+
+
+def _read_json_object(file: Path) -> dict:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LorafairError(f"could not read '{file}': {exc}".splitlines()[0]) from exc
+    if not isinstance(value, dict):
+        raise LorafairError(f"'{file}' holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _read_adapter_config(path: Path) -> dict:
+    config_file = path / ADAPTER_CONFIG
+    if not config_file.is_file():
+        raise LorafairError(
+            f"'{ADAPTER_CONFIG}' missing in '{path}': an adapter folder needs {ADAPTER_CONFIG} and "
+            f"{ADAPTER_WEIGHTS} (save with model.save_pretrained(dir) after training)"
+        )
+    return _read_json_object(config_file)
+
+
+def _check_task_type(path: Path, config: dict) -> None:
+    """Only SEQ_CLS adapters (or older ones with no task_type, checked for a saved head afterwards) compare.
+
+    peft loads e.g. a CAUSAL_LM adapter as PeftModelForCausalLM, which fails deep inside on a classifier;
+    and such an adapter trained no classification head, so there is nothing to put on A, B or R.
+    """
+    task_type = config.get("task_type")
+    if task_type and task_type != SEQ_CLS:
+        raise LorafairError(
+            f"adapter '{path}' has task_type {task_type}, not {SEQ_CLS} (sequence classification): lorafair "
+            f"compares {SEQ_CLS} adapters, whose trained classification head peft saves, and can do nothing with "
+            f'a {task_type} adapter: it has no trained head to compare; retrain with LoraConfig(task_type="{SEQ_CLS}") '
+            "or `lorafair train`"
+        )
+
+
+def _safetensors_file(path: Path) -> Path:
+    """adapter_model.safetensors; a lone adapter_model.bin is refused (never unpickled), a stray one ignored."""
+    weights_file, pickle_file = path / ADAPTER_WEIGHTS, path / PICKLED_WEIGHTS
+    if weights_file.is_file():
+        if pickle_file.exists():
+            log.info("'%s' is ignored: lorafair reads %s only and never unpickles", pickle_file, ADAPTER_WEIGHTS)
+        return weights_file
+    if pickle_file.exists():
+        raise LorafairError(
+            f"'{path}' holds {PICKLED_WEIGHTS} but no {ADAPTER_WEIGHTS}: lorafair reads only safetensors and never "
+            f"unpickles a .bin (loading a pickle can run code); if you trust it, convert it once: load it with peft "
+            f"(PeftModel.from_pretrained(base, dir)) and save_pretrained(dir, safe_serialization=True)"
+        )
+    raise LorafairError(
+        f"'{ADAPTER_WEIGHTS}' missing in '{path}': an adapter folder needs {ADAPTER_CONFIG} and "
+        f"{ADAPTER_WEIGHTS} (save with model.save_pretrained(dir) after training)"
+    )
 
 
 def head_module(model, head_name: str):
@@ -247,10 +300,29 @@ def attach_lora(model, adapter: Adapter):
     from peft import PeftModel
 
     check_lora_shapes(model, adapter)
-    with warnings.catch_warnings():  # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing
+    with warnings.catch_warnings(), _safetensors_only(adapter) as folder:
+        # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        peft_model = PeftModel.from_pretrained(model, str(adapter.path), is_trainable=False)
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     return peft_model.eval()
+
+
+@contextmanager
+def _safetensors_only(adapter: Adapter):
+    """A temporary folder holding only the adapter's config and safetensors file, for peft to load from.
+
+    peft's `load_peft_weights` takes adapter_model.safetensors when present but falls back to torch.load of
+    adapter_model.bin (and to the hub) when not, and has no option to forbid that. Given a folder with no
+    .bin in it, peft can never unpickle one, whatever happens to the adapter folder meanwhile.
+    """
+    with tempfile.TemporaryDirectory(prefix="lorafair-adapter-") as folder:
+        for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+            source, target = (adapter.path / name).resolve(), Path(folder) / name
+            try:
+                target.symlink_to(source)
+            except OSError:  # no symlinks here (e.g. Windows without the privilege): copy instead
+                shutil.copyfile(source, target)
+        yield Path(folder)
 
 
 def merge_attached(peft_model, adapter: Adapter):
