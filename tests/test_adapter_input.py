@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import pickle
 import shutil
 
@@ -20,7 +22,7 @@ from lorafair import modeling  # noqa: E402
 from lorafair.cli import main  # noqa: E402
 from lorafair.errors import LorafairError  # noqa: E402
 
-from conftest import TARGETS  # noqa: E402
+from conftest import TARGETS, toy_rows, write_csv  # noqa: E402
 
 
 def _run(argv, capsys):
@@ -187,3 +189,132 @@ def test_peft_never_sees_the_pickle_even_if_the_safetensors_file_goes(llama_setu
     with pytest.raises(Exception):  # noqa: B017 - peft finds no weights at all; the point is what it did not load
         modeling.attach_lora(model, read)
     assert not marker.exists() and torch_loads == []
+
+
+# ----------------------------------------------------------------------------- a base saved for another label count
+@pytest.fixture(scope="module")
+def three_labels(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("three-labels")
+    return write_csv(toy_rows(48, seed=4, classes=("neg", "neutral", "pos")), folder / "three.csv")
+
+
+def _train_argv(base, data, out) -> list[str]:
+    argv = ["train", "--base-model", str(base), "--data", str(data), "--output", str(out), "--max-steps", "2"]
+    fast = ["--batch-size", "8", "--max-length", "16", "--lora-r", "4", "--lora-alpha", "8", "--learning-rate", "5e-3"]
+    return [*argv, *fast, "--eval-fraction", "0", "--save-steps", "100", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def three_label_adapter(llama_setup, three_labels, tmp_path_factory):
+    """`lorafair train` on 3-label data from the tiny Llama saved as a 2-label classifier: (adapter, its log)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("lorafair")
+    logger.addHandler(handler)
+    try:
+        out = tmp_path_factory.mktemp("three-label-train") / "adapter"
+        code = main(_train_argv(llama_setup.base, three_labels, out))
+    finally:
+        logger.removeHandler(handler)
+    assert code == 0
+    return out, stream.getvalue()
+
+
+def test_train_replaces_a_two_label_head_for_three_labels(llama_setup, three_label_adapter):
+    from safetensors.torch import load_file
+
+    adapter, log_text = three_label_adapter
+    base_head = load_file(str(llama_setup.base / "model.safetensors"))["score.weight"]
+    assert base_head.shape[0] == 2  # the base really is a 2-label classifier
+    saved = load_file(str(adapter / "adapter_model.safetensors"))["base_model.model.score.weight"]
+    assert saved.shape == (3, base_head.shape[1])
+    run = json.loads((adapter / "lorafair_run.json").read_text())
+    assert run["head_replaced"] == {"base_labels": 2, "labels": 3}
+    assert run["label_names"] == ["neg", "neutral", "pos"]
+    replaced = [line for line in log_text.splitlines() if "head" in line and "replaced" in line]
+    assert len(replaced) == 1 and "2-label" in replaced[0] and "3-label" in replaced[0], log_text
+
+
+def test_train_on_the_base_label_count_records_no_replacement(llama_setup, tmp_path, capsys):
+    code, _, err = _run(_train_argv(llama_setup.base, llama_setup.data, tmp_path / "adapter"), capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "adapter" / "lorafair_run.json").read_text())["head_replaced"] is None
+    assert "replaced" not in err
+
+
+def _plain_peft_logits(base, adapter, texts, num_labels):
+    """B as plain peft builds it on the base loaded for `num_labels` outputs, one example at a time (no padding)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base), num_labels=num_labels, ignore_mismatched_sizes=True
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    reference = peft.PeftModel.from_pretrained(model, str(adapter)).eval()
+    with torch.no_grad():
+        return torch.cat([reference(**tokenizer(text, return_tensors="pt")).logits for text in texts])
+
+
+def test_compare_three_label_adapter_on_a_two_label_base(llama_setup, three_labels, three_label_adapter, tmp_path):
+    from lorafair import inference
+
+    adapter, _ = three_label_adapter
+    with open(three_labels, encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    expected = _plain_peft_logits(llama_setup.base, adapter, texts, 3)
+
+    out = tmp_path / "out"
+    argv = ["compare", "--adapter", str(adapter), "--data", str(three_labels), "--output", str(out)]
+    assert main([*argv, "--variants", "B,A", "--bootstrap", "50", "--quiet"]) == 0
+    rows = _predictions(out)
+    assert rows and len(rows) <= len(texts)
+    for row in rows:  # the CLI's B probabilities: softmax of plain peft's logits for that row of the data
+        probs = [float(row[f"prob_B_{name}"]) for name in ("neg", "neutral", "pos")]
+        reference = torch.softmax(expected[int(row["index"])].double(), dim=-1)
+        torch.testing.assert_close(torch.tensor(probs, dtype=torch.float64), reference, atol=1e-5, rtol=1e-4)
+
+    # and B's logits themselves, as lorafair builds B on the 2-label base
+    read = modeling.read_adapter(adapter)
+    tokenizer = modeling.load_tokenizer(adapter, llama_setup.base)
+    model = modeling.load_base_classifier(llama_setup.base, read.num_labels, adapter=read)
+    modeling.ensure_pad_token(tokenizer, model)
+    modeling.install_head(model, read)
+    merged = modeling.merge_lora(model, read)
+    encoded = inference.tokenize(tokenizer, texts, max_length=64)
+    batches = inference.length_sorted_batches(encoded.lengths, 5)
+    ours = inference.run_pass(merged, encoded, batches, pad_token_id=tokenizer.pad_token_id, quiet=True).logits
+    torch.testing.assert_close(torch.from_numpy(ours), expected, atol=1e-4, rtol=1e-4)
+
+
+def _base_with_wrong_vocab(setup, folder):
+    """The tiny Llama base whose config.json promises one more token than its embedding holds."""
+    base = shutil.copytree(setup.base, folder)
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "vocab_size": config["vocab_size"] + 1}))
+    return base
+
+
+def test_train_names_a_mismatched_tensor_outside_the_head(llama_setup, tmp_path, capsys):
+    base = _base_with_wrong_vocab(llama_setup, tmp_path / "base")
+    out = tmp_path / "adapter"
+    line = _one_error_line(*_run(_train_argv(base, llama_setup.data, out), capsys)[::2])
+    assert "model.embed_tokens.weight" in line
+    assert not (out / "adapter_config.json").exists()
+
+
+def test_compare_names_a_mismatched_tensor_outside_the_head(llama_setup, tmp_path, capsys):
+    base = _base_with_wrong_vocab(llama_setup, tmp_path / "base")
+    out = tmp_path / "out"
+    argv = [
+        "compare",
+        "--adapter",
+        str(llama_setup.adapter),
+        "--base-model",
+        str(base),
+        "--data",
+        str(llama_setup.data),
+    ]
+    line = _one_error_line(*_run([*argv, "--output", str(out), "--quiet"], capsys)[::2])
+    assert "model.embed_tokens.weight" in line
+    assert not out.exists()

@@ -229,10 +229,29 @@ def load_base_classifier(
     label_names=None,
     adapter: Adapter | None = None,
 ):
-    """The base model as AutoModelForSequenceClassification (its new head is replaced right after).
+    """The base model as AutoModelForSequenceClassification (its new head is replaced right after)."""
+    model, _ = load_base_classifier_and_head_change(
+        base_model, num_labels, dtype=dtype, device=device, label_names=label_names, adapter=adapter
+    )
+    return model
 
-    With `adapter`: every weight the base checkpoint lacks (initialised at random here) must be one the
-    adapter saved; otherwise B here would not be the model that was trained (e.g. DeBERTa's `pooler`).
+
+def load_base_classifier_and_head_change(
+    base_model: str | Path,
+    num_labels: int,
+    *,
+    dtype=None,
+    device="cpu",
+    label_names=None,
+    adapter: Adapter | None = None,
+):
+    """The base classifier with `num_labels` outputs, and what happened to the base's own head.
+
+    The second value is {"base_labels": K, "labels": M} when the base was saved as a K-label classifier and
+    its head was replaced by a new M-label one, else None. Any other tensor whose shape differs
+    from the checkpoint's is an error. With `adapter`: every weight the base checkpoint lacks or whose shape it
+    does not match must be one the adapter saved; otherwise B here would not be the model that was trained
+    (e.g. DeBERTa's `pooler`).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -246,10 +265,15 @@ def load_base_classifier(
     hf_logging.set_verbosity_error()  # "newly initialized score weights" is expected: we replace them
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(base_model), config=config, dtype=dtype or torch.float32, output_loading_info=True
+            str(base_model),
+            config=config,
+            dtype=dtype or torch.float32,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # a head for another label count; _replaced_head refuses anything else
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+    replaced = _replaced_head(info.get("mismatched_keys") or (), num_labels, adapter)
     if adapter is not None:
         uncovered = sorted(set(info.get("missing_keys") or ()) - set(adapter.head))
         if uncovered:
@@ -258,7 +282,38 @@ def load_base_classifier(
                 "random) and the adapter did not save them: the trained model cannot be rebuilt (add "
                 f"'{uncovered[0].split('.')[0]}' to modules_to_save when training)"
             )
-    return model.to(device).eval().requires_grad_(False)
+    return model.to(device).eval().requires_grad_(False), replaced
+
+
+def _replaced_head(mismatched, num_labels: int, adapter: Adapter | None) -> dict | None:
+    """Check the tensors the base checkpoint holds in another shape: only the classification head may differ.
+
+    `mismatched` holds transformers' (name, shape in the checkpoint, shape in the model) triples.
+    """
+    if not mismatched:
+        return None
+    for name, saved, expected in sorted(mismatched, key=lambda item: item[0]):
+        part_of_head = name in adapter.head if adapter is not None else heads.owning_module(name, HEAD_NAMES)
+        if not part_of_head:
+            raise LorafairError(
+                f"the base checkpoint's tensor '{name}' has shape {tuple(saved)} where its config gives "
+                f"{tuple(expected)}: only the classification head may differ (the weights do not match config.json)"
+            )
+    saved_shapes = {name: tuple(saved) for name, saved, _ in mismatched}
+    output = next((n for n in heads.OUTPUT_WEIGHTS if n in saved_shapes), None)
+    matrices = [shape for shape in saved_shapes.values() if len(shape) == 2] or list(saved_shapes.values())
+    base_labels = saved_shapes[output][0] if output else min(shape[0] for shape in matrices)
+    replaced = {"base_labels": int(base_labels), "labels": int(num_labels)}
+    if adapter is None:
+        log.info(
+            "the base model's %d-label head (%s) was replaced by a new %d-label head",
+            base_labels,
+            ", ".join(sorted(saved_shapes)),
+            num_labels,
+        )
+    else:
+        log.debug("the base model's %d-label head is not used: the adapter's %d-label head is", base_labels, num_labels)
+    return replaced
 
 
 def install_head(model, adapter: Adapter) -> str:

@@ -30,7 +30,7 @@ from lorafair.modeling import (
     HEAD_NAMES,
     RUN_METADATA,
     ensure_pad_token,
-    load_base_classifier,
+    load_base_classifier_and_head_change,
     load_tokenizer,
 )
 
@@ -387,6 +387,7 @@ class _Built:
     targets: list[str]
     layers: list[int] | None
     accepted_inputs: set
+    head_replaced: dict | None = None  # {"base_labels": K, "labels": M}: the base was saved as a K-label classifier
 
 
 @dataclass
@@ -416,7 +417,7 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
 
     transformers.set_seed(config.seed)  # the new head and the LoRA matrices are initialised from it
     tokenizer = load_tokenizer(base)
-    model = load_base_classifier(base, len(label_names), label_names=label_names)
+    model, head_replaced = load_base_classifier_and_head_change(base, len(label_names), label_names=label_names)
     ensure_pad_token(tokenizer, model)
     # Classifier forwards take **kwargs, so the Trainer would assume a loss already normalised by
     # num_items_in_batch; it is a plain mean (not divided by --grad-accum, times world size under DDP).
@@ -448,7 +449,7 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
         sum(p.numel() for p in model.parameters()),
         label_names,
     )
-    return _Built(model, tokenizer, head_name, targets, layers, accepted)
+    return _Built(model, tokenizer, head_name, targets, layers, accepted, head_replaced)
 
 
 def build_datasets(config: TrainConfig, built: _Built, splits: _Splits) -> _Datasets:
@@ -532,6 +533,7 @@ def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metr
         "base_model": plan.base,
         "label_names": list(plan.splits.label_names),
         "head_name": built.head_name,
+        "head_replaced": built.head_replaced,
         "target_modules": built.targets,
         "layers_to_transform": built.layers,
         "config": asdict(config),
