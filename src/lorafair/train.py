@@ -223,11 +223,12 @@ def _check_resume_matches(saved_file: Path, current: dict) -> None:
         return
     saved = json.loads(saved_file.read_text(encoding="utf-8"))
     keys = sorted(set(saved) | set(current))
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
     # an option added since the interrupted run started is absent from its file: its default is what that run used
-    changed = [k for k in keys if k not in _FREE_ON_RESUME and saved.get(k, defaults.get(k)) != current.get(k)]
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    was = {k: saved.get(k, defaults.get(k)) for k in keys}
+    changed = [k for k in keys if k not in _FREE_ON_RESUME and was[k] != current.get(k)]
     if changed:
-        shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        shown = "; ".join(f"{k}: {was[k]!r} -> {current.get(k)!r}" for k in changed)
         raise LorafairError(
             f"--resume with different settings than the interrupted run ({shown}); "
             "resume with the same options or start anew with --overwrite"
