@@ -103,14 +103,15 @@ def decode_text(path: Path, raw: bytes, encoding: str = "auto") -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         where = f"byte {exc.start} (line {line}) is 0x{raw[exc.start]:02x}"
-        if encoding != "auto":
+        guess = likely_encoding(raw)
+        if encoding == "auto":
             raise LorafairError(
-                f"data file '{path}' is not {encoding}: {where}; pass the --encoding it was saved in, "
-                f"likely --encoding {likely_encoding(raw)}"
+                f"data file '{path}' is not UTF-8: {where}; pass --encoding with the encoding it was saved in, "
+                f"likely --encoding {guess}"
             ) from exc
+        hint = "" if codecs.lookup(guess).name == codecs.lookup(codec).name else f", likely --encoding {guess}"
         raise LorafairError(
-            f"data file '{path}' is not UTF-8: {where}; pass --encoding with the encoding it was saved in, "
-            f"likely --encoding {likely_encoding(raw)}"
+            f"data file '{path}' is not {encoding}: {where}; pass the --encoding it was saved in{hint}"
         ) from exc
 
 
@@ -139,16 +140,18 @@ def likely_encoding(raw: bytes) -> str:
     """
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    high = sum(1 for b in raw if b >= 0x80)
-    paired = sum(2 for match in re.finditer(rb"[\x81-\xfe][\x40-\x7e\x80-\xfe]", raw) if match.group()[1] >= 0xA1)
+    sample = raw[: 1 << 20]  # enough to tell, and quick on a large file
+    high = len(re.findall(rb"[\x80-\xff]", sample))
+    # a two-byte GBK character whose second byte is high too (a latin-1 "èm" has an ASCII second byte)
+    paired = 2 * sum(1 for pair in re.findall(rb"[\x81-\xfe][\x40-\x7e\x80-\xfe]", sample) if pair[1] >= 0x80)
     try:
-        raw.decode("gb18030")
+        codecs.getincrementaldecoder("gb18030")().decode(sample, final=False)  # a cut character at the end is fine
         chinese = high > 0 and paired >= 0.8 * high
     except UnicodeDecodeError:
         chinese = False
     if chinese:
         return "gb18030"
-    return "cp1252" if re.search(rb"[\x80-\x9f]", raw) else "latin-1"
+    return "cp1252" if re.search(rb"[\x80-\x9f]", sample) else "latin-1"  # C1 bytes: cp1252's quotes and dashes
 
 
 def _json_lines(text: str) -> list[dict]:
