@@ -52,9 +52,11 @@ class BenchmarkEvaluator:
         self.results: Dict[str, Any] = {}
 
     @classmethod
-    def from_adapter(cls, lora_path: str, data: str | None = None, num_samples: int = 0, **kwargs):
-        """An evaluator on `data`, or (default) on the adapter's own recorded evaluation data."""
-        texts, labels = load_evaluation_data(lora_path, data, num_samples)
+    def from_adapter(
+        cls, lora_path: str, data: str | None = None, num_samples: int = 0, encoding: str = "auto", **kwargs
+    ):
+        """An evaluator on `data` (read with `encoding`), or (default) on the adapter's own recorded evaluation data."""
+        texts, labels = load_evaluation_data(lora_path, data, num_samples, encoding=encoding)
         return cls(texts, labels, **kwargs)
 
     def _evaluate(self, model, tokenizer) -> Dict[str, Any]:

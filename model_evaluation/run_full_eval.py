@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluation data file/folder or builtin:NAME (default: the "
         "adapter's recorded test split or held-out part; builtin:sentiment-zh if it records none)",
     )
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding of --data (CSV/TSV/JSON/JSONL), e.g. gbk or latin-1 (default: UTF-8; the "
+        "adapter's own data is read as lorafair train recorded)",
+    )
     parser.add_argument("--num_samples", type=int, default=500, help="stratified sample size (0 = all)")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_length", type=int, default=256)
@@ -63,6 +69,8 @@ def to_lorafair_argv(args: argparse.Namespace, variants: str) -> list[str]:
         argv += ["--base-model", args.base_model]
     if args.lang:
         argv += ["--lang", args.lang]
+    if getattr(args, "encoding", None):  # after the data's own options: the user's choice wins
+        argv += ["--encoding", args.encoding]
     return argv
 
 

@@ -86,19 +86,25 @@ def get_predictions_with_confidence(model, tokenizer, texts, batch_size: int = 1
 
 
 def load_evaluation_data(
-    lora_path: str, data: str | None = None, num_samples: int = 0, seed: int = 0
+    lora_path: str, data: str | None = None, num_samples: int = 0, seed: int = 0, encoding: str = "auto"
 ) -> Tuple[List[str], List[int]]:
     """Texts and label ids to evaluate the adapter at `lora_path` on.
 
     `data` (a file, folder or builtin:NAME) if given, else the adapter's own recorded evaluation data (its
     test split or held-out part, never its training rows); `num_samples` > 0 takes a seeded stratified sample.
+    `encoding` is that of `data` (CSV/TSV/JSON/JSONL); the adapter's own data is read as `lorafair train` recorded.
     """
     from lorafair import assets
     from lorafair.adapter_data import EvalData, announce_default_eval_data
     from lorafair.data import encode_labels, label_names_from_values, load_examples, stratified_sample
 
-    chosen = EvalData(data, "--data") if data else announce_default_eval_data(lora_path)
-    examples = load_examples(assets.resolve_data(chosen.data, chosen.split), split=chosen.split, **chosen.columns)
+    chosen = EvalData(data, "--data", encoding=encoding) if data else announce_default_eval_data(lora_path)
+    examples = load_examples(
+        assets.resolve_data(chosen.data, chosen.split),
+        split=chosen.split,
+        encoding=chosen.encoding or "auto",
+        **chosen.columns,
+    )
     label_names = modeling.read_adapter(lora_path).label_names or label_names_from_values(examples.labels)
     ids = encode_labels(examples.labels, label_names)
     keep = stratified_sample(ids, num_samples, seed)

@@ -64,6 +64,7 @@ class EvalData:
     columns: dict = field(default_factory=dict)  # text_column / text_pair_column / label_column
     probe_data: str | None = None  # the training rows outside a held-out part (A1 must not see the evaluation)
     fallback: bool = False
+    encoding: str | None = None  # --encoding the data was recorded with (None: UTF-8, lorafair's own files)
 
     def compare_argv(self) -> list[str]:
         """`lorafair compare` options for this data (appended to an argv without --data)."""
@@ -75,6 +76,8 @@ class EvalData:
                 argv += ["--" + name.replace("_", "-"), str(value)]
         if self.probe_data:
             argv += ["--probe-data", self.probe_data]
+        if self.encoding and self.encoding != "auto":
+            argv += ["--encoding", self.encoding]
         return argv
 
 
@@ -135,6 +138,7 @@ def default_eval_data(adapter: str | Path) -> EvalData:
             f"the adapter's recorded evaluation data {evaluation.get('spec') or evaluation['path']}",
             split=evaluation.get("split"),
             columns=_columns(evaluation),
+            encoding=evaluation.get("encoding"),
         )
     if chosen is None:
         what = "no evaluation data" if train else f"no training or evaluation data (no {RUN_METADATA})"
@@ -159,7 +163,10 @@ def announce_default_eval_data(adapter: str | Path) -> EvalData:
 
 def held_out_key(train: dict, evaluation: dict) -> str:
     """Names the folder holding one adapter's held-out rows: its training file, columns and held-out indices."""
-    basis = json.dumps([train.get("sha256"), train.get("split"), _columns(train), evaluation.get("indices")])
+    parts = [train.get("sha256"), train.get("split"), _columns(train), evaluation.get("indices")]
+    if train.get("encoding") not in (None, "auto"):  # other text from the same bytes; UTF-8 keeps the old keys
+        parts.append(train["encoding"])
+    basis = json.dumps(parts)
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
@@ -178,7 +185,9 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
         )
     folder = assets.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
     if not ((folder / "eval.jsonl").is_file() and (folder / "probe.jsonl").is_file()):
-        examples = load_examples(path, split=train.get("split"), **_columns(train))
+        examples = load_examples(
+            path, split=train.get("split"), encoding=train.get("encoding") or "auto", **_columns(train)
+        )
         names = list(label_names) or label_names_from_values(examples.labels)
         ids = encode_labels(examples.labels, names)
         held = set(int(i) for i in evaluation["indices"])

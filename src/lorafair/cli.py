@@ -79,6 +79,8 @@ def apply_default_eval_data(args: argparse.Namespace) -> None:
         setattr(args, name, value)
     if chosen.probe_data and args.probe_data is None:
         args.probe_data = chosen.probe_data
+    if chosen.encoding and args.encoding == CompareConfig.encoding:  # an --encoding given by the user wins
+        args.encoding = chosen.encoding
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -116,6 +116,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
         text_column=cfg.text_column,
         text_pair_column=cfg.text_pair_column,
         label_column=cfg.label_column,
+        encoding=cfg.encoding,
     )
     label_names = _label_names(adapter, base_model, examples.labels)
     if len(label_names) != adapter.num_labels:

@@ -21,6 +21,12 @@ def _default_lang() -> str:
     return "zh" if lang.lower().startswith("zh") else "en"
 
 
+ENCODING_HELP = (
+    "text encoding of CSV/TSV/JSON/JSONL data: auto (UTF-8, with or without BOM; a file that is not UTF-8 "
+    "fails with a hint, never decoded by guess) or a Python codec name such as gbk, gb18030, big5, latin-1, cp1252"
+)
+
+
 def opt(default, help: str, **extra):
     """A dataclass field with its argparse help attached."""
     return field(default=default, metadata={"help": help, **extra})
@@ -48,6 +54,11 @@ class CompareConfig:
     text_column: str = opt("text", "column holding the text")
     text_pair_column: str | None = opt(None, "optional column holding a second text (sentence pairs)")
     label_column: str = opt("label", "column holding the label (names or integer ids)")
+    encoding: str = opt(
+        "auto",
+        ENCODING_HELP + " (used for --data and --probe-data; an adapter's recorded training file is read "
+        "with the encoding lorafair train recorded)",
+    )
     num_samples: int = opt(500, "seeded stratified subsample of the data; 0 = all examples")
     batch_size: int = opt(16, "examples per forward pass (halved automatically on CUDA out-of-memory)")
     max_length: int = opt(256, "truncate inputs to this many tokens")
@@ -120,6 +131,7 @@ class CompareConfig:
             self.pos_label = str(self.pos_label).strip()  # an id given as int (Python callers) or a name
             if not self.pos_label:
                 bad.append("--pos-label '' (needs a label name or id)")
+        bad += _unknown_encoding(self.encoding)
         _raise_if(bad)
 
     def adapter_list(self) -> list[str]:
@@ -151,6 +163,7 @@ class TrainConfig:
     text_column: str = opt("text", "column holding the text")
     text_pair_column: str | None = opt(None, "optional column holding a second text (sentence pairs)")
     label_column: str = opt("label", "column holding the label; label ids = sorted unique labels of the training data")
+    encoding: str = opt("auto", ENCODING_HELP + " (used for --data and --eval-data; recorded in lorafair_run.json)")
     lora_r: int = opt(8, "LoRA rank")
     lora_alpha: int = opt(16, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
@@ -219,6 +232,7 @@ class TrainConfig:
             bad.append(f"--epochs {self.epochs} (needs > 0, or set --max-steps)")
         if self.learning_rate <= 0:
             bad.append(f"--learning-rate {self.learning_rate} (needs > 0)")
+        bad += _unknown_encoding(self.encoding)
         _raise_if(bad)
         if self.resume and self.overwrite:
             raise LorafairError(
@@ -247,6 +261,12 @@ def _at_least(cfg, **minimum) -> list[str]:
         for name, low in minimum.items()
         if getattr(cfg, name) < low
     ]
+
+
+def _unknown_encoding(encoding: str) -> list[str]:
+    from lorafair.data import UNKNOWN_ENCODING, check_encoding  # numpy: not at import time (--help stays fast)
+
+    return [] if check_encoding(encoding) else [f"--encoding {encoding} ({UNKNOWN_ENCODING})"]
 
 
 def _raise_if(bad: list[str]) -> None:

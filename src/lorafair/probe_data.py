@@ -23,14 +23,16 @@ def probe_examples(plan: ComparePlan):
     """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
     cfg, adapter = plan.cfg, plan.adapter
     meta = (adapter.run_metadata or {}).get("train_data") or {}
-    source, columns = None, {}
+    source, columns, encoding = None, {}, cfg.encoding
     if cfg.probe_data:
         source, columns = cfg.probe_data, {}
     elif meta.get("path") and Path(meta["path"]).exists():
         source = meta["path"]
         columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+        encoding = meta.get("encoding") or "auto"  # as `lorafair train` read it (UTF-8 before it recorded one)
     rows = None if cfg.probe_data or source is None else _recorded_training_rows(meta, source)
     if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
+        encoding = cfg.encoding  # the file just read for the evaluation: the same text, so the same rows
         if rows is None:
             source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
         else:  # same data budget, but never an evaluation example
@@ -42,6 +44,7 @@ def probe_examples(plan: ComparePlan):
             text_column=columns.get("text_column", cfg.text_column),
             text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
             label_column=columns.get("label_column", cfg.label_column),
+            encoding=encoding,
         )
         ids = data_mod.encode_labels(probe.labels, plan.label_names)
         if rows is not None:

@@ -16,7 +16,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +184,7 @@ def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> d
         "text_column": config.text_column,
         "text_pair_column": config.text_pair_column,
         "label_column": config.label_column,
+        "encoding": config.encoding,  # so compare and the probe read this file as train did
         "sha256": file_sha256(path),
         "n": n,
     }
@@ -222,9 +223,12 @@ def _check_resume_matches(saved_file: Path, current: dict) -> None:
         return
     saved = json.loads(saved_file.read_text(encoding="utf-8"))
     keys = sorted(set(saved) | set(current))
-    changed = [k for k in keys if k not in _FREE_ON_RESUME and saved.get(k) != current.get(k)]
+    # an option added since the interrupted run started is absent from its file: its default is what that run used
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    was = {k: saved.get(k, defaults.get(k)) for k in keys}
+    changed = [k for k in keys if k not in _FREE_ON_RESUME and was[k] != current.get(k)]
     if changed:
-        shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        shown = "; ".join(f"{k}: {was[k]!r} -> {current.get(k)!r}" for k in changed)
         raise LorafairError(
             f"--resume with different settings than the interrupted run ({shown}); "
             "resume with the same options or start anew with --overwrite"
@@ -273,7 +277,10 @@ class _Splits:
 def _load_splits(config: TrainConfig) -> _Splits:
     """Read the data; label ids = sorted unique training labels; hold out --eval-fraction unless --eval-data."""
     columns = dict(
-        text_column=config.text_column, text_pair_column=config.text_pair_column, label_column=config.label_column
+        text_column=config.text_column,
+        text_pair_column=config.text_pair_column,
+        label_column=config.label_column,
+        encoding=config.encoding,
     )
     train_path = Path(_resolve(config.data, "data", config.split))
     examples = load_examples(train_path, split=config.split, **columns)
