@@ -199,7 +199,8 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
             }
             for i in range(len(examples))
         ]
-        with atomic.publish_folder(folder) as staging:
+        assets.usable_cache_folder(folder.parent)
+        with atomic.publish_output(folder, "the held-out rows") as staging:
             for name, keep in (("eval", True), ("probe", False)):
                 lines = [json.dumps(r, ensure_ascii=False) for i, r in enumerate(rows) if (i in held) == keep]
                 (staging / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -235,7 +236,8 @@ def task_records(cfg, data: dict) -> list[dict]:
     `cfg` is the CompareConfig (its adapter, data and split); `data` the report's data block (source path,
     labels, label counts). Splits of one data set (builtin:NAME:SPLIT, a DatasetDict's splits, files named
     train/validation/test in one folder) count as one task; the same rows the adapter trained on do not pass.
-    Each record is {"check": unrecorded | training_rows | other_task | labels | absent, ...its fields}.
+    Each record is {"check": unrecorded | training_rows | other_task | labels, ...its fields} ("absent", a label
+    without examples, is now report_build's absent_labels check: reports written before still render it).
     """
     adapter, spec = getattr(cfg, "adapter", None), getattr(cfg, "data", None) or data.get("source")
     try:
@@ -310,9 +312,8 @@ def _relation_by_content(source: Path, train: dict, evaluation: dict) -> str:
 def _label_records(recorded, data: dict) -> list[dict]:
     if not recorded:
         return []
+    """Evaluation labels other than the recorded ones (labels with no example: report_build's absent_labels)."""
     labels = [str(label) for label in data.get("labels") or []]
     if labels and labels != [str(label) for label in recorded]:
         return [{"check": "labels", "data": ", ".join(labels), "train": ", ".join(map(str, recorded))}]
-    counts = data.get("label_counts") or {}
-    absent = [label for label in map(str, recorded) if label in counts and counts[label] == 0]
-    return [{"check": "absent", "labels": ", ".join(absent)}] if absent else []
+    return []

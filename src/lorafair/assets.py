@@ -95,6 +95,19 @@ def lorafair_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lorafair").expanduser()
 
 
+def usable_cache_folder(folder: Path) -> Path:
+    """`folder` (under the cache) created and proved writable, or one line naming it and `$LORAFAIR_CACHE`."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".probe-"))
+    except OSError as error:
+        raise LorafairError(
+            f"the lorafair cache '{lorafair_cache_dir()}' (${CACHE_ENV}) is not usable: cannot write in "
+            f"'{folder}' ({error.strerror or error}); set ${CACHE_ENV} to a writable folder"
+        ) from error
+    return folder
+
+
 def asset_info(folder: Path) -> dict:
     """The marker of a materialised folder: asset name, version, sources, counts, build time."""
     return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
@@ -118,7 +131,7 @@ def _materialise(relpath: str, name: str, build: Callable[[Path], dict]) -> Path
     version = _VERSIONS[name]
     if _is_current(final, version):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
+    usable_cache_folder(final.parent)  # one clear line, not a traceback from the lock or the build
     from filelock import FileLock  # portable (fcntl / msvcrt); one lock file per asset folder
 
     with FileLock(final.parent / f".{final.name}.lock"):

@@ -7,7 +7,12 @@
 
 Files go to a temp file in the same folder (same file system, so `os.replace` is a rename),
 flushed and fsync'ed before the rename. A folder cannot be swapped in one rename when the
-target exists, so the old one is first renamed aside and deleted after the new one is in place.
+target exists, so the old one is first renamed aside and deleted after the new one is in place
+(and renamed back if the new one cannot be moved in).
+
+A command checks its output with `check_output` before any heavy work (a run must not compute for an
+hour and then find that it cannot write), and publishes it with `publish_output`, which turns an
+OSError while writing (a full disk) into one line for the user.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from lorafair.errors import LorafairError
 
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are meant to be read like any other file
 
@@ -62,8 +69,8 @@ def publish_folder(final: str | os.PathLike, carry: Iterable[str] = ()) -> Itera
     """Yield an empty staging folder beside `final`; when the block ends without error it becomes `final`.
 
     `carry` names entries of an existing `final` that move into the new folder just before the swap
-    (e.g. training checkpoints). On an error in the block the staging folder is deleted and `final`
-    is left exactly as it was. The staging folder is made with the process umask, like any folder.
+    (e.g. training checkpoints). On an error in the block, or in the swap, the staging folder is deleted
+    and `final` is left exactly as it was. The staging folder is made with the process umask, like any folder.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -71,16 +78,104 @@ def publish_folder(final: str | os.PathLike, carry: Iterable[str] = ()) -> Itera
     staging.mkdir()
     try:
         yield staging
+        old = _swap_in(staging, final, carry)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for name in carry:
-        if (final / name).exists():
-            os.replace(final / name, staging / name)
-    if final.exists():
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_in(staging: Path, final: Path, carry: Iterable[str]) -> Path | None:
+    """Move `carry` entries across and `staging` into place; the old folder's new name, to delete, if any.
+
+    On a failure every step already taken is undone (the carried entries go back), so `final` is unchanged.
+    """
+    carried = []
+    try:
+        for name in carry:
+            if (final / name).exists():
+                os.replace(final / name, staging / name)
+                carried.append(name)
+        if not final.exists():
+            os.replace(staging, final)
+            return None
         old = _sibling(final, "old")
         os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
+        try:
+            os.replace(staging, final)
+        except BaseException:
+            os.replace(old, final)
+            raise
+        return old
+    except BaseException:
+        for name in carried:
+            os.replace(staging / name, final / name)
+        raise
+
+
+@contextmanager
+def publish_output(final: str | os.PathLike, what: str, carry: Iterable[str] = ()) -> Iterator[Path]:
+    """`publish_folder` for a command's output: an OSError while writing it (a full disk, a folder made
+    read-only meanwhile) becomes one LorafairError line, e.g. "could not write the reports to 'out': No
+    space left on device (the previous output is unchanged)". Other errors keep their traceback."""
+    final, carry = Path(final), list(carry)
+    # a folder holding only what is carried (this run's checkpoints) is no previous output
+    existed = os.path.isdir(final) and any(entry.name not in carry for entry in final.iterdir())
+    try:
+        with publish_folder(final, carry) as staging:
+            yield staging
+    except OSError as error:
+        kept = "the previous output is unchanged" if existed else "nothing was written"
+        raise LorafairError(f"could not write {what} to '{final}': {error.strerror or error} ({kept})") from error
+
+
+# ------------------------------------------------------------------------------ checked before any work
+def check_output(
+    output: str | os.PathLike,
+    overwrite: bool,
+    *,
+    what: str = "output folder",
+    hint: str = "pass --overwrite to replace it",
+) -> Path:
+    """Refuse, before any heavy work, an output folder that could not be written at the end.
+
+    The output must not be a file; its nearest existing ancestor must be a folder; an existing non-empty
+    output needs `overwrite` (`hint` says how to give it); the folder that receives the output (and an
+    existing output itself, whose contents are replaced) must be writable: asked of the OS and proved by
+    creating and removing an entry, since permissions are not all a mount can refuse (read-only, ACLs).
+    """
+    path = Path(output)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise LorafairError(f"{what} '{path}' exists and is a file, not a folder")
+    ancestor = _nearest_existing(path.parent)
+    if not os.path.isdir(ancestor):
+        raise LorafairError(f"cannot create {what} '{path}': '{ancestor}' is a file, not a folder")
+    existing = os.path.isdir(path)
+    if existing and not overwrite and not _is_empty(path, what):
+        raise LorafairError(f"{what} '{path}' already exists and is not empty; {hint}")
+    for folder in (ancestor, path) if existing else (ancestor,):
+        _check_writable(folder, f"cannot write {what} '{path}'")
+    return path
+
+
+def _is_empty(folder: Path, what: str) -> bool:
+    try:
+        return not any(folder.iterdir())
+    except OSError as error:
+        raise LorafairError(f"cannot read {what} '{folder}' ({error.strerror or error})") from error
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable(folder: Path, failure: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LorafairError(f"{failure}: no permission to write in '{folder}'")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".lorafair-probe-"))
+    except OSError as error:
+        raise LorafairError(f"{failure}: '{folder}' is not writable ({error.strerror or error})") from error

@@ -93,6 +93,7 @@ class ComparePlan:
     device: str
     dtype: object
     ctx: distributed.Context
+    cache_off: str | None = None  # why the feature cache is off although not --no-cache (its folder is unusable)
 
     @property
     def y(self) -> np.ndarray:
@@ -101,10 +102,10 @@ class ComparePlan:
 
 def plan_compare(cfg: CompareConfig) -> ComparePlan:
     """Read the adapter and the data, draw the evaluation sample, pick the device; fail before any load."""
-    from lorafair import report_write
+    from lorafair import atomic
 
     variants = check_variants(cfg)
-    report_write.check_output_dir(cfg.output, cfg.overwrite)
+    atomic.check_output(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
     base_model = cfg.base_model or adapter.base_model
     if not base_model:
@@ -129,6 +130,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     device, dtype = resolve_device(cfg.device, cfg.dtype)
     ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
+    cache_off = None if cfg.no_cache or ctx.enabled else _feature_cache_problem()
     return ComparePlan(
         cfg,
         variants,
@@ -142,7 +144,18 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
         ctx.device(device),
         dtype,
         ctx,
+        cache_off,
     )
+
+
+def _feature_cache_problem() -> str | None:
+    """Whether the feature cache can be used this run, decided once: an unusable folder turns it off, not the run."""
+    from lorafair import feature_cache
+
+    problem = feature_cache.unusable()
+    if problem:
+        log.warning("%s; running without the feature cache", problem)
+    return problem
 
 
 # ------------------------------------------------------------------------------------- model and inputs

@@ -28,8 +28,8 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from lorafair import atomic
 from lorafair.errors import LorafairError
 
 log = logging.getLogger(__name__)
@@ -175,20 +175,12 @@ def _prefer_passive_omp() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise LorafairError(f"demo output '{output}' exists and is a file, not a folder")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise LorafairError(f"demo output '{output}' already exists; pass --overwrite to replace it")
-
-
 def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str | None) -> int:
     """Train on the preset's training data, compare on its test data, print the tables; 0 on success."""
     if preset not in PRESETS:
         raise LorafairError(f"unknown demo preset {preset!r}; choose from {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
-    out = Path(output)
-    _check_output(out, overwrite)
+    out = atomic.check_output(output, overwrite, what="demo output")  # before training, not after it
     _prefer_passive_omp()
 
     from lorafair.compare import run_compare

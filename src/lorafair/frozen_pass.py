@@ -6,22 +6,30 @@ A cache hit gives the same PassResult a pass would: the cached features and per-
 from the installed head applied to the features (exactly what the head computes inside the model), and
 the batch timings measured when the entry was made, and the shared trunk's recorded output when the pass
 that made the entry recorded it for the same lowest LoRA layer (else B runs every layer).
+
+The cache never fails a run: an unusable folder (decided once, in the plan) or an entry that cannot be
+written (a full disk) is one warning and a note in the report, and the run goes on without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 
 import numpy as np
 
 from lorafair import feature_cache, heads, trunk, weights_fingerprint
 from lorafair.inference import Encoded, PassResult
 
+log = logging.getLogger(__name__)
+
 
 def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=True, record=False, keep=None):
     """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`."""
     pool = outcome.analysis.pool
+    if plan.cache_off:
+        _note_once(outcome, f"feature cache off: {plan.cache_off}; the frozen passes ran without it")
     key = cache_key(plan, session, encoded, pool)
     entry = feature_cache.load(key) if key else None
     if entry is not None and (pool is None or entry.layers is not None):
@@ -30,15 +38,34 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
     states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
     result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=recorder)
     if key and result.features is not None:
-        feature_cache.store(
-            key,
-            feature_cache.Entry(
-                result.features, result.layers, np.asarray(result.batch_seconds), result.tokens, result.feature_pooling
-            ),
-        )
+        _store(outcome, key, result, states, session, keep)
+    return result, states, False
+
+
+def _store(outcome, key: str, result: PassResult, states, session, keep) -> None:
+    """Keep the pass for later runs; a failed write (a full disk) costs a later run the pass, not this run."""
+    entry = feature_cache.Entry(
+        result.features, result.layers, np.asarray(result.batch_seconds), result.tokens, result.feature_pooling
+    )
+    try:
+        feature_cache.store(key, entry)
         if states is not None:  # B of a later run with the same lowest LoRA layer can replay them too
             feature_cache.store_arrays(_trunk_key(key, session.trunk_plan, keep), *states.to_arrays())
-    return result, states, False
+    except OSError as error:
+        note = (
+            f"feature cache: an entry could not be written to '{feature_cache.cache_dir()}' "
+            f"({error.strerror or error}); this run is complete, a later one runs the frozen pass again"
+        )
+        if _note_once(outcome, note):
+            log.warning("%s", note)
+
+
+def _note_once(outcome, note: str) -> bool:
+    """Add `note` to the report's notes unless it is there already; whether it was added."""
+    if note in outcome.notes:
+        return False
+    outcome.notes.append(note)
+    return True
 
 
 def _trunk_key(key: str, shared_plan: trunk.TrunkPlan, keep) -> str:
@@ -74,8 +101,8 @@ def entry(what: str, examples: int, result: PassResult, cached: bool) -> dict:
 
 
 def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
-    """None when the cache is off (--no-cache, several processes)."""
-    if plan.cfg.no_cache or plan.ctx.enabled:
+    """None when the cache is off (--no-cache, several processes, an unusable folder)."""
+    if plan.cfg.no_cache or plan.ctx.enabled or plan.cache_off:
         return None
     stack = heads.stack_modules(session.model, plan.adapter.head_modules)
     if session.weights_key is None:

@@ -213,7 +213,8 @@ def conclusion_records(report: dict, alpha: float) -> list[dict]:
 
 
 def check_records(report: dict) -> list[dict]:
-    """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart."""
+    """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart; merged B
+    predicting unlike the trained model; labels of the head absent from the evaluation sample; the task checks."""
     checks = []
     for metric, (lo, hi) in SEED_RANGES.items():
         entry = report["deltas"].get("B-A", {}).get(metric)
@@ -238,4 +239,13 @@ def check_records(report: dict) -> list[dict]:
                 "merge_dtype": fid.get("merge_dtype"),
             }
         )
+    absent = absent_labels(report["data"])
+    if absent:  # scores that say nothing about a class the head predicts, with or without lorafair_run.json
+        checks.append({"check": "absent_labels", "labels": absent, "n_labels": len(report["data"]["labels"])})
     return checks + list(report.get("task_checks") or [])
+
+
+def absent_labels(data: dict) -> list[str]:
+    """The head's labels with no example in the evaluation sample (report["data"]["label_counts"])."""
+    counts = {str(k): v for k, v in (data.get("label_counts") or {}).items()}
+    return [str(label) for label in data.get("labels") or [] if counts.get(str(label)) == 0]

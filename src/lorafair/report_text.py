@@ -49,6 +49,8 @@ SENTENCES = {
         "flips": "Merged B predicts differently from the unmerged LoRA model on {f} of {n} checked examples (max "
         "|logit difference| {d:.3g}, merged in {dtype}): B's timing is of a model that is not quite the "
         "trained one.",
+        "absent_labels": "The evaluation sample holds no example of {labels} ({k} of the head's {n} labels): "
+        "the scores say nothing about how well the model recognises {them}.",
     },
     "zh": {
         "same_head": "A 与 B 使用同一个分类头：SHA-256 {h}。",
@@ -62,6 +64,7 @@ SENTENCES = {
         "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
         "flips": "合并后的 B 与未合并的 LoRA 模型在 {f}/{n} 条检查样本上预测不同（最大 logit 差 {d:.3g}，合并精度 "
         "{dtype}）：B 的计时对象与训练得到的模型并不完全一致。",
+        "absent_labels": "评估样本中没有标签 {labels} 的样本（分类头共 {n} 个标签，缺 {k} 个）：分数无法说明模型识别这些标签的能力。",
     },
 }
 
@@ -205,6 +208,10 @@ def check_sentence(record: dict, lang: str) -> str:
         )
     if record.get("check") == "speed":
         return text["speed"].format(v=f"{record['value'] * 100:+.1f}%")
+    if record.get("check") == "absent_labels":
+        labels = [str(label) for label in record["labels"]]
+        them = "it" if len(labels) == 1 else "them"
+        return text["absent_labels"].format(labels=", ".join(labels), k=len(labels), n=record["n_labels"], them=them)
     if record.get("check") in TASK_CHECKS:  # evaluation data vs the adapter's recorded task
         from lorafair.adapter_data import render_task_record
 

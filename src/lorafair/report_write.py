@@ -2,7 +2,8 @@
 
 The renderers live in `report_render` (console, Markdown) and `report_html`; nothing is computed
 here. Files are written into a temporary folder beside the output and renamed into place, so a
-failed run leaves nothing half-written.
+failed run leaves nothing half-written; a write that fails (a full disk) is one line for the user, and a
+previous output stays as it was.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from lorafair import atomic
-from lorafair.errors import LorafairError
 from lorafair.report_render import render_markdown
 
-
-def check_output_dir(output: str | Path, overwrite: bool) -> None:
-    """Refuse to replace an existing output folder unless asked to (checked before any heavy work)."""
-    path = Path(output)
-    if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
-        raise LorafairError(f"output folder '{path}' already exists; pass --overwrite to replace it")
+REPORTS = "the reports"  # what the one-line error of a failed write names
 
 
 def predictions_csv(report: dict, probs: dict, y: np.ndarray) -> str:
@@ -46,19 +41,22 @@ def predictions_csv(report: dict, probs: dict, y: np.ndarray) -> str:
 
 def write_outputs(report: dict, probs: dict, y: np.ndarray, output: str | Path, overwrite: bool) -> Path:
     """Write every output into a temp folder, then swap it into place (atomic for the folder as a whole)."""
-    output = Path(output)
-    check_output_dir(output, overwrite)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.publish_folder(output) as staging:
-        (staging / "report.json").write_text(
-            json.dumps(report, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
-        )
-        (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
-        (staging / "predictions.csv").write_text(predictions_csv(report, probs, y), encoding="utf-8")
-        from lorafair.report_html import render_html
-
-        (staging / "report.html").write_text(render_html(report), encoding="utf-8")
+    output = atomic.check_output(output, overwrite)  # again: the folder may have changed during the run
+    with atomic.publish_output(output, REPORTS) as staging:
+        write_report_files(staging, report, probs, y)
     return output
+
+
+def write_report_files(folder: Path, report: dict, probs: dict, y: np.ndarray) -> None:
+    """report.json, report.md, predictions.csv and report.html into an existing (staging) folder."""
+    (folder / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
+    )
+    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (folder / "predictions.csv").write_text(predictions_csv(report, probs, y), encoding="utf-8")
+    from lorafair.report_html import render_html
+
+    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
 
 
 def _json_default(value):

@@ -350,32 +350,16 @@ def run_sweep(cfg: CompareConfig, paths: list[Path]) -> SweepResult:
 
 def write_sweep_outputs(result: SweepResult, output: str | Path, overwrite: bool) -> Path:
     """The top-level files and OUTPUT/adapters/NAME/ for each adapter, swapped into place as one folder."""
-    import os
-    import shutil
-    import tempfile
+    from lorafair import atomic
+    from lorafair.report_write import REPORTS, write_report_files
 
-    from lorafair.report_write import check_output_dir, write_outputs
-
-    output = Path(output)
-    check_output_dir(output, overwrite)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.sweep.", dir=output.parent))
-    try:
-        top = write_outputs(result.report, result.probs, result.labels, staging / "out", overwrite=False)
+    output = atomic.check_output(output, overwrite)
+    with atomic.publish_output(output, REPORTS) as staging:
+        write_report_files(staging, result.report, result.probs, result.labels)
         for entry, comparison in zip(result.report["adapters"], result.adapters):
-            write_outputs(
-                comparison.report,
-                comparison.probs,
-                comparison.labels,
-                top / ADAPTERS_DIR / entry["name"],
-                overwrite=False,
-            )
-        if output.exists():
-            trash = staging / "old"
-            os.replace(output, trash)
-        os.replace(top, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            folder = staging / ADAPTERS_DIR / entry["name"]
+            folder.mkdir(parents=True)
+            write_report_files(folder, comparison.report, comparison.probs, comparison.labels)
     return output
 
 

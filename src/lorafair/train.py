@@ -200,9 +200,9 @@ def _last_checkpoint(folder: Path) -> str | None:
 
 
 def _checkpoint_to_resume(output: Path, config: TrainConfig) -> str | None:
-    """Check the output folder before any work; the checkpoint to resume from, if any."""
-    if output.exists() and not output.is_dir():
-        raise LorafairError(f"output '{output}' exists and is a file, not a folder")
+    """Check the output folder before any work (see atomic.check_output); the checkpoint to resume from, if any."""
+    hint = "pass --overwrite to replace it or --resume to continue its run"
+    atomic.check_output(output, config.overwrite or config.resume, hint=hint)  # --resume continues a full folder
     if config.resume:
         last = _last_checkpoint(output / CHECKPOINTS)
         if last is None:
@@ -210,11 +210,6 @@ def _checkpoint_to_resume(output: Path, config: TrainConfig) -> str | None:
                 raise LorafairError(f"'{output}' holds a finished adapter and no checkpoint to resume; use --overwrite")
             log.warning("--resume: no checkpoint under '%s'; starting from scratch", output / CHECKPOINTS)
         return last
-    if output.is_dir() and any(output.iterdir()) and not config.overwrite:
-        raise LorafairError(
-            f"output folder '{output}' exists and is not empty; pass --overwrite to replace it "
-            "or --resume to continue its run"
-        )
     return None
 
 
@@ -559,7 +554,7 @@ def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metr
 
 def publish(output: Path, model, tokenizer, metadata: dict, started: float) -> None:
     """Adapter, tokenizer and lorafair_run.json into a staging folder, checkpoints moved in, renamed to OUTPUT."""
-    with atomic.publish_folder(output, carry=[CHECKPOINTS]) as staging:
+    with atomic.publish_output(output, "the adapter", carry=[CHECKPOINTS]) as staging:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         metadata["wall_time_s"] = round(time.perf_counter() - started, 3)
