@@ -91,7 +91,8 @@ def no_model_load(monkeypatch):
         raise AssertionError("a model was loaded before the failing check")
 
     monkeypatch.setattr(lorafair.modeling, "load_base_classifier", refuse)
-    monkeypatch.setattr(lorafair.train, "load_base_classifier", refuse)
+    monkeypatch.setattr(lorafair.modeling, "load_base_classifier_and_head_change", refuse)
+    monkeypatch.setattr(lorafair.train, "load_base_classifier_and_head_change", refuse)
 
 
 # ------------------------------------------------------------------------- 1. unwritable output, found first
