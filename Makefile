@@ -2,7 +2,7 @@
 # make test      -> same set-up, then the default test suite (tiny random models, no network)
 # make test-all  -> also the `slow` tests (real assets)
 # make bench     -> benchmarks/results/bench.json (ratios measured in one run)
-# make lint      -> ruff check (pyflakes, import order, complexity <= 12) + ruff format --check
+# make lint      -> ruff check (pyflakes, import order, complexity) + ruff format --check + lint-imports (layers)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -38,6 +38,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -76,9 +76,9 @@ def compare_child(adapters: list[Path], out: Path, args: list[str], env: dict | 
 def runtime_peak_rss() -> int:
     """VmHWM of a child that only imports what `lorafair compare` imports: the runtime's own footprint."""
     code = (
-        "import torch, peft, lorafair.compare, lorafair.report_write; "
+        "import torch, peft, lorafair.recipes.compare, lorafair.report.write; "
         "from transformers import AutoModelForSequenceClassification, modeling_utils; "
-        "from lorafair.peak_memory import peak_rss_bytes; print(peak_rss_bytes())"
+        "from lorafair.core.peak_memory import peak_rss_bytes; print(peak_rss_bytes())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1])
@@ -142,7 +142,7 @@ def b_pass_vs_pipeline(
     import numpy as np
     from transformers import pipeline
 
-    from lorafair import inference, modeling
+    from lorafair.models import inference, modeling
 
     read = modeling.read_adapter(adapter)
     tokenizer = modeling.load_tokenizer(adapter, base)
@@ -204,7 +204,7 @@ def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> d
     The figure is the compare's own `peak_rss_bytes` (VmHWM, this process alone); `wait4`'s ru_maxrss is
     kept beside it: it also carries this bench process's high-water mark across fork + exec.
     """
-    from lorafair import assets
+    from lorafair.assets import builtin as assets
 
     base = str(assets.qwen_model_dir(name))
     sizes = model_sizes(base)
@@ -233,7 +233,7 @@ def bf16_vs_fp32(model, tokenizer, texts: list[str], *, batch_size: int, max_len
 
     import torch
 
-    from lorafair import inference
+    from lorafair.models import inference
 
     kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, quiet=True)
     encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
@@ -277,8 +277,8 @@ def micro_timings() -> dict:
     """Bootstrap speed (10,000 paired resamples, 500 examples, 3 variants) and asset cache hits (second lookups)."""
     import numpy as np
 
-    from lorafair import assets
-    from lorafair.stats import paired_bootstrap
+    from lorafair.assets import builtin as assets
+    from lorafair.stats.paired import paired_bootstrap
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 500)

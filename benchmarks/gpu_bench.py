@@ -76,8 +76,8 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from lorafair import atomic
-    from lorafair.inference import Encoded, run_pass
+    from lorafair.core import atomic
+    from lorafair.models.inference import Encoded, run_pass
 
     device = "cpu" if args.smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():

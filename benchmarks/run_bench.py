@@ -85,7 +85,7 @@ def seed_child(base: str, adapter: Path, subset: Path, out: Path, shape: list[st
 
 def write_subset(tmp: Path, report: dict) -> Path:
     """The examples compare sampled, in its order: the seed procedure sees exactly these."""
-    from lorafair import assets
+    from lorafair.assets import builtin as assets
 
     rows = [json.loads(line) for line in open(assets.resolve_data(DATA, "test"), encoding="utf-8")]
     subset = tmp / "subset.jsonl"
@@ -247,7 +247,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.path.insert(0, str(ROOT / "src"))
-    from lorafair import assets, atomic
+    from lorafair.assets import builtin as assets
+    from lorafair.core import atomic
 
     started, load_start = time.perf_counter(), os.getloadavg()
     if args.micro:

@@ -60,7 +60,7 @@ class BenchmarkEvaluator:
         return cls(texts, labels, **kwargs)
 
     def _evaluate(self, model, tokenizer) -> Dict[str, Any]:
-        from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
+        from lorafair.models.inference import length_sorted_batches, run_pass, softmax, tokenize
 
         encoded = tokenize(tokenizer, self.texts, max_length=self.max_length)
         result = run_pass(
@@ -75,7 +75,7 @@ class BenchmarkEvaluator:
         return self._compute_metrics(softmax(result.logits), result.speed(len(self.texts)))
 
     def _compute_metrics(self, probs: np.ndarray, speed: Dict[str, Any]) -> Dict[str, Any]:
-        from lorafair.metrics import compute_metrics, per_class_report
+        from lorafair.stats.metrics import compute_metrics, per_class_report
 
         values = {k: v["value"] for k, v in compute_metrics(self.labels, probs).items()}
         per_class = per_class_report(
@@ -91,7 +91,7 @@ class BenchmarkEvaluator:
 
     def evaluate_qwen(self, model_name: str, lora_path: str | None = None) -> Dict[str, Any]:
         """B (LoRA merged, trained head) when lora_path is given."""
-        from lorafair import modeling
+        from lorafair.models import modeling
 
         if not lora_path:
             raise ValueError("evaluate_qwen needs lora_path: a base with a random head is not a fair baseline")

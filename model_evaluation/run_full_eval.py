@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def to_lorafair_argv(args: argparse.Namespace, variants: str) -> list[str]:
-    from lorafair.adapter_data import announce_default_eval_data
+    from lorafair.data.adapter_data import announce_default_eval_data
 
     data = ["--data", args.data] if args.data else announce_default_eval_data(args.model_path).compare_argv()
     argv = [

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, List, Tuple
 
-from lorafair import atomic, modeling
-from lorafair.errors import LorafairError
+from lorafair.core import atomic
+from lorafair.core.errors import LorafairError
+from lorafair.models import modeling
 
 
 def get_device(device: str = "auto") -> str:
@@ -61,14 +62,14 @@ def load_base_model_with_lora_classifier(
 
 
 def _resolve_model(name: str) -> str:
-    from lorafair import assets
+    from lorafair.assets import builtin as assets
 
     return assets.resolve_model(name)
 
 
 def get_predictions_with_confidence(model, tokenizer, texts, batch_size: int = 16, max_length: int = 256):
     """Predicted label ids and the probability of each prediction, batched the lorafair way."""
-    from lorafair.inference import length_sorted_batches, run_pass, softmax, tokenize
+    from lorafair.models.inference import length_sorted_batches, run_pass, softmax, tokenize
 
     encoded = tokenize(tokenizer, texts, max_length=max_length)
     result = run_pass(
@@ -94,9 +95,9 @@ def load_evaluation_data(
     test split or held-out part, never its training rows); `num_samples` > 0 takes a seeded stratified sample.
     `encoding` is that of `data` (CSV/TSV/JSON/JSONL); the adapter's own data is read as `lorafair train` recorded.
     """
-    from lorafair import assets
-    from lorafair.adapter_data import EvalData, announce_default_eval_data
-    from lorafair.data import encode_labels, label_names_from_values, load_examples, stratified_sample
+    from lorafair.assets import builtin as assets
+    from lorafair.data.adapter_data import EvalData, announce_default_eval_data
+    from lorafair.data.examples import encode_labels, label_names_from_values, load_examples, stratified_sample
 
     chosen = EvalData(data, "--data", encoding=encoding) if data else announce_default_eval_data(lora_path)
     examples = load_examples(

@@ -164,7 +164,7 @@ def _build_setup(root: Path, arch: str, num_labels: int = 2) -> Setup:
     if arch == "qwen2":
         from transformers import AutoTokenizer
 
-        from lorafair.assets import qwen_tokenizer_dir
+        from lorafair.assets.builtin import qwen_tokenizer_dir
 
         tokenizer = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir()))
         vocab_size = 151936

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lorafair.config import CompareConfig
-from lorafair.report_build import ReportInput, build_report
+from lorafair.report.build import ReportInput, build_report
 
 NAMES = {
     "en": {

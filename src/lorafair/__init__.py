@@ -5,8 +5,7 @@ very same classification head (A), a linear probe on frozen features (A1) and, f
 the base with a random head (R). See DESIGN.md for the design.
 """
 
-__version__ = "0.1.0"
-
-from lorafair.errors import LorafairError  # noqa: E402
+from lorafair.core.errors import LorafairError
+from lorafair.core.version import VERSION as __version__
 
 __all__ = ["LorafairError", "__version__"]

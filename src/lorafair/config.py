@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import get_type_hints
 
-from lorafair.errors import LorafairError
-from lorafair.names import VARIANT_IDS  # noqa: F401  (re-exported: config users import it from here)
+from lorafair.core.encodings import UNKNOWN_ENCODING, check_encoding
+from lorafair.core.errors import LorafairError
 
 
 def _default_lang() -> str:
@@ -264,8 +264,6 @@ def _at_least(cfg, **minimum) -> list[str]:
 
 
 def _unknown_encoding(encoding: str) -> list[str]:
-    from lorafair.data import UNKNOWN_ENCODING, check_encoding  # numpy: not at import time (--help stays fast)
-
     return [] if check_encoding(encoding) else [f"--encoding {encoding} ({UNKNOWN_ENCODING})"]
 
 

@@ -1,0 +1,319 @@
+"""The data an adapter was trained and evaluated on, as recorded in its `lorafair_run.json`.
+
+Two jobs:
+- `default_eval_data(adapter)`: what to evaluate on when the user names no data (the seed scripts,
+  `lorafair quick`): the test split of the data set it was trained on, else its held-out part, else its
+  recorded --eval-data; never its training rows. Only an adapter that records none of these falls back
+  to `builtin:sentiment-zh` (the seed's default), and says so.
+- `task_records(...)`: check records when the evaluation data is not the adapter's recorded task (another
+  file, its training rows, another label set), so a score on the wrong data cannot pass unremarked;
+  `render_task_record` words one in either language.
+
+Torch-free: `report_build` stores the records, `report_text` renders them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lorafair.core import atomic
+from lorafair.core.errors import LorafairError
+
+log = logging.getLogger(__name__)
+
+RUN_METADATA = "lorafair_run.json"  # written by `lorafair train` (modeling.RUN_METADATA)
+FALLBACK_DATA = "builtin:sentiment-zh"  # the seed's evaluation set, for adapters that record nothing
+BUILTIN = "builtin:"
+SPLIT_NAMES = ("train", "validation", "valid", "dev", "test")  # file stems that mark splits of one data set
+HELD_OUT_FOLDER = "adapter-data"  # under the lorafair cache: held-out rows written out as JSONL
+
+TEXT = {
+    "en": {
+        "unrecorded": "The adapter records no training data (no {file}): lorafair cannot confirm that {data} is "
+        "the task it was trained for.",
+        "training_rows": "The evaluation data {data} is the adapter's training data: its scores include rows it "
+        "was trained on.",
+        "other_task": "The evaluation data {data} is not the adapter's recorded task (trained on {train}{eval}): "
+        "the scores say little about what it learnt.",
+        "recorded_eval": ", evaluated on {spec}",
+        "labels": "The evaluation labels ({data}) differ from the labels the adapter was trained on ({train}).",
+        "absent": "The evaluation sample holds no example of {labels}, a label the adapter was trained on.",
+    },
+    "zh": {
+        "unrecorded": "适配器未记录训练数据（缺少 {file}）：无法确认 {data} 是它训练的任务。",
+        "training_rows": "评估数据 {data} 是适配器的训练数据：分数包含训练过的样本。",
+        "other_task": "评估数据 {data} 不是适配器记录的任务（训练数据 {train}{eval}）：分数难以说明它学到了什么。",
+        "recorded_eval": "，评估数据 {spec}",
+        "labels": "评估数据的标签（{data}）与适配器训练时的标签（{train}）不同。",
+        "absent": "评估样本中没有标签 {labels} 的样本，而适配器训练过该标签。",
+    },
+}
+
+
+@dataclass
+class EvalData:
+    """Where to evaluate: `compare` options, and a sentence saying where they came from."""
+
+    data: str
+    origin: str
+    split: str | None = None
+    columns: dict = field(default_factory=dict)  # text_column / text_pair_column / label_column
+    probe_data: str | None = None  # the training rows outside a held-out part (A1 must not see the evaluation)
+    fallback: bool = False
+    encoding: str | None = None  # --encoding the data was recorded with (None: UTF-8, lorafair's own files)
+
+    def compare_argv(self) -> list[str]:
+        """`lorafair compare` options for this data (appended to an argv without --data)."""
+        argv = ["--data", self.data]
+        if self.split:
+            argv += ["--split", self.split]
+        for name, value in self.columns.items():
+            if value:
+                argv += ["--" + name.replace("_", "-"), str(value)]
+        if self.probe_data:
+            argv += ["--probe-data", self.probe_data]
+        if self.encoding and self.encoding != "auto":
+            argv += ["--encoding", self.encoding]
+        return argv
+
+
+def read_run_metadata(adapter: str | Path) -> dict | None:
+    """The adapter's lorafair_run.json, or None where there is none (a plain peft adapter)."""
+    path = Path(adapter) / RUN_METADATA
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise LorafairError(f"'{path}' is not valid JSON: {exc}") from exc
+
+
+def _columns(record: dict) -> dict:
+    return {k: record.get(k) for k in ("text_column", "text_pair_column", "label_column") if record.get(k)}
+
+
+def _builtin_name(spec: str | None) -> str | None:
+    return spec[len(BUILTIN) :].partition(":")[0] if spec and spec.startswith(BUILTIN) else None
+
+
+def _builtin_split(spec: str, default: str | None) -> str | None:
+    return spec[len(BUILTIN) :].partition(":")[2] or default
+
+
+def _saved_splits(path: Path) -> list[str]:
+    """Splits of a `datasets.save_to_disk` DatasetDict folder (none for a file or a single Dataset)."""
+    marker = path / "dataset_dict.json"
+    if not marker.is_file():
+        return []
+    return list(json.loads(marker.read_text(encoding="utf-8")).get("splits", []))
+
+
+def _test_split(train: dict) -> EvalData | None:
+    """The test split of the data set the adapter was trained on, where it has one and did not train on it."""
+    name = _builtin_name(train.get("spec"))
+    if name and _builtin_split(train["spec"], train.get("split")) != "test":
+        return EvalData(f"{BUILTIN}{name}:test", f"the test split of {BUILTIN}{name}, the adapter's training set")
+    path = Path(train.get("path") or "")
+    if train.get("path") and train.get("split") != "test" and "test" in _saved_splits(path):
+        return EvalData(
+            str(path), f"the test split of {path}, the adapter's training set", split="test", columns=_columns(train)
+        )
+    return None
+
+
+def default_eval_data(adapter: str | Path) -> EvalData:
+    """What to evaluate `adapter` on when no --data is given (see the module docstring for the order)."""
+    metadata = read_run_metadata(adapter) or {}
+    train, evaluation = metadata.get("train_data") or {}, metadata.get("eval_data") or {}
+    chosen = _test_split(train) if train else None
+    if chosen is None and evaluation.get("held_out_from"):
+        chosen = _held_out(train, evaluation, metadata.get("label_names") or [])
+    if chosen is None and evaluation.get("path"):
+        chosen = EvalData(
+            evaluation.get("spec") or evaluation["path"],
+            f"the adapter's recorded evaluation data {evaluation.get('spec') or evaluation['path']}",
+            split=evaluation.get("split"),
+            columns=_columns(evaluation),
+            encoding=evaluation.get("encoding"),
+        )
+    if chosen is None:
+        what = "no evaluation data" if train else f"no training or evaluation data (no {RUN_METADATA})"
+        chosen = EvalData(
+            FALLBACK_DATA, f"{FALLBACK_DATA}, the seed's default: the adapter records {what}", fallback=True
+        )
+    return chosen
+
+
+def announce_default_eval_data(adapter: str | Path) -> EvalData:
+    """`default_eval_data`, with a console line saying what was chosen (and why, for the fallback).
+
+    A missing adapter folder gets the fallback silently: `compare` then reports the missing folder itself.
+    """
+    if not Path(adapter).is_dir():
+        return EvalData(FALLBACK_DATA, "no adapter folder", fallback=True)
+    chosen = default_eval_data(adapter)
+    hint = "; pass --data to choose other data" if chosen.fallback else ""
+    print(f"lorafair: evaluating on {chosen.origin}{hint}", flush=True)
+    return chosen
+
+
+def held_out_key(train: dict, evaluation: dict) -> str:
+    """Names the folder holding one adapter's held-out rows: its training file, columns and held-out indices."""
+    parts = [train.get("sha256"), train.get("split"), _columns(train), evaluation.get("indices")]
+    if train.get("encoding") not in (None, "auto"):  # other text from the same bytes; UTF-8 keeps the old keys
+        parts.append(train["encoding"])
+    basis = json.dumps(parts)
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData:
+    """Write the held-out rows (and the training rows beside them, for A1) out once, as JSONL in the cache."""
+    from lorafair.assets import builtin as assets
+    from lorafair.data.examples import encode_labels, file_sha256, label_names_from_values, load_examples
+
+    path = Path(train.get("path") or "")
+    if not train.get("path") or not path.exists():
+        raise LorafairError(f"the adapter held out part of '{path}' for evaluation, but that file is gone; pass --data")
+    if train.get("sha256") and file_sha256(path) != train["sha256"]:
+        raise LorafairError(
+            f"'{path}' changed since the adapter was trained (SHA-256 differs), so its held-out "
+            "rows cannot be found again; pass --data"
+        )
+    folder = assets.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
+    if not ((folder / "eval.jsonl").is_file() and (folder / "probe.jsonl").is_file()):
+        examples = load_examples(
+            path, split=train.get("split"), encoding=train.get("encoding") or "auto", **_columns(train)
+        )
+        names = list(label_names) or label_names_from_values(examples.labels)
+        ids = encode_labels(examples.labels, names)
+        held = set(int(i) for i in evaluation["indices"])
+        rows = [
+            {
+                "text": examples.texts[i],
+                "label": names[ids[i]],
+                **({"text_pair": examples.text_pairs[i]} if examples.text_pairs is not None else {}),
+            }
+            for i in range(len(examples))
+        ]
+        assets.usable_cache_folder(folder.parent)
+        with atomic.publish_output(folder, "the held-out rows") as staging:
+            for name, keep in (("eval", True), ("probe", False)):
+                lines = [json.dumps(r, ensure_ascii=False) for i, r in enumerate(rows) if (i in held) == keep]
+                (staging / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    columns = {"text_column": "text", "label_column": "label"}
+    if train.get("text_pair_column"):
+        columns["text_pair_column"] = "text_pair"
+    return EvalData(
+        str(folder / "eval.jsonl"),
+        f"the {len(evaluation['indices'])} rows the adapter held out of {train.get('spec') or path}",
+        columns=columns,
+        probe_data=str(folder / "probe.jsonl"),
+    )
+
+
+def task_checks(cfg, data: dict) -> list[str]:
+    """The `task_records` as sentences in cfg.lang (for scripts; report.json stores the records)."""
+    lang = getattr(cfg, "lang", "en")
+    return [render_task_record(record, lang) for record in task_records(cfg, data)]
+
+
+def render_task_record(record: dict, lang: str = "en") -> str:
+    """One sentence from a `task_records` entry, so a renderer can re-render it in either language."""
+    text = TEXT.get(lang, TEXT["en"])
+    fields = {k: v for k, v in record.items() if k != "check"}
+    if record["check"] == "other_task":
+        fields["eval"] = text["recorded_eval"].format(spec=record["eval"]) if record.get("eval") else ""
+    return text[record["check"]].format(**fields)
+
+
+def task_records(cfg, data: dict) -> list[dict]:
+    """Structured checks: the evaluation data vs the task recorded in the adapter's lorafair_run.json.
+
+    `cfg` is the CompareConfig (its adapter, data and split); `data` the report's data block (source path,
+    labels, label counts). Splits of one data set (builtin:NAME:SPLIT, a DatasetDict's splits, files named
+    train/validation/test in one folder) count as one task; the same rows the adapter trained on do not pass.
+    Each record is {"check": unrecorded | training_rows | other_task | labels, ...its fields} ("absent", a label
+    without examples, is now report_build's absent_labels check: reports written before still render it).
+    """
+    adapter, spec = getattr(cfg, "adapter", None), getattr(cfg, "data", None) or data.get("source")
+    try:
+        metadata = read_run_metadata(adapter) if adapter else None
+    except LorafairError:
+        metadata = None
+    if not metadata or not metadata.get("train_data"):
+        return [{"check": "unrecorded", "file": RUN_METADATA, "data": spec}]
+    train, evaluation = metadata["train_data"], metadata.get("eval_data") or {}
+    records = []
+    relation = _relation(spec, getattr(cfg, "split", None), data.get("source"), train, evaluation)
+    if relation == "training":
+        records.append({"check": "training_rows", "data": spec})
+    elif relation == "other":
+        records.append(
+            {
+                "check": "other_task",
+                "data": spec,
+                "train": train.get("spec") or train.get("path"),
+                "eval": evaluation.get("spec") or evaluation.get("path"),
+            }
+        )
+    return records + _label_records(metadata.get("label_names"), data)
+
+
+def _relation(spec, split, source, train: dict, evaluation: dict) -> str:
+    """'task' (the recorded task, not its training rows), 'training' (the training rows) or 'other'."""
+    name = _builtin_name(spec)
+    if name is not None:
+        if name == _builtin_name(train.get("spec")):
+            same_split = _builtin_split(spec, split or "test") == _builtin_split(train["spec"], train.get("split"))
+            return "training" if same_split else "task"
+        if name == _builtin_name(evaluation.get("spec")):
+            return "task"
+    if not source:
+        return "other"
+    source = Path(source).resolve()
+    if (
+        evaluation.get("held_out_from")
+        and source.name == "eval.jsonl"
+        and source.parent.name == held_out_key(train, evaluation)
+    ):
+        return "task"
+    train_path = Path(train["path"]).resolve() if train.get("path") else None
+    eval_path = Path(evaluation["path"]).resolve() if evaluation.get("path") else None
+    if source == train_path:
+        splits = _saved_splits(source)
+        chosen = split or ("test" if "test" in splits else splits[0] if splits else None)
+        return "task" if splits and chosen != train.get("split") else "training"
+    if source == eval_path or any(_sibling_splits(source, p) for p in (train_path, eval_path) if p):
+        return "task"
+    return _relation_by_content(source, train, evaluation)
+
+
+def _sibling_splits(a: Path, b: Path) -> bool:
+    """Files such as data/train.csv and data/test.csv: splits of one data set."""
+    return a.parent == b.parent and a.stem.lower() in SPLIT_NAMES and b.stem.lower() in SPLIT_NAMES
+
+
+def _relation_by_content(source: Path, train: dict, evaluation: dict) -> str:
+    """A copy under another name is still the same data: compare SHA-256 with the recorded ones."""
+    from lorafair.data.examples import file_sha256
+
+    if not source.exists():
+        return "other"
+    digest = file_sha256(source)
+    if digest == train.get("sha256"):
+        return "training"
+    return "task" if digest == evaluation.get("sha256") else "other"
+
+
+def _label_records(recorded, data: dict) -> list[dict]:
+    if not recorded:
+        return []
+    """Evaluation labels other than the recorded ones (labels with no example: report_build's absent_labels)."""
+    labels = [str(label) for label in data.get("labels") or []]
+    if labels and labels != [str(label) for label in recorded]:
+        return [{"check": "labels", "data": ", ".join(labels), "train": ", ".join(map(str, recorded))}]
+    return []

@@ -1,0 +1,164 @@
+"""The frozen base's passes: read from the feature cache when possible, else run (recording the shared trunk).
+
+    result, trunk_states, cached = frozen_pass.run(plan, session, outcome, encoded, batches, "frozen base (A)")
+
+A cache hit gives the same PassResult a pass would: the cached features and per-layer states, A's logits
+from the installed head applied to the features (exactly what the head computes inside the model), and
+the batch timings measured when the entry was made, and the shared trunk's recorded output when the pass
+that made the entry recorded it for the same lowest LoRA layer (else B runs every layer).
+
+The cache never fails a run: an unusable folder (decided once, in the plan) or an entry that cannot be
+written (a full disk) is one warning and a note in the report, and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+
+import numpy as np
+
+from lorafair.models import feature_cache, heads, trunk, weights_fingerprint
+from lorafair.models.inference import Encoded, PassResult
+
+log = logging.getLogger(__name__)
+
+
+def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=True, record=False, keep=None):
+    """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`."""
+    pool = outcome.analysis.pool
+    if plan.cache_off:
+        _note_once(outcome, f"feature cache off: {plan.cache_off}; the frozen passes ran without it")
+    key = cache_key(plan, session, encoded, pool)
+    entry = feature_cache.load(key) if key else None
+    if entry is not None and (pool is None or entry.layers is not None):
+        states = cached_trunk(plan, session, encoded, key, keep) if record else None
+        return from_entry(session, entry), states, True
+    states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
+    result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=recorder)
+    if key and result.features is not None:
+        _store(outcome, key, result, states, session, keep)
+    return result, states, False
+
+
+def _store(outcome, key: str, result: PassResult, states, session, keep) -> None:
+    """Keep the pass for later runs; a failed write (a full disk) costs a later run the pass, not this run."""
+    entry = feature_cache.Entry(
+        result.features, result.layers, np.asarray(result.batch_seconds), result.tokens, result.feature_pooling
+    )
+    try:
+        feature_cache.store(key, entry)
+        if states is not None:  # B of a later run with the same lowest LoRA layer can replay them too
+            feature_cache.store_arrays(_trunk_key(key, session.trunk_plan, keep), *states.to_arrays())
+    except OSError as error:
+        note = (
+            f"feature cache: an entry could not be written to '{feature_cache.cache_dir()}' "
+            f"({error.strerror or error}); this run is complete, a later one runs the frozen pass again"
+        )
+        if _note_once(outcome, note):
+            log.warning("%s", note)
+
+
+def _note_once(outcome, note: str) -> bool:
+    """Add `note` to the report's notes unless it is there already; whether it was added."""
+    if note in outcome.notes:
+        return False
+    outcome.notes.append(note)
+    return True
+
+
+def _trunk_key(key: str, shared_plan: trunk.TrunkPlan, keep) -> str:
+    kept = None if keep is None else hashlib.sha256(np.asarray(sorted(keep), dtype=np.int64).tobytes()).hexdigest()
+    return feature_cache.entry_key(frozen_pass=key, shared_layers=shared_plan.shared, kept=kept)
+
+
+def _trunk_bytes(session, encoded: Encoded, keep) -> int:
+    lengths = encoded.lengths if keep is None else encoded.lengths[np.asarray(keep, dtype=np.int64)]
+    return trunk.estimated_bytes(lengths, int(session.model.config.get_text_config().hidden_size))
+
+
+def _wants_trunk(plan, session) -> bool:
+    return "B" in plan.variants and session.trunk_plan is not None and session.trunk_plan.shared > 0
+
+
+def cached_trunk(plan, session, encoded: Encoded, key: str, keep=None):
+    """The shared layers' recorded output from the cache (a frozen-pass hit), or None: then B runs whole."""
+    if not _wants_trunk(plan, session):
+        return None
+    if _trunk_bytes(session, encoded, keep) > trunk.memory_budget():
+        return None
+    found = feature_cache.load_arrays(_trunk_key(key, session.trunk_plan, keep))
+    return trunk.TrunkStates.from_arrays(session.trunk_plan, *found) if found is not None else None
+
+
+def entry(what: str, examples: int, result: PassResult, cached: bool) -> dict:
+    """A report["forward_passes"] item: what ran, on how many examples, its seconds (0 when cached)."""
+    if cached:
+        what += " (cached: features of an earlier run on the same base and token ids; not run again)"
+    seconds = 0.0 if cached else float(sum(result.batch_seconds))
+    return {"what": what, "examples": examples, "cached": cached, "seconds": seconds}
+
+
+def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
+    """None when the cache is off (--no-cache, several processes, an unusable folder)."""
+    if plan.cfg.no_cache or plan.ctx.enabled or plan.cache_off:
+        return None
+    stack = heads.stack_modules(session.model, plan.adapter.head_modules)
+    if session.weights_key is None:
+        memo = feature_cache.cache_dir() / "weight-files.json"
+        session.weights_key = weights_fingerprint.of_base(
+            session.model, stack, plan.base_model, plan.adapter.head, memo
+        )
+    return feature_cache.entry_key(
+        base=session.weights_key,
+        model_type=getattr(session.model.config, "model_type", ""),
+        token_ids=encoded.sha256(),
+        token_types=_types_sha(encoded),
+        pad_token_id=session.pass_kw["pad_token_id"],
+        padding_side=session.pass_kw["padding_side"],
+        max_length=plan.cfg.max_length,
+        dtype=str(plan.dtype),
+        device=str(plan.device).split(":")[0],
+        head_stack=stack,
+        layer_pool=layer_pool,
+    )
+
+
+def _types_sha(encoded: Encoded) -> str | None:
+    if encoded.token_type_ids is None:
+        return None
+    return hashlib.sha256(repr(encoded.token_type_ids).encode()).hexdigest()
+
+
+def from_entry(session, cached: feature_cache.Entry) -> PassResult:
+    import torch
+
+    first = next(session.head[0].parameters())
+    features = torch.from_numpy(np.ascontiguousarray(cached.features)).to(first.device, first.dtype)
+    with torch.inference_mode():
+        logits = heads.apply_head(
+            getattr(session.model.config, "model_type", ""), session.head, features, cached.feature_pooling
+        )
+    return PassResult(
+        logits.float().cpu().numpy(),
+        cached.features,
+        list(map(float, cached.batch_seconds)),
+        cached.tokens,
+        feature_pooling=cached.feature_pooling,
+        layers=cached.layers,
+    )
+
+
+def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
+    """(TrunkStates, recorder) of the shared layers' output for B's later pass, or (None, None)."""
+    shared = session.trunk_plan
+    if not _wants_trunk(plan, session):
+        return None, None
+    need = _trunk_bytes(session, encoded, keep)
+    if need > trunk.memory_budget():
+        outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
+        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")
+        return None, None
+    states = trunk.TrunkStates(shared)
+    return states, states.recorder(session.model, keep)

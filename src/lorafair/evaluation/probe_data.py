@@ -1,0 +1,91 @@
+"""Where A1's training examples come from: never the evaluation examples.
+
+In order of preference: `--probe-data`; the adapter's own training rows (recorded by `lorafair train`, same
+data budget as the LoRA had); its recorded training file, sampled; else the part of the evaluation file
+outside the evaluation sample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lorafair.config import CompareConfig
+from lorafair.data import examples as data_mod
+
+if TYPE_CHECKING:
+    from lorafair.evaluation.plan import ComparePlan
+
+
+def probe_examples(plan: ComparePlan):
+    """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
+    cfg, adapter = plan.cfg, plan.adapter
+    meta = (adapter.run_metadata or {}).get("train_data") or {}
+    source, columns, encoding = None, {}, cfg.encoding
+    if cfg.probe_data:
+        source, columns = cfg.probe_data, {}
+    elif meta.get("path") and Path(meta["path"]).exists():
+        source = meta["path"]
+        columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
+        encoding = meta.get("encoding") or "auto"  # as `lorafair train` read it (UTF-8 before it recorded one)
+    rows = None if cfg.probe_data or source is None else _recorded_training_rows(meta, source)
+    if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
+        encoding = cfg.encoding  # the file just read for the evaluation: the same text, so the same rows
+        if rows is None:
+            source = None  # the evaluation file itself: fall back to its part outside the evaluation sample
+        else:  # same data budget, but never an evaluation example
+            rows = np.setdiff1d(rows, plan.eval_idx)
+    if source is not None:
+        probe = data_mod.load_examples(
+            source,
+            split=columns.get("split"),
+            text_column=columns.get("text_column", cfg.text_column),
+            text_pair_column=columns.get("text_pair_column", cfg.text_pair_column),
+            label_column=columns.get("label_column", cfg.label_column),
+            encoding=encoding,
+        )
+        ids = data_mod.encode_labels(probe.labels, plan.label_names)
+        if rows is not None:
+            return _same_budget_probe(probe, ids, rows, cfg, source, len(meta["indices"]))
+        keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
+        origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
+        return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
+    keep = data_mod.split_off(plan.label_ids, plan.eval_idx, cfg.probe_samples, cfg.seed + 1)
+    counts = np.bincount(plan.label_ids[keep], minlength=len(plan.label_names)) if len(keep) else np.zeros(1)
+    if counts.min() < 2:  # cross-validating the probe needs two examples of every class
+        return (
+            None,
+            None,
+            (
+                "too little data beside the evaluation sample (need 2 per class): A1 skipped "
+                "(pass --probe-data or a smaller --num-samples)"
+            ),
+        )
+    return (
+        plan.examples.subset(keep),
+        plan.label_ids[keep],
+        f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample",
+    )
+
+
+def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
+    """The rows `lorafair train` trained on (indices into its file), if recorded and the file is unchanged."""
+    if meta.get("indices") is None or meta.get("sha256") != data_mod.file_sha256(source):
+        return None
+    return np.asarray(meta["indices"], dtype=np.int64)
+
+
+def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: int):
+    """A1 on the adapter's own training examples (same data budget); --probe-samples caps them, stratified."""
+    if len(rows) > cfg.probe_samples > 0:
+        rows = rows[data_mod.stratified_sample(ids[rows], cfg.probe_samples, cfg.seed)]
+    if len(rows) == n_trained:
+        note = f"probe trained on the adapter's {len(rows)} training examples ({source})"
+    else:
+        note = (
+            f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
+            "--probe-samples or the evaluation sample left the others out)"
+        )
+    return probe.subset(rows), ids[rows], note

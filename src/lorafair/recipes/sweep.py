@@ -1,0 +1,183 @@
+"""Report dicts of a sweep: one per adapter (exactly a single compare's report) and the top-level one.
+
+The top-level report.json holds the adapter-independent variants (A1, R) in "variants", and adds
+  "adapters": [{"name", "path", "config": {r, alpha, target_modules, layers, steps, seed}, "head_sha256",
+                "variants", "deltas"}, ...],
+  "sweep": [{"adapter", "delta", "metric", "value", "ci", "p_value", "p_holm"}, ...],
+  "across_seeds": {delta: {metric: {"n_seeds", "mean", "sd", "ci", "per_seed"}}}   (seed sets only).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lorafair.config import CompareConfig, resolve_pos_label
+from lorafair.evaluation import run_info
+from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
+from lorafair.models.inference import softmax
+from lorafair.recipes import compare
+from lorafair.report import words
+from lorafair.report.build import ReportInput, build_report
+from lorafair.stats import multi_adapter as sweep_stats
+
+TEXT = {
+    "en": {
+        "member": "adapter {i} of {k} compared in one run over the same batches (top level: ../../report.json)",
+        "a_from_features": "A of each adapter = its own head applied to the head input captured in the one "
+        "frozen pass (float64)",
+        "restored": "base weights restored from a snapshot after each adapter's LoRA pass (bit-identical)",
+    },
+    "zh": {
+        "member": "同一次运行中比较的第 {i}/{k} 个适配器，批次相同（总报告：../../report.json）",
+        "a_from_features": "每个适配器的 A = 其分类头作用于唯一一次冻结前向中捕获的分类头输入（float64）",
+        "restored": "每个适配器的 LoRA 前向之后，从快照恢复基础权重（逐位相同）",
+    },
+}
+
+
+def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity=None) -> ReportInput:
+    probs = probs_of(results)
+    return ReportInput(
+        cfg=cfg,
+        variants=variants,
+        y=plan.base.y,
+        probs=probs,
+        heads={v: r.head_sha256 for v, r in results.items()},
+        speed={v: r.speed for v, r in results.items() if r.speed is not None},
+        data=run_info.data_info(plan.base, outcome.token_sha, outcome.token_seconds, outcome.truncated),
+        environment=run_info.environment_info(plan.base),
+        names=compare.VARIANT_NAMES[cfg.lang],
+        deltas=compare.DELTAS,
+        passes=passes,
+        notes=notes,
+        head_name=plan.base.adapter.head_name,
+        head=outcome.head,
+        fidelity=fidelity,
+    )
+
+
+def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
+    """The report of one adapter of the sweep: B and A its own, A1 and R shared."""
+    run, text = outcome.runs[index], TEXT[cfg.lang]
+    results = {**run.results, **outcome.shared.results}
+    variants = [v for v in plan.base.variants if v in results]
+    notes = [text["member"].format(i=index + 1, k=len(outcome.runs)), *outcome.shared.notes, *run.outcome.notes]
+    if "A" in results:
+        notes.append(text["a_from_features"])
+    if "B" in results and len(outcome.runs) > 1:
+        notes.append(text["restored"])
+    inp = _report_input(
+        run.plan.cfg,
+        plan,
+        outcome,
+        variants,
+        {v: results[v] for v in variants},
+        outcome.shared.passes + run.outcome.passes,
+        notes,
+        run.outcome.fidelity,
+    )
+    report = build_report(inp)
+    return compare.Comparison(report, inp.probs, plan.base.y)
+
+
+def _adapter_entry(name, path, summary, report) -> dict:
+    heads = {v: b.get("head_sha256") for v, b in report["variants"].items() if v in ("A", "B")}
+    return {
+        "name": name,
+        "path": str(path),
+        "config": summary,
+        "head_sha256": heads.get("B") or heads.get("A"),
+        "variants": report["variants"],
+        "deltas": report["deltas"],
+        "folder": f"{ADAPTERS_DIR}/{name}",
+    }
+
+
+def _across_seeds(cfg, plan, comparisons) -> dict:
+    per_seed = [{v: c.probs[v] for v in ("B", "A") if v in c.probs} for c in comparisons]
+    shared = {v: comparisons[0].probs[v] for v in SHARED_VARIANTS if v in comparisons[0].probs}
+    binary = len(plan.base.label_names) == 2
+    return sweep_stats.across_seeds(
+        plan.base.y,
+        per_seed,
+        shared,
+        compare.DELTAS,
+        n_resamples=cfg.bootstrap,
+        seed=cfg.seed,
+        alpha=cfg.alpha,
+        pos_label=resolve_pos_label(cfg.pos_label, plan.base.label_names) if binary else 1,
+    )
+
+
+def build_sweep_report(cfg, plan, outcome) -> SweepResult:
+    comparisons = [adapter_comparison(cfg, plan, outcome, i) for i in range(len(outcome.runs))]
+    shared = {v: r for v, r in outcome.shared.results.items()}
+    variants = [v for v in plan.base.variants if v in shared]
+    passes = outcome.shared.passes + [p for run in outcome.runs for p in _named(run)]
+    inp = _report_input(cfg, plan, outcome, variants, shared, passes, list(outcome.shared.notes))
+    inp.deltas = ()
+    report = build_report(inp)
+    report["adapters"] = [
+        _adapter_entry(name, adapter.path, summary, c.report)
+        for name, adapter, summary, c in zip(plan.names, plan.adapters, plan.summaries, comparisons)
+    ]
+    report["sweep"] = sweep_stats.sweep_records(report["adapters"])
+    report["conclusion"] += words.holm_lines(report["sweep"], len(comparisons), cfg.lang, cfg.alpha)
+    if sweep_stats.seed_set(plan.runs):
+        report["across_seeds"] = _across_seeds(cfg, plan, comparisons)
+        report["conclusion"] += words.across_seed_lines(report["across_seeds"], cfg.lang)
+    elif len(comparisons) > 1:
+        report["notes"].append(words.SWEEP_TEXT[cfg.lang]["no_seed_set"])
+    logits = [{v: r.logits for v, r in run.results.items()} for run in outcome.runs]
+    return SweepResult(report, inp.probs, np.asarray(plan.base.y), comparisons, logits)
+
+
+def _named(run) -> list[dict]:
+    return [{**p, "what": f"{p['what']} [{run.name}]", "adapter": run.name} for p in run.outcome.passes]
+
+
+# -------------------------------------------------------------------------------------------- reports
+@dataclass
+class SweepResult:
+    report: dict  # top level: shared variants, "adapters", "sweep", "across_seeds"
+    probs: dict  # shared variants' probabilities (top-level predictions.csv)
+    labels: np.ndarray
+    adapters: list = field(default_factory=list)  # compare.Comparison per adapter, in sweep order
+    logits: list = field(default_factory=list)  # {variant: logits} per adapter (B and A), for checks
+
+
+def run_sweep(cfg: CompareConfig, paths: list[Path]) -> SweepResult:
+    """Compare every adapter in `paths` (one base) on the same batches; see the module docstring."""
+    started = time.perf_counter()
+    plan = plan_sweep(cfg, paths)
+    session = compare.setup_model(plan.base)
+    outcome = run_sweep_variants(plan, session)
+    del session
+    gc.collect()
+    result = build_sweep_report(cfg, plan, outcome)
+    result.report["timing"] = {"total_seconds": time.perf_counter() - started}
+    return result
+
+
+def write_sweep_outputs(result: SweepResult, output: str | Path, overwrite: bool) -> Path:
+    """The top-level files and OUTPUT/adapters/NAME/ for each adapter, swapped into place as one folder."""
+    from lorafair.core import atomic
+    from lorafair.report.write import REPORTS, write_report_files
+
+    output = atomic.check_output(output, overwrite)
+    with atomic.publish_output(output, REPORTS) as staging:
+        write_report_files(staging, result.report, result.probs, result.labels)
+        for entry, comparison in zip(result.report["adapters"], result.adapters):
+            folder = staging / ADAPTERS_DIR / entry["name"]
+            folder.mkdir(parents=True)
+            write_report_files(folder, comparison.report, comparison.probs, comparison.labels)
+    return output
+
+
+def probs_of(results: dict) -> dict:
+    return {v: softmax(r.logits) for v, r in results.items()}

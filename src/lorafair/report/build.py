@@ -1,0 +1,254 @@
+"""From per-variant probabilities to the report dict: metrics, CIs, paired tests, conclusions.
+
+Free of torch: every number here comes from `metrics` and `stats`, so it can be recomputed from
+`predictions.csv` alone. The conclusion claims an effect only when the CI excludes 0 *and* the
+paired test (where there is one) agrees at alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lorafair.core.names import HEADLINE_METRICS
+from lorafair.data.adapter_data import task_records
+from lorafair.report import words as report_text
+from lorafair.stats import metrics, power
+from lorafair.stats import paired as stats
+
+SCHEMA_VERSION = 1
+# The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
+SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
+SPEED_TOLERANCE = 0.05
+FLIP_TOLERANCE = 0.005  # merged vs unmerged B: more prediction flips than this is a check
+
+
+def _variant_block(name, y, probs, head_sha, speed, pos_label, num_labels, label_names):
+    pred = probs.argmax(axis=1)
+    block = {
+        "name": name,
+        "head_sha256": head_sha,
+        "metrics": metrics.compute_metrics(y, probs, pos_label=pos_label),
+        "confusion_matrix": metrics.confusion_matrix(y, pred, num_labels),
+        "per_class": metrics.per_class_report(y, pred, num_labels, label_names),
+        "curves": {
+            "roc": metrics.roc_points(y, probs, pos_label=pos_label),
+            "reliability": metrics.reliability_bins(y, probs),
+        },
+    }
+    if speed:
+        block["speed"] = speed
+    return block
+
+
+def _delta_entry(metric, ref, new, y, probs, pair, pos_label):
+    ref_value, new_value = ref["metrics"][metric]["value"], new["metrics"][metric]["value"]
+    if ref_value is None or new_value is None:
+        why = (new["metrics"][metric] if new_value is None else ref["metrics"][metric]).get("reason", "undefined")
+        return {"value": None, "reason": why, "relative": None, "ci": None, "p_value": None, "test": None}
+    entry = {
+        "value": new_value - ref_value,
+        "relative": stats.relative_gain(new_value - ref_value, ref_value),
+        "ci": None,
+        "p_value": None,
+        "test": "bootstrap",
+    }
+    new_id, ref_id = pair
+    if metric == "accuracy":
+        correct = {v: probs[v].argmax(axis=1) == y for v in pair}
+        test = stats.mcnemar_exact(correct[ref_id], correct[new_id])
+        entry.update(p_value=test["p_value"], test="mcnemar", discordant=[test["b"], test["c"]])
+    elif metric == "auc_roc" and probs[new_id].shape[1] == 2 and len(np.unique(y)) == 2:
+        try:
+            test = stats.delong_test(
+                (y == pos_label).astype(int), probs[new_id][:, pos_label], probs[ref_id][:, pos_label]
+            )
+            entry.update(p_value=test["p_value"], test="delong")
+        except ValueError as exc:  # too few examples of a class for the variance estimate
+            entry.update(test="delong", reason=str(exc))
+    return entry
+
+
+@dataclass
+class ReportInput:
+    """Everything `build_report` needs, gathered by the comparison (torch-free: arrays and plain dicts)."""
+
+    cfg: object  # CompareConfig: pos_label, bootstrap, alpha, seed, lang and the config echoed in the report
+    variants: list  # variant ids in report order, e.g. ["B", "A", "A1", "R"]
+    y: np.ndarray  # true label ids of the evaluation sample
+    probs: dict  # variant id -> (n, K) class probabilities
+    heads: dict  # variant id -> SHA-256 of its head tensors
+    speed: dict  # variant id -> speed block (timed variants only)
+    data: dict  # the report's "data" section
+    environment: dict
+    names: dict  # variant id -> display name in the run's language
+    deltas: tuple  # (new, reference) pairs, e.g. (("B", "A"), ...)
+    passes: list = field(default_factory=list)  # forward passes run, for the report's "forward_passes"
+    notes: list = field(default_factory=list)
+    head_name: str | None = None
+    head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see run_info.head_section)
+    fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
+
+
+def build_report(inp: ReportInput) -> dict:
+    cfg, variants, y, probs = inp.cfg, inp.variants, inp.y, inp.probs
+    data = {**inp.data, **positive_label_fields(cfg.pos_label, inp.data["labels"])}
+    num_labels = len(data["labels"])
+    pos_label = data["positive_label_id"]  # None for multi-class (macro averages)
+    metric_pos = pos_label if pos_label is not None else 1  # unused by the metrics when K > 2
+    blocks = {
+        v: _variant_block(
+            inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos, num_labels, data["labels"]
+        )
+        for v in variants
+    }
+    pairs = [p for p in inp.deltas if p[0] in blocks and p[1] in blocks]
+    delta_blocks = {
+        f"{a}-{b}": {
+            m: _delta_entry(m, blocks[b], blocks[a], y, probs, (a, b), metric_pos) for m in metrics.METRIC_NAMES
+        }
+        for a, b in pairs
+    }
+    if cfg.bootstrap > 0:
+        boot = stats.paired_bootstrap(
+            y,
+            {v: probs[v] for v in variants},
+            pairs,
+            n_resamples=cfg.bootstrap,
+            seed=cfg.seed,
+            alpha=cfg.alpha,
+            pos_label=metric_pos,
+        )
+        for v in variants:
+            for m, ci in boot["variants"][v].items():
+                if blocks[v]["metrics"][m]["value"] is not None:
+                    blocks[v]["metrics"][m]["ci"] = ci
+        for key, per_metric in boot["deltas"].items():
+            for m, ci in per_metric.items():
+                if delta_blocks[key][m]["value"] is not None:
+                    delta_blocks[key][m]["ci"] = ci
+    heads = inp.heads
+    head = dict(inp.head or {"modules": [inp.head_name] if inp.head_name else []})
+    head.setdefault("module", " + ".join(head.get("modules", [])))  # one string, for older renderers
+    head["A_equals_B"] = heads.get("A") is not None and heads.get("A") == heads.get("B")
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "config": dict(vars(cfg)),
+        "environment": inp.environment,
+        "data": data,
+        "head": head,
+        "variants": blocks,
+        "deltas": delta_blocks,
+        "forward_passes": inp.passes,
+        "notes": list(inp.notes),  # dropped/truncated rows are rendered from report["data"]
+    }
+    if inp.fidelity is not None:
+        report["fidelity"] = inp.fidelity
+    power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
+    if isinstance(cfg.adapter, str):  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
+        report["task_checks"] = task_records(cfg, data)
+    add_conclusions(report, cfg.alpha)
+    return report
+
+
+def positive_label_fields(pos_label, label_names) -> dict:
+    """report["data"]'s positive class: its name and id for a binary task, None for multi-class."""
+    if len(label_names) != 2:
+        return {"positive_label": None, "positive_label_id": None}
+    from lorafair.config import resolve_pos_label
+
+    index = resolve_pos_label(pos_label, label_names)
+    return {"positive_label": str(label_names[index]), "positive_label_id": index}
+
+
+def add_conclusions(report: dict, alpha: float) -> None:
+    """Structured conclusion and check records (renderers word them in any language), with English
+    sentences beside them for scripts that read report.json."""
+    for per_metric in report["deltas"].values():
+        for entry in per_metric.values():
+            entry["verdict"] = verdict(entry, alpha)
+    report["conclusion_records"] = conclusion_records(report, alpha)
+    report["conclusion"] = report_text.conclusion_lines(report, "en")
+    report["check_records"] = check_records(report)
+    report["checks"] = [report_text.check_sentence(r, "en") for r in report["check_records"]]
+
+
+def is_significant(entry: dict, alpha: float) -> bool:
+    """CI excludes 0, and the paired test (if any) agrees."""
+    ci = entry.get("ci")
+    if entry.get("value") is None or not ci or ci[0] is None:
+        return False
+    excludes_zero = ci[0] > 0 or ci[1] < 0
+    p = entry.get("p_value")
+    return excludes_zero and (p is None or p < alpha)
+
+
+def verdict(entry: dict, alpha: float) -> str:
+    """improved / decreased (CI excludes 0 and the paired test agrees), no_difference, or undefined."""
+    if entry.get("value") is None:
+        return "undefined"
+    if not is_significant(entry, alpha):
+        return "no_difference"
+    return "improved" if entry["value"] > 0 else "decreased"
+
+
+def conclusion_records(report: dict, alpha: float) -> list[dict]:
+    """One record per delta and headline metric: the numbers a conclusion sentence is built from."""
+    records = []
+    for key, per_metric in report["deltas"].items():
+        for metric in HEADLINE_METRICS:
+            entry = per_metric[metric]
+            records.append(
+                {
+                    "delta": key,
+                    "metric": metric,
+                    "value": entry["value"],
+                    "ci": entry.get("ci"),
+                    "p_value": entry.get("p_value"),
+                    "test": entry.get("test"),
+                    "alpha": alpha,
+                    "verdict": verdict(entry, alpha),
+                    "reason": entry.get("reason"),
+                }
+            )
+    return records
+
+
+def check_records(report: dict) -> list[dict]:
+    """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart; merged B
+    predicting unlike the trained model; labels of the head absent from the evaluation sample; the task checks."""
+    checks = []
+    for metric, (lo, hi) in SEED_RANGES.items():
+        entry = report["deltas"].get("B-A", {}).get(metric)
+        if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
+            checks.append({"check": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
+    qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ("A", "B")]
+    if all(qps):
+        diff = qps[1] / qps[0] - 1
+        report.setdefault("speed_difference", diff)
+        if abs(diff) > SPEED_TOLERANCE:
+            checks.append({"check": "speed", "value": diff, "tolerance": SPEED_TOLERANCE})
+    fid = report.get("fidelity") or {}
+    checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
+    if checked and flips / checked > FLIP_TOLERANCE:  # B is timed merged: it must predict like the trained model
+        checks.append(
+            {
+                "check": "fidelity",
+                "flips": flips,
+                "checked": checked,
+                "tolerance": FLIP_TOLERANCE,
+                "max_abs_logit_diff": fid.get("merged_vs_unmerged_max_abs_logit_diff"),
+                "merge_dtype": fid.get("merge_dtype"),
+            }
+        )
+    absent = absent_labels(report["data"])
+    if absent:  # scores that say nothing about a class the head predicts, with or without lorafair_run.json
+        checks.append({"check": "absent_labels", "labels": absent, "n_labels": len(report["data"]["labels"])})
+    return checks + list(report.get("task_checks") or [])
+
+
+def absent_labels(data: dict) -> list[str]:
+    """The head's labels with no example in the evaluation sample (report["data"]["label_counts"])."""
+    counts = {str(k): v for k, v in (data.get("label_counts") or {}).items()}
+    return [str(label) for label in data.get("labels") or [] if counts.get(str(label)) == 0]

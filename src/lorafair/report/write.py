@@ -1,0 +1,67 @@
+"""Writers: report.json, report.md, report.html and predictions.csv, written into one output folder.
+
+The renderers live in `report_render` (console, Markdown) and `report_html`; nothing is computed
+here. Files are written into a temporary folder beside the output and renamed into place, so a
+failed run leaves nothing half-written; a write that fails (a full disk) is one line for the user, and a
+previous output stays as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lorafair.core import atomic
+from lorafair.report.render import render_markdown
+
+REPORTS = "the reports"  # what the one-line error of a failed write names
+
+
+def predictions_csv(report: dict, probs: dict, y: np.ndarray) -> str:
+    """One row per example: its index in the data file, the label, per variant the prediction and probabilities."""
+    labels = [str(x) for x in report["data"]["labels"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    variants = list(report["variants"])
+    writer.writerow(
+        ["index", "label", *[c for v in variants for c in [f"pred_{v}", *(f"prob_{v}_{name}" for name in labels)]]]
+    )
+    for row, index in enumerate(report["data"]["indices"]):
+        cells = [index, labels[y[row]]]
+        for v in variants:
+            cells.append(labels[int(np.argmax(probs[v][row]))])
+            cells.extend(repr(float(p)) for p in probs[v][row])
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+def write_outputs(report: dict, probs: dict, y: np.ndarray, output: str | Path, overwrite: bool) -> Path:
+    """Write every output into a temp folder, then swap it into place (atomic for the folder as a whole)."""
+    output = atomic.check_output(output, overwrite)  # again: the folder may have changed during the run
+    with atomic.publish_output(output, REPORTS) as staging:
+        write_report_files(staging, report, probs, y)
+    return output
+
+
+def write_report_files(folder: Path, report: dict, probs: dict, y: np.ndarray) -> None:
+    """report.json, report.md, predictions.csv and report.html into an existing (staging) folder."""
+    (folder / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8"
+    )
+    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (folder / "predictions.csv").write_text(predictions_csv(report, probs, y), encoding="utf-8")
+    from lorafair.report.html import render_html
+
+    (folder / "report.html").write_text(render_html(report), encoding="utf-8")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
