@@ -172,74 +172,83 @@ def run_pass(
     `trunk.TrunkStates` recorder (keep each example's output of the shared layers) or replayer (skip them).
     """
     import torch
-    from tqdm.auto import tqdm
 
-    n = len(encoded.input_ids)
     captured: list = []
     hooks = _capture_head_inputs(head, captured)
-    logits_out: np.ndarray | None = None
-    features_out: np.ndarray | None = None
-    layers_out: np.ndarray | None = None
     result = PassResult(np.empty(0), None)
     is_cuda = str(device).startswith("cuda")
     if is_cuda:
         torch.cuda.reset_peak_memory_stats()
-    # Widths rounded up to 8 suit GPU kernels; on a CPU every padded column is paid for in full (SmolLM2 on
-    # the polarity sentences, median 24 tokens: rounding to 8 added ~13% of columns), so pad to the longest.
-    pad_multiple = 8 if is_cuda else 1
-
-    pooler = layer_states.LayerPooler(model, layer_pool) if layer_pool else None
-    pooler = pooler if pooler is not None and pooler.usable else None  # no layer list found: hidden_states only
-    forward = _BatchForward(model, encoded, device, pad_token_id, padding_side, pad_multiple, captured, result)
+    pooler = _layer_pooler(model, layer_pool)
+    forward = _BatchForward(model, encoded, device, pad_token_id, padding_side, captured, result)
     forward.trunk, forward.pooler, forward.layer_pool = trunk, pooler, layer_pool
-
     try:
-        with (
-            torch.inference_mode(),
-            trunk if trunk is not None else contextlib.nullcontext(),
-            pooler if pooler is not None else contextlib.nullcontext(),
-        ):
-            full_states = layer_pool is not None and (
-                pooler is None or not _hooks_match(model, pooler, forward, batches)
-            )
+        with torch.inference_mode(), _or_null(trunk), _or_null(pooler):
+            full_states = layer_pool is not None and not _hooks_match(model, pooler, forward, batches)
             if warmup and batches:
                 # the shortest batch: pays one-off kernel/alloc costs outside the timing
                 forward(batches[-1][:2], full_states)
-            queue = list(batches)
-            bar = tqdm(total=n, desc=desc or "forward", unit="ex", disable=quiet, leave=False)
-            while queue:
-                batch_idx = queue.pop(0)
-                try:
-                    seconds, (logits, feats, tokens, layers) = _timed(forward, batch_idx, is_cuda, full_states)
-                except torch.cuda.OutOfMemoryError:
-                    _halve_after_oom(queue, batch_idx)
-                    continue
-                result.batch_seconds.append(seconds)
-                logits_out = _store(logits_out, n, batch_idx, logits)
-                if feats is not None:
-                    features_out = _store(features_out, n, batch_idx, feats)
-                if layers is not None:
-                    layers_out = _store(layers_out, n, batch_idx, layers, layered=True)
-                result.tokens += tokens
-                bar.update(len(batch_idx))
-            bar.close()
+            _forward_batches(forward, batches, result, is_cuda, full_states, desc=desc, quiet=quiet)
     finally:
         for hook in hooks:
             hook.remove()
-    result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
-    result.features = features_out
-    result.layers = layers_out
     if is_cuda:
         result.peak_memory_bytes = int(torch.cuda.max_memory_allocated())
     return result
 
 
+def _layer_pooler(model, layer_pool: str | None):
+    """Hooks that pool every layer's state as it runs, or None (no `layer_pool`, or no layer list found:
+    then `output_hidden_states` alone)."""
+    pooler = layer_states.LayerPooler(model, layer_pool) if layer_pool else None
+    return pooler if pooler is not None and pooler.usable else None
+
+
+def _or_null(context):
+    return context if context is not None else contextlib.nullcontext()
+
+
+def _forward_batches(forward, batches, result: PassResult, is_cuda: bool, full_states: bool, *, desc, quiet) -> None:
+    """The timed loop: every batch once (halved after a CUDA OOM), its rows stored in input order in `result`."""
+    import torch
+    from tqdm.auto import tqdm
+
+    n = len(forward.encoded.input_ids)
+    logits_out: np.ndarray | None = None
+    features_out: np.ndarray | None = None
+    layers_out: np.ndarray | None = None
+    queue = list(batches)
+    bar = tqdm(total=n, desc=desc or "forward", unit="ex", disable=quiet, leave=False)
+    while queue:
+        batch_idx = queue.pop(0)
+        try:
+            seconds, (logits, feats, tokens, layers) = _timed(forward, batch_idx, is_cuda, full_states)
+        except torch.cuda.OutOfMemoryError:
+            _halve_after_oom(queue, batch_idx)
+            continue
+        result.batch_seconds.append(seconds)
+        logits_out = _store(logits_out, n, batch_idx, logits)
+        if feats is not None:
+            features_out = _store(features_out, n, batch_idx, feats)
+        if layers is not None:
+            layers_out = _store(layers_out, n, batch_idx, layers, layered=True)
+        result.tokens += tokens
+        bar.update(len(batch_idx))
+    bar.close()
+    result.logits = logits_out if logits_out is not None else np.empty((0, 0), dtype=np.float32)
+    result.features = features_out
+    result.layers = layers_out
+
+
 class _BatchForward:
     """One batch through the model: collate, run, return (logits, pooled head input, real tokens, layer states)."""
 
-    def __init__(self, model, encoded, device, pad_token_id, padding_side, pad_multiple, captured, result):
+    def __init__(self, model, encoded, device, pad_token_id, padding_side, captured, result):
         self.model, self.encoded, self.device, self.captured, self.result = model, encoded, device, captured, result
-        self.pad_token_id, self.padding_side, self.pad_multiple = pad_token_id, padding_side, pad_multiple
+        self.pad_token_id, self.padding_side = pad_token_id, padding_side
+        # Widths rounded up to 8 suit GPU kernels; on a CPU every padded column is paid for in full (SmolLM2 on
+        # the polarity sentences, median 24 tokens: rounding to 8 added ~13% of columns), so pad to the longest.
+        self.pad_multiple = 8 if str(device).startswith("cuda") else 1
         self.trunk = self.pooler = self.layer_pool = None
 
     def __call__(self, batch_idx, hidden_states: bool = False):
@@ -267,7 +276,7 @@ class _BatchForward:
 
 def _hooks_match(model, pooler, forward, batches) -> bool:
     """Pool layer states with hooks (small) if they equal output_hidden_states here (see layer_states.py)."""
-    if not batches:
+    if pooler is None or not batches:
         return False
 
     def run_both():
