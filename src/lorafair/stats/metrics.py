@@ -85,49 +85,63 @@ def compute_metrics(y_true, probs, pos_label: int = 1) -> dict[str, dict]:
     """
     y, p, k = _check(y_true, probs, pos_label)
     y_pred = np.argmax(p, axis=1)
-    out: dict[str, dict] = {}
     # Undefined cases are screened out first, so the warnings sklearn would raise are only noise.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out["accuracy"] = _defined(accuracy_score(y, y_pred))
+        out = {"accuracy": _defined(accuracy_score(y, y_pred))}
         if k == 2:
-            is_pos, pred_pos = y == pos_label, y_pred == pos_label
-            kw = dict(average="binary", pos_label=pos_label, zero_division=0)
-            if not pred_pos.any() and not is_pos.any():
-                out["f1"] = _undefined("no positive example and none predicted positive")
-            else:
-                out["f1"] = _defined(f1_score(y, y_pred, **kw))
-            if not pred_pos.any():
-                out["precision"] = _undefined("no example is predicted as the positive class")
-            else:
-                out["precision"] = _defined(precision_score(y, y_pred, **kw))
-            if not is_pos.any():
-                out["recall"] = _undefined("no example of the positive class in y_true")
-            else:
-                out["recall"] = _defined(recall_score(y, y_pred, **kw))
-            if is_pos.all() or not is_pos.any():
-                out["auc_roc"] = _undefined("y_true holds only one class")
-            else:
-                out["auc_roc"] = _defined(roc_auc_score(is_pos, p[:, pos_label]))
-            brier = np.mean((p[:, pos_label] - is_pos) ** 2)
+            out.update(_binary_metrics(y, y_pred, p, pos_label))
+            brier = np.mean((p[:, pos_label] - (y == pos_label)) ** 2)
         else:
-            kw = dict(average="macro", zero_division=0)
-            out["f1"] = _defined(f1_score(y, y_pred, **kw))
-            out["precision"] = _defined(precision_score(y, y_pred, **kw))
-            out["recall"] = _defined(recall_score(y, y_pred, **kw))
-            missing = np.setdiff1d(np.arange(k), y)
-            if missing.size:
-                out["auc_roc"] = _undefined(
-                    f"class(es) {missing.tolist()} absent from y_true; one-vs-rest AUC needs every class"
-                )
-            else:
-                # = roc_auc_score(multi_class="ovr", average="macro"), minus its sum-to-1 check
-                out["auc_roc"] = _defined(np.mean([roc_auc_score(y == c, p[:, c]) for c in range(k)]))
+            out.update(_multiclass_metrics(y, y_pred, p, k))
             brier = np.mean(np.sum((p - np.eye(k)[y]) ** 2, axis=1))
         out["log_loss"] = _defined(log_loss(y, p, labels=np.arange(k)))
     out["brier"] = _defined(brier)
     out["ece"] = _defined(_ece_from_bins(reliability_bins(y, p)))
     return {name: out[name] for name in METRIC_NAMES}
+
+
+def _binary_metrics(y, y_pred, p, pos_label: int) -> dict[str, dict]:
+    """F1, precision, recall, AUC about `pos_label` (sklearn's average="binary"), None where 0/0."""
+    is_pos, pred_pos = y == pos_label, y_pred == pos_label
+    kw = dict(average="binary", pos_label=pos_label, zero_division=0)
+    out: dict[str, dict] = {}
+    if not pred_pos.any() and not is_pos.any():
+        out["f1"] = _undefined("no positive example and none predicted positive")
+    else:
+        out["f1"] = _defined(f1_score(y, y_pred, **kw))
+    if not pred_pos.any():
+        out["precision"] = _undefined("no example is predicted as the positive class")
+    else:
+        out["precision"] = _defined(precision_score(y, y_pred, **kw))
+    if not is_pos.any():
+        out["recall"] = _undefined("no example of the positive class in y_true")
+    else:
+        out["recall"] = _defined(recall_score(y, y_pred, **kw))
+    if is_pos.all() or not is_pos.any():
+        out["auc_roc"] = _undefined("y_true holds only one class")
+    else:
+        out["auc_roc"] = _defined(roc_auc_score(is_pos, p[:, pos_label]))
+    return out
+
+
+def _multiclass_metrics(y, y_pred, p, k: int) -> dict[str, dict]:
+    """Macro F1, precision, recall and one-vs-rest macro AUC (None if a class is absent from y_true)."""
+    kw = dict(average="macro", zero_division=0)
+    out = {
+        "f1": _defined(f1_score(y, y_pred, **kw)),
+        "precision": _defined(precision_score(y, y_pred, **kw)),
+        "recall": _defined(recall_score(y, y_pred, **kw)),
+    }
+    missing = np.setdiff1d(np.arange(k), y)
+    if missing.size:
+        out["auc_roc"] = _undefined(
+            f"class(es) {missing.tolist()} absent from y_true; one-vs-rest AUC needs every class"
+        )
+    else:
+        # = roc_auc_score(multi_class="ovr", average="macro"), minus its sum-to-1 check
+        out["auc_roc"] = _defined(np.mean([roc_auc_score(y == c, p[:, c]) for c in range(k)]))
+    return out
 
 
 def confusion_matrix(y_true, y_pred, num_labels: int) -> list[list[int]]:
@@ -261,44 +275,17 @@ def weighted_metric_arrays(y_true, probs, weights, pos_label: int = 1) -> dict[s
     so all R rows are done with matrix products -- no Python loop over R.
     """
     y, p, k = _check(y_true, probs, pos_label)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim == 1:
-        w = w[None, :]
-    if w.ndim != 2 or w.shape[1] != y.shape[0]:
-        raise ValueError(f"weights must have shape (R, {y.shape[0]}), got {w.shape}")
-    if w.size and w.min() < 0:
-        raise ValueError("weights must be non-negative")
+    w = _check_weights(weights, y.shape[0])
     y_pred = np.argmax(p, axis=1)
     correct = (y_pred == y).astype(np.float64)
     total = w.sum(axis=1)
-    out: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 -> nan is the point
-        out["accuracy"] = w @ correct / total
+        out = {"accuracy": w @ correct / total}
         if k == 2:
-            t = (y == pos_label).astype(np.float64)
-            f = (y_pred == pos_label).astype(np.float64)
-            tp, n_true, n_pred = w @ (t * f), w @ t, w @ f
-            out["f1"] = 2 * tp / (n_true + n_pred)
-            out["precision"] = tp / n_pred
-            out["recall"] = tp / n_true
-            out["auc_roc"] = _weighted_auc(t.astype(bool), p[:, pos_label], w)
-            sq_err = (p[:, pos_label] - t) ** 2
+            out.update(_weighted_binary(y, y_pred, p, w, pos_label))
+            sq_err = (p[:, pos_label] - (y == pos_label)) ** 2
         else:
-            onehot_true, onehot_pred = np.eye(k)[y], np.eye(k)[y_pred]
-            tp = w @ (onehot_true * onehot_pred)  # (R, K)
-            n_true, n_pred = w @ onehot_true, w @ onehot_pred
-            # sklearn's macro: average over classes seen in y_true or y_pred, 0/0 counted as 0
-            seen = (n_true + n_pred) > 0
-            n_seen = seen.sum(axis=1)
-
-            def macro(per_class):
-                return np.where(seen, np.nan_to_num(per_class, nan=0.0), 0.0).sum(axis=1) / n_seen
-
-            out["f1"] = macro(2 * tp / (n_true + n_pred))
-            out["precision"] = macro(tp / n_pred)
-            out["recall"] = macro(tp / n_true)
-            # a class absent from a resample makes its AUC nan, and so the macro mean (as sklearn)
-            out["auc_roc"] = np.mean([_weighted_auc(y == c, p[:, c], w) for c in range(k)], axis=0)
+            out.update(_weighted_multiclass(y, y_pred, p, w, k))
             sq_err = np.sum((p - np.eye(k)[y]) ** 2, axis=1)
         nll = -np.log(np.clip(p[np.arange(y.size), y], _CLIP, 1 - _CLIP))
         out["log_loss"] = w @ nll / total
@@ -308,3 +295,49 @@ def weighted_metric_arrays(y_true, probs, weights, pos_label: int = 1) -> dict[s
         in_bin = np.eye(N_ECE_BINS)[_ece_bin_index(conf, N_ECE_BINS)]  # (n, bins)
         out["ece"] = np.abs(w @ (in_bin * (correct - conf)[:, None])).sum(axis=1) / total
     return {name: out[name] for name in METRIC_NAMES}
+
+
+def _check_weights(weights, n: int) -> np.ndarray:
+    """(R, n) non-negative resample counts; one row (n,) becomes (1, n)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 1:
+        w = w[None, :]
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must have shape (R, {n}), got {w.shape}")
+    if w.size and w.min() < 0:
+        raise ValueError("weights must be non-negative")
+    return w
+
+
+def _weighted_binary(y, y_pred, p, w, pos_label: int) -> dict[str, np.ndarray]:
+    """F1, precision, recall, AUC about `pos_label` per row of w; nan where 0/0 (caller's errstate)."""
+    t = (y == pos_label).astype(np.float64)
+    f = (y_pred == pos_label).astype(np.float64)
+    tp, n_true, n_pred = w @ (t * f), w @ t, w @ f
+    return {
+        "f1": 2 * tp / (n_true + n_pred),
+        "precision": tp / n_pred,
+        "recall": tp / n_true,
+        "auc_roc": _weighted_auc(t.astype(bool), p[:, pos_label], w),
+    }
+
+
+def _weighted_multiclass(y, y_pred, p, w, k: int) -> dict[str, np.ndarray]:
+    """Macro F1, precision, recall and one-vs-rest macro AUC per row of w."""
+    onehot_true, onehot_pred = np.eye(k)[y], np.eye(k)[y_pred]
+    tp = w @ (onehot_true * onehot_pred)  # (R, K)
+    n_true, n_pred = w @ onehot_true, w @ onehot_pred
+    # sklearn's macro: average over classes seen in y_true or y_pred, 0/0 counted as 0
+    seen = (n_true + n_pred) > 0
+    n_seen = seen.sum(axis=1)
+
+    def macro(per_class):
+        return np.where(seen, np.nan_to_num(per_class, nan=0.0), 0.0).sum(axis=1) / n_seen
+
+    return {
+        "f1": macro(2 * tp / (n_true + n_pred)),
+        "precision": macro(tp / n_pred),
+        "recall": macro(tp / n_true),
+        # a class absent from a resample makes its AUC nan, and so the macro mean (as sklearn)
+        "auc_roc": np.mean([_weighted_auc(y == c, p[:, c], w) for c in range(k)], axis=0),
+    }

@@ -76,19 +76,9 @@ def paired_bootstrap(
     """
     _check_bootstrap_args(probs_by_variant, deltas, n_resamples, alpha, chunk_size)
     y = np.asarray(y_true)
-    n = y.shape[0]
-    if n < 1:
+    if y.shape[0] < 1:
         raise ValueError("no examples to resample")
-    rng = np.random.default_rng(seed)
-    rows = max(1, min(chunk_size, _MAX_CELLS_PER_CHUNK // n))
-    draws = {v: {m: np.empty(n_resamples) for m in METRIC_NAMES} for v in probs_by_variant}
-    for start in range(0, n_resamples, rows):
-        stop = min(start + rows, n_resamples)
-        counts = _resample_counts(rng, n, stop - start)
-        for v, probs in probs_by_variant.items():
-            for m, arr in weighted_metric_arrays(y, probs, counts, pos_label).items():
-                draws[v][m][start:stop] = arr
-
+    draws = _metric_draws(y, probs_by_variant, n_resamples, seed, pos_label, chunk_size)
     series = dict(draws)
     for new, ref in deltas:
         series[delta_key(new, ref)] = {m: draws[new][m] - draws[ref][m] for m in METRIC_NAMES}
@@ -106,6 +96,21 @@ def paired_bootstrap(
         "alpha": float(alpha),
         "seed": int(seed),
     }
+
+
+def _metric_draws(y, probs_by_variant, n_resamples: int, seed: int, pos_label: int, chunk_size: int) -> dict:
+    """{variant: {metric: (n_resamples,) values}}, every variant scored on the same resamples (in chunks)."""
+    n = y.shape[0]
+    rng = np.random.default_rng(seed)
+    rows = max(1, min(chunk_size, _MAX_CELLS_PER_CHUNK // n))
+    draws = {v: {m: np.empty(n_resamples) for m in METRIC_NAMES} for v in probs_by_variant}
+    for start in range(0, n_resamples, rows):
+        stop = min(start + rows, n_resamples)
+        counts = _resample_counts(rng, n, stop - start)
+        for v, probs in probs_by_variant.items():
+            for m, arr in weighted_metric_arrays(y, probs, counts, pos_label).items():
+                draws[v][m][start:stop] = arr
+    return draws
 
 
 def mcnemar_exact(correct_ref, correct_new) -> dict:

@@ -63,19 +63,7 @@ def fit_linear_probe(
     go to the smaller C (stronger regularisation). The scaler sits inside the CV pipeline, so fold
     statistics never leak. Raises LorafairError if a class is missing or has fewer than 2 examples.
     """
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(labels).astype(np.intp)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"features (n, d) and labels (n,) expected, got {x.shape} and {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= num_labels):
-        raise ValueError(f"label ids must lie in 0..{num_labels - 1}")
-    class_counts = np.bincount(y, minlength=num_labels)
-    if class_counts.min() < 2:
-        missing = [int(c) for c in np.flatnonzero(class_counts < 2)]
-        raise LorafairError(
-            f"linear probe: class(es) {missing} have fewer than 2 training examples; "
-            "cross-validation needs at least 2 per class"
-        )
+    x, y, class_counts = _checked_training_set(features, labels, num_labels)
     folds = int(min(cv, class_counts.min()))
     if folds < cv:
         logger.info(
@@ -89,17 +77,50 @@ def fit_linear_probe(
         refit=True,
         n_jobs=1,
     )
+    _fit_logging_convergence(search, x, y)
+    weight, bias = _raw_feature_head(search.best_estimator_, num_labels)
+    return LinearProbe(
+        weight=weight,
+        bias=bias,
+        C=float(search.best_params_["logisticregression__C"]),
+        cv_accuracy=float(search.best_score_),
+    )
+
+
+def _checked_training_set(features, labels, num_labels: int):
+    """(x, y, examples per class); a class with fewer than 2 examples is the user's data: LorafairError."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(np.intp)
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"features (n, d) and labels (n,) expected, got {x.shape} and {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= num_labels):
+        raise ValueError(f"label ids must lie in 0..{num_labels - 1}")
+    class_counts = np.bincount(y, minlength=num_labels)
+    if class_counts.min() < 2:
+        missing = [int(c) for c in np.flatnonzero(class_counts < 2)]
+        raise LorafairError(
+            f"linear probe: class(es) {missing} have fewer than 2 training examples; "
+            "cross-validation needs at least 2 per class"
+        )
+    return x, y, class_counts
+
+
+def _fit_logging_convergence(search, x, y) -> None:
+    """Fit; non-convergence is logged once (it would warn per fold and C), every other warning passes on."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         search.fit(x, y)
-    for w in caught:  # log non-convergence once, pass every other warning on unchanged
+    for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
         logger.warning("linear probe: logistic regression did not fully converge for some C")
 
-    scaler = search.best_estimator_.named_steps["standardscaler"]
-    clf = search.best_estimator_.named_steps["logisticregression"]
+
+def _raw_feature_head(pipeline, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scaler folded into the logistic regression: (weight (num_labels, d), bias) on raw features."""
+    scaler = pipeline.named_steps["standardscaler"]
+    clf = pipeline.named_steps["logisticregression"]
     # (x - mean) / scale @ coef.T + b  ==  x @ (coef / scale).T + (b - (coef / scale) @ mean)
     coef = clf.coef_ / scaler.scale_
     intercept = clf.intercept_ - coef @ scaler.mean_
@@ -107,9 +128,4 @@ def fit_linear_probe(
         # sklearn keeps one row (logit of class 1); softmax([0, s]) == [1 - sigmoid(s), sigmoid(s)]
         coef = np.vstack([np.zeros_like(coef), coef])
         intercept = np.concatenate([[0.0], intercept])
-    return LinearProbe(
-        weight=coef,
-        bias=intercept,
-        C=float(search.best_params_["logisticregression__C"]),
-        cv_accuracy=float(search.best_score_),
-    )
+    return coef, intercept
