@@ -125,6 +125,15 @@ def check_qwen2_tokenizer(tokenizer, reference_encode=None, texts=PARITY_TEXTS) 
     Checks the known ids of "Hello, world!", every added token's id, padding, and (given the
     reference encoder) identical ids on `texts` (English, Chinese, emoji, code).
     """
+    problems = _vocabulary_problems(tokenizer)
+    if reference_encode is not None:
+        problems += _parity_problems(tokenizer, reference_encode, texts)
+    if problems:
+        raise RuntimeError("the rebuilt Qwen2.5 tokenizer is wrong: " + "; ".join(problems))
+
+
+def _vocabulary_problems(tokenizer) -> list[str]:
+    """Known ids of "Hello, world!", every added token's id, the vocabulary size, padding, unsplit specials."""
     problems = []
     hello = tokenizer("Hello, world!", add_special_tokens=True)["input_ids"]
     if hello != [9707, 11, 1879, 0]:
@@ -140,16 +149,20 @@ def check_qwen2_tokenizer(tokenizer, reference_encode=None, texts=PARITY_TEXTS) 
     chat = tokenizer("<|im_start|>user\nhi<|im_end|>", add_special_tokens=False)["input_ids"]
     if chat[0] != 151644 or chat[-1] != 151645:
         problems.append(f"special tokens are split inside text: {chat}")
-    if reference_encode is not None:
-        for text in texts:
-            ours = tokenizer(text, add_special_tokens=False)["input_ids"]
-            theirs = reference_encode(text)
-            if ours != theirs:
-                problems.append(f"mismatch with tiktoken on {text[:40]!r}: {ours[:12]} vs {theirs[:12]}")
-            elif tokenizer.decode(ours) != _nfc(text):
-                problems.append(f"decode does not round-trip {text[:40]!r}")
-    if problems:
-        raise RuntimeError("the rebuilt Qwen2.5 tokenizer is wrong: " + "; ".join(problems))
+    return problems
+
+
+def _parity_problems(tokenizer, reference_encode, texts) -> list[str]:
+    """Texts whose ids differ from the reference encoder's, or whose decoding is not the (NFC) text."""
+    problems = []
+    for text in texts:
+        ours = tokenizer(text, add_special_tokens=False)["input_ids"]
+        theirs = reference_encode(text)
+        if ours != theirs:
+            problems.append(f"mismatch with tiktoken on {text[:40]!r}: {ours[:12]} vs {theirs[:12]}")
+        elif tokenizer.decode(ours) != _nfc(text):
+            problems.append(f"decode does not round-trip {text[:40]!r}")
+    return problems
 
 
 def _nfc(text: str) -> str:
