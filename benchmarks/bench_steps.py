@@ -140,34 +140,15 @@ def b_pass_vs_pipeline(
     """lorafair's B pass and transformers' pipeline on the same merged model object, back to back; then
     that model in bf16 against fp32 on the first `bf16_samples` texts."""
     import numpy as np
-    from transformers import pipeline
 
-    from lorafair.models import inference, modeling
-
-    read = modeling.read_adapter(adapter)
-    tokenizer = modeling.load_tokenizer(adapter, base)
-    model = modeling.load_base_classifier(base, read.num_labels, label_names=["neg", "pos"])
-    modeling.ensure_pad_token(tokenizer, model)
-    modeling.install_head(model, read)
-    model = modeling.merge_lora(model, read)
-    kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, quiet=True)
-    warm = inference.tokenize(tokenizer, texts[:batch_size], max_length=max_length)
-    inference.run_pass(model, warm, inference.length_sorted_batches(warm.lengths, batch_size), **kw)
-
+    model, tokenizer = _merged_b_model(base, adapter)
+    _b_pass(model, tokenizer, texts[:batch_size], batch_size=batch_size, max_length=max_length)  # warm-up
     peak_before = matmul_flops()
-    start = time.perf_counter()
-    encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
-    ours = inference.run_pass(
-        model, encoded, inference.length_sorted_batches(encoded.lengths, batch_size), warmup=False, **kw
+    ours, encoded, ours_seconds = _b_pass(
+        model, tokenizer, texts, batch_size=batch_size, max_length=max_length, warmup=False
     )
-    ours_seconds = time.perf_counter() - start
     peak_after = matmul_flops()
-
-    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
-    pipe(texts[:batch_size], batch_size=batch_size, truncation=True, max_length=max_length)  # warm-up
-    start = time.perf_counter()
-    theirs = pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length)
-    pipe_seconds = time.perf_counter() - start
+    theirs, pipe_seconds = _timed_pipeline(model, tokenizer, texts, batch_size=batch_size, max_length=max_length)
 
     forward_seconds = float(sum(ours.batch_seconds))
     peak = max(peak_before, peak_after)
@@ -196,6 +177,47 @@ def b_pass_vs_pipeline(
             non_embedding=non_embedding,
         ),
     }
+
+
+def _merged_b_model(base: str, adapter: Path):
+    """(variant B with its LoRA merged, tokenizer): the model object both B pass and pipeline run."""
+    from lorafair.models import modeling
+
+    read = modeling.read_adapter(adapter)
+    tokenizer = modeling.load_tokenizer(adapter, base)
+    model = modeling.load_base_classifier(base, read.num_labels, label_names=["neg", "pos"])
+    modeling.ensure_pad_token(tokenizer, model)
+    modeling.install_head(model, read)
+    return modeling.merge_lora(model, read), tokenizer
+
+
+def _b_pass(model, tokenizer, texts: list[str], *, batch_size: int, max_length: int, warmup: bool = True):
+    """(run_pass result, encoded texts, seconds of tokenising + the pass)."""
+    from lorafair.models import inference
+
+    start = time.perf_counter()
+    encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
+    result = inference.run_pass(
+        model,
+        encoded,
+        inference.length_sorted_batches(encoded.lengths, batch_size),
+        pad_token_id=tokenizer.pad_token_id,
+        padding_side=tokenizer.padding_side,
+        quiet=True,
+        warmup=warmup,
+    )
+    return result, encoded, time.perf_counter() - start
+
+
+def _timed_pipeline(model, tokenizer, texts: list[str], *, batch_size: int, max_length: int):
+    """(transformers pipeline predictions, seconds) after one warm-up batch."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+    pipe(texts[:batch_size], batch_size=batch_size, truncation=True, max_length=max_length)  # warm-up
+    start = time.perf_counter()
+    theirs = pipe(texts, batch_size=batch_size, truncation=True, max_length=max_length)
+    return theirs, time.perf_counter() - start
 
 
 def qwen_peak_rss(name: str, tmp: Path, num_samples: int, shape: list[str]) -> dict:

@@ -66,18 +66,11 @@ def matmul_peak(device: str, n: int = 8192, repeats: int = 10) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-examples", type=int, default=2000)
-    parser.add_argument("--lengths", default="128,256")
-    parser.add_argument("--batch-sizes", default="32,64,128", help="each length is run at each batch size")
-    parser.add_argument("--output", default="benchmarks/results/gpu.json")
-    parser.add_argument("--smoke", action="store_true", help="tiny model on CPU: checks the script, measures nothing")
-    args = parser.parse_args()
+    args = _parse_args()
     import numpy as np
     import torch
 
     from lorafair.core import atomic
-    from lorafair.models.inference import Encoded, run_pass
 
     device = "cpu" if args.smoke else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -92,29 +85,8 @@ def main() -> int:
     runs = []
     for length in (int(x) for x in args.lengths.split(",")):
         ids = rng.integers(0, 151643, size=(args.num_examples, length)).tolist()  # no pad id among them
-        encoded = Encoded(ids, None)
         for batch_size in (int(x) for x in args.batch_sizes.split(",")):
-            # fixed order (all lengths equal): batches are what length_sorted_batches would make
-            batches = [
-                np.arange(i, min(i + batch_size, args.num_examples)) for i in range(0, args.num_examples, batch_size)
-            ]
-            result = run_pass(model, encoded, batches, pad_token_id=151643, device=device, quiet=True)
-            speed = result.speed(args.num_examples)
-            useful = 2 * non_embedding * result.tokens / speed["seconds"]
-            runs.append(
-                {
-                    "length": length,
-                    "batch_size": batch_size,
-                    "qps": speed["qps"],
-                    "tokens_per_s": speed["tokens_per_s"],
-                    "seconds": speed["seconds"],
-                    "latency_ms_p50": speed["latency_ms_p50"],
-                    "useful_tflops": useful / 1e12,
-                    "fraction_of_790_tflops": useful / PEAK_BF16,
-                    "fraction_of_measured_peak": useful / measured_peak,
-                    "peak_memory_gib": (result.peak_memory_bytes or 0) / 2**30,
-                }
-            )
+            runs.append(_measure(model, ids, length, batch_size, device, non_embedding, measured_peak))
             print(json.dumps(runs[-1]), flush=True)
     out = {
         "model": "Qwen2.5-1.5B-shaped Qwen2ForSequenceClassification, random weights, bf16, SDPA",
@@ -125,18 +97,60 @@ def main() -> int:
         "reference_peak_tflops": PEAK_BF16 / 1e12,
         "runs": runs,
         "best": max(runs, key=lambda r: r["fraction_of_790_tflops"]),
-        "environment": {
-            "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
-            "torch": torch.__version__,
-            "transformers": __import__("transformers").__version__,
-            "python": platform.python_version(),
-            "cuda": torch.version.cuda,
-        },
+        "environment": _environment(device),
         "wall_seconds": time.perf_counter() - started,
     }
     atomic.write_text(args.output, json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return 0
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-examples", type=int, default=2000)
+    parser.add_argument("--lengths", default="128,256")
+    parser.add_argument("--batch-sizes", default="32,64,128", help="each length is run at each batch size")
+    parser.add_argument("--output", default="benchmarks/results/gpu.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny model on CPU: checks the script, measures nothing")
+    return parser.parse_args()
+
+
+def _measure(model, ids, length: int, batch_size: int, device: str, non_embedding: int, measured_peak: float) -> dict:
+    """One timed run_pass over all examples of one length at one batch size."""
+    import numpy as np
+
+    from lorafair.models.inference import Encoded, run_pass
+
+    n = len(ids)
+    # fixed order (all lengths equal): batches are what length_sorted_batches would make
+    batches = [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    result = run_pass(model, Encoded(ids, None), batches, pad_token_id=151643, device=device, quiet=True)
+    speed = result.speed(n)
+    useful = 2 * non_embedding * result.tokens / speed["seconds"]
+    return {
+        "length": length,
+        "batch_size": batch_size,
+        "qps": speed["qps"],
+        "tokens_per_s": speed["tokens_per_s"],
+        "seconds": speed["seconds"],
+        "latency_ms_p50": speed["latency_ms_p50"],
+        "useful_tflops": useful / 1e12,
+        "fraction_of_790_tflops": useful / PEAK_BF16,
+        "fraction_of_measured_peak": useful / measured_peak,
+        "peak_memory_gib": (result.peak_memory_bytes or 0) / 2**30,
+    }
+
+
+def _environment(device: str) -> dict:
+    import torch
+
+    return {
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+    }
 
 
 if __name__ == "__main__":

@@ -195,21 +195,7 @@ def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
         "dtype_auto_on_cpu": "bfloat16"
         if bf16["bf16_speedup"] >= 1.5 and bf16["prediction_flip_share"] <= 0.005
         else "float32 (bf16 needs >= 1.5x and <= 0.5% flips)",
-        "setup": {
-            "model": MODEL,
-            "data": f"{DATA}:test",
-            "num_samples": args.num_samples,
-            "sweep_samples": args.sweep_samples,
-            "batch_size": args.batch_size,
-            "max_length": args.max_length,
-            "top_layers_adapter": f"LoRA on the top {m['top_layers']} layers",
-            "commands": {k: m[k]["command"].replace(str(m["tmp"]), "$TMP") for k in ("full", "top", "sweep", "warm")},
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "cpu_flags_bf16": _cpu_bf16_flags(),
-            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-            "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
-        },
+        "setup": _setup(args, m, load_start),
         "measurements": {
             "fixed_cost": fixed_cost_breakdown(m["full"]),
             **{k: _strip(m[k]) for k in ("full", "top", "sweep", "cold", "warm", "seed_full", "seed_top")},
@@ -231,6 +217,27 @@ def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
             "processor": platform.processor() or platform.machine(),
         },
         "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def _setup(args, m: dict, load_start) -> dict:
+    """What was run, how, and on what machine (load average at the start and now)."""
+    import torch
+
+    return {
+        "model": MODEL,
+        "data": f"{DATA}:test",
+        "num_samples": args.num_samples,
+        "sweep_samples": args.sweep_samples,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "top_layers_adapter": f"LoRA on the top {m['top_layers']} layers",
+        "commands": {k: m[k]["command"].replace(str(m["tmp"]), "$TMP") for k in ("full", "top", "sweep", "warm")},
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags_bf16": _cpu_bf16_flags(),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
     }
 
 
