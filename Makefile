@@ -2,7 +2,8 @@
 # make test      -> same set-up, then the default test suite (tiny random models, no network)
 # make test-all  -> also the `slow` tests (real assets)
 # make bench     -> benchmarks/results/bench.json (ratios measured in one run)
-# make lint      -> ruff check (pyflakes, import order, complexity) + ruff format --check + lint-imports (layers)
+# make lint      -> ruff check (pyflakes, import order, complexity <= 10) + ruff format --check + lint-imports (layers)
+#                   + tools/function_length.py (no function over 50 lines in src/, model_evaluation/, benchmarks/)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -39,6 +40,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) tools/function_length.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
