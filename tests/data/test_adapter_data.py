@@ -238,7 +238,7 @@ def _checks(tmp_path, metadata, data_spec, source, split=None, labels=("neg", "p
 
 
 def test_task_checks(tmp_path):
-    from lorafair.data.examples import file_sha256
+    from lorafair.core.hashing import file_sha256
 
     folder = tmp_path / "d"
     folder.mkdir()

@@ -72,10 +72,3 @@ def test_stratified_sample_keeps_proportions_and_is_seeded():
     assert np.array_equal(data.stratified_sample(labels, 0, seed=0), np.arange(440))
     rest = data.split_off(labels, idx, 50, seed=1)
     assert len(rest) == 50 and not set(rest.tolist()) & set(idx.tolist())
-
-
-def test_file_hash_changes_with_content(tmp_path):
-    (tmp_path / "a.csv").write_text("x")
-    first = data.file_sha256(tmp_path / "a.csv")
-    (tmp_path / "a.csv").write_text("y")
-    assert first != data.file_sha256(tmp_path / "a.csv") and len(first) == 64

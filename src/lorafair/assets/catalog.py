@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lorafair.assets import builtin as assets
 from lorafair.assets.gguf_parts import QWEN_RECIPES
+from lorafair.core.paths import lorafair_cache_dir
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def asset_statuses() -> list[AssetStatus]:
             )
             built = folder is not None
         else:
-            folder = assets.lorafair_cache_dir() / assets.CACHE_FOLDERS[name]
+            folder = lorafair_cache_dir() / assets.CACHE_FOLDERS[name]
             built = assets.is_built(name)
         rows.append(AssetStatus(name, kind, sources, built, folder, folder_size(folder) if built else 0))
     return rows

@@ -172,8 +172,9 @@ def held_out_key(train: dict, evaluation: dict) -> str:
 
 def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData:
     """Write the held-out rows (and the training rows beside them, for A1) out once, as JSONL in the cache."""
-    from lorafair.assets import builtin as assets
-    from lorafair.data.examples import encode_labels, file_sha256, label_names_from_values, load_examples
+    from lorafair.core import paths
+    from lorafair.core.hashing import file_sha256
+    from lorafair.data.examples import encode_labels, label_names_from_values, load_examples
 
     path = Path(train.get("path") or "")
     if not train.get("path") or not path.exists():
@@ -183,7 +184,7 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
             f"'{path}' changed since the adapter was trained (SHA-256 differs), so its held-out "
             "rows cannot be found again; pass --data"
         )
-    folder = assets.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
+    folder = paths.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
     if not ((folder / "eval.jsonl").is_file() and (folder / "probe.jsonl").is_file()):
         examples = load_examples(
             path, split=train.get("split"), encoding=train.get("encoding") or "auto", **_columns(train)
@@ -199,7 +200,7 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
             }
             for i in range(len(examples))
         ]
-        assets.usable_cache_folder(folder.parent)
+        paths.usable_cache_folder(folder.parent)
         with atomic.publish_output(folder, "the held-out rows") as staging:
             for name, keep in (("eval", True), ("probe", False)):
                 lines = [json.dumps(r, ensure_ascii=False) for i, r in enumerate(rows) if (i in held) == keep]
@@ -299,7 +300,7 @@ def _sibling_splits(a: Path, b: Path) -> bool:
 
 def _relation_by_content(source: Path, train: dict, evaluation: dict) -> str:
     """A copy under another name is still the same data: compare SHA-256 with the recorded ones."""
-    from lorafair.data.examples import file_sha256
+    from lorafair.core.hashing import file_sha256
 
     if not source.exists():
         return "other"

@@ -8,7 +8,6 @@ Everything a user can get wrong (missing file, missing column, unknown label) ra
 from __future__ import annotations
 
 import codecs
-import hashlib
 import io
 import json
 import logging
@@ -332,20 +331,6 @@ def split_off(label_ids: np.ndarray, exclude: np.ndarray, n: int, seed: int) -> 
         return remaining
     chosen = stratified_sample(label_ids[remaining], min(n, len(remaining)), seed)
     return remaining[chosen]
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, or of every file of a folder (sorted relative paths and contents)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def write_jsonl(records: Sequence[dict], path: str | Path) -> None:

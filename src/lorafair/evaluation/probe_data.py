@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lorafair.config import CompareConfig
+from lorafair.core.hashing import file_sha256
 from lorafair.data import examples as data_mod
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def probe_examples(plan: ComparePlan):
 
 def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
     """The rows `lorafair train` trained on (indices into its file), if recorded and the file is unchanged."""
-    if meta.get("indices") is None or meta.get("sha256") != data_mod.file_sha256(source):
+    if meta.get("indices") is None or meta.get("sha256") != file_sha256(source):
         return None
     return np.asarray(meta["indices"], dtype=np.int64)
 

@@ -30,12 +30,13 @@ import io
 import json
 import logging
 import os
-import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from lorafair.core import paths
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +44,21 @@ FORMAT = 4  # bump when what an entry holds, or how it is computed, changes
 DEFAULT_MAX_BYTES = 4 * 2**30
 
 
-def cache_dir() -> Path:
-    override = os.environ.get("LORAFAIR_FEATURE_CACHE")
-    if override:
-        return Path(override).expanduser()
-    from lorafair.assets.builtin import lorafair_cache_dir
-
-    return lorafair_cache_dir() / "features"
+cache_dir = paths.feature_cache_dir  # the entries' folder: $LORAFAIR_FEATURE_CACHE or $LORAFAIR_CACHE/features
 
 
 def unusable() -> str | None:
     """Why the cache folder cannot be used (None: it can): it is created and an entry made in it and removed."""
     folder = cache_dir()
-    variable = "$LORAFAIR_FEATURE_CACHE" if os.environ.get("LORAFAIR_FEATURE_CACHE") else "$LORAFAIR_CACHE"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        return f"the feature cache folder '{folder}' (from {variable}) is not usable: {error.strerror or error}"
-    return None
+    reason = paths.unwritable(folder)
+    if reason is None:
+        return None
+    return f"the feature cache folder '{folder}' (from {paths.feature_cache_variable()}) is not usable: {reason}"
 
 
 def max_bytes() -> int:
     try:
-        return int(os.environ.get("LORAFAIR_FEATURE_CACHE_BYTES", DEFAULT_MAX_BYTES))
+        return int(os.environ.get(paths.FEATURE_CACHE_BYTES_ENV, DEFAULT_MAX_BYTES))
     except ValueError:
         return DEFAULT_MAX_BYTES
 

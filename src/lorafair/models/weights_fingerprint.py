@@ -4,7 +4,7 @@ The feature cache needs a key for "the frozen weights outside the head, as insta
 parameter in memory would page the whole memory-mapped checkpoint into the process — on Qwen2.5-0.5B the
 embedding matrix alone is 0.54 GB of which a pass touches only the rows of the tokens it sees — and that
 raised the compare's peak RSS by ~0.4 GB. So when the base is a local folder, the key is built from its
-weight files instead, read through a small buffer (page cache, not this process's memory):
+weight files instead, read through a small buffer (page cache, not this process's memory; core/hashing.py):
 
     files      the SHA-256 of each weight file's bytes, remembered per (path, size, mtime, inode) in
                `weight-files.json` beside the cache entries, so the next run of the same base hashes nothing
@@ -22,8 +22,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from lorafair.core.hashing import file_sha256
+
 CHUNK = 2**20  # elements per float64 chunk: a float64 copy of a whole embedding matrix would cost 8 bytes/entry
-READ_BYTES = 16 * 2**20  # file read buffer
 MEMO_ENTRIES = 256  # remembered file hashes (one per weight file of each base used)
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth")  # the first with matches is what transformers loads
 
@@ -60,20 +61,6 @@ def weight_files(folder) -> list[Path]:
         if found:
             return found
     return []
-
-
-def file_sha256(path: Path, memo: dict) -> str:
-    """SHA-256 of a file's bytes, read through one reusable buffer; `memo` maps its stat identity to it."""
-    stat = path.stat()
-    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
-    if identity not in memo:
-        digest, buffer = hashlib.sha256(), bytearray(READ_BYTES)
-        view = memoryview(buffer)
-        with open(path, "rb", buffering=0) as handle:
-            while read := handle.readinto(buffer):
-                digest.update(view[:read])
-        memo[identity] = digest.hexdigest()
-    return memo[identity]
 
 
 def of_base(model, skip_modules: list[str], base_folder, installed: dict, memo_file: Path | None) -> str:

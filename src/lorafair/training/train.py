@@ -24,7 +24,8 @@ import numpy as np
 from lorafair.config import TrainConfig, add_arguments, from_namespace
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
-from lorafair.data.examples import encode_labels, file_sha256, label_names_from_values, load_examples, stratified_sample
+from lorafair.core.hashing import file_sha256
+from lorafair.data.examples import encode_labels, label_names_from_values, load_examples, stratified_sample
 from lorafair.models import heads
 from lorafair.models.modeling import (
     ADAPTER_CONFIG,
