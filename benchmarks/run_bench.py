@@ -184,10 +184,14 @@ def _strip(child: dict) -> dict:
 def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
     import torch
 
+    from lorafair.core.names import ADAPTER_HEAD_VARIANTS
+
     figures = figures_of(m, sizes)
     targets = {**TARGETS, **{f"peak_rss_ratio_{n.removeprefix('qwen2.5-coder-')}": ("<=", 1.5) for n in m["qwen"]}}
     bf16 = m["b_pass"]["bf16"]
-    accuracy = lambda child: {v: child["report"]["variants"][v]["metrics"]["accuracy"]["value"] for v in ("A", "B")}  # noqa: E731
+    accuracy = lambda child: {
+        v: child["report"]["variants"][v]["metrics"]["accuracy"]["value"] for v in ADAPTER_HEAD_VARIANTS
+    }  # noqa: E731
     return {
         "figures": {k: round(v, 4) for k, v in figures.items()},
         "targets": {k: f"{op} {value}" for k, (op, value) in targets.items()},
@@ -206,7 +210,7 @@ def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
             "runtime_only_peak_rss_bytes": m["runtime_only_peak_rss_bytes"],
             "same_results": {
                 "accuracy_lorafair": accuracy(m["full"]),
-                "accuracy_seed": {v: m["seed_full"][v]["accuracy"] for v in ("A", "B")},
+                "accuracy_seed": {v: m["seed_full"][v]["accuracy"] for v in ADAPTER_HEAD_VARIANTS},
             },
         },
         "micro": micro_timings(),

@@ -76,9 +76,10 @@ def to_lorafair_argv(args: argparse.Namespace, variants: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from lorafair.cli import main as lorafair_main
+    from lorafair.core.names import ALL_VARIANTS
 
     args = build_parser().parse_args(argv)
-    return lorafair_main(to_lorafair_argv(args, "B,A,A1,R"))
+    return lorafair_main(to_lorafair_argv(args, ALL_VARIANTS))
 
 
 if __name__ == "__main__":

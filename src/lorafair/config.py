@@ -14,6 +14,7 @@ from typing import get_type_hints
 
 from lorafair.core.encodings import UNKNOWN_ENCODING, check_encoding
 from lorafair.core.errors import LorafairError
+from lorafair.core.names import ALL_VARIANTS
 
 
 def _default_lang() -> str:
@@ -63,7 +64,7 @@ class CompareConfig:
     batch_size: int = opt(16, "examples per forward pass (halved automatically on CUDA out-of-memory)")
     max_length: int = opt(256, "truncate inputs to this many tokens")
     variants: str = opt(
-        "B,A,A1,R",
+        ALL_VARIANTS,
         "comma-separated variants: B (LoRA), A (frozen + LoRA head), A1 (frozen + linear probe), R (frozen + random head)",
     )
     probe_data: str | None = opt(

@@ -10,6 +10,11 @@ from __future__ import annotations
 # R (frozen + random head, the old unfair baseline).
 VARIANT_IDS: tuple[str, ...] = ("B", "A", "A1", "R")
 FROZEN_VARIANTS: tuple[str, ...] = ("A", "A1", "R")  # served by the one frozen-base pass
+ALL_VARIANTS: str = ",".join(VARIANT_IDS)  # "B,A,A1,R": --variants when every variant is wanted
+# A and B run the adapter's head (on the frozen base, on the LoRA model): the pair the comparison is about.
+ADAPTER_HEAD_VARIANTS: tuple[str, ...] = ("A", "B")
+# A1 and R put a head of their own (linear probe, random) on the frozen base: independent of the adapter's head.
+OWN_HEAD_VARIANTS: tuple[str, ...] = ("A1", "R")
 VARIANT_NAMES: dict[str, dict[str, str]] = {
     "en": {
         "B": "LoRA model",

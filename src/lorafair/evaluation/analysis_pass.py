@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lorafair.core.names import ADAPTER_HEAD_VARIANTS
 from lorafair.stats import representations as analysis
 from lorafair.stats import weight_delta
 
@@ -190,7 +191,7 @@ class Collector:
         off = cls(notes=[])
         if getattr(cfg, "no_analysis", False):
             return off
-        if not {"A", "B"} <= set(variants):
+        if not set(ADAPTER_HEAD_VARIANTS) <= set(variants):
             log.info("analysis skipped: it compares the frozen (A) and LoRA (B) passes, and both are needed")
             return off
         if distributed:

@@ -26,6 +26,7 @@ import numpy as np
 
 from lorafair.config import CompareConfig
 from lorafair.core.errors import LorafairError
+from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import plan as compare
 from lorafair.evaluation import run_info, variants
 from lorafair.models import heads, modeling, trunk, weights_fingerprint
@@ -34,7 +35,7 @@ from lorafair.models.inference import tokenize
 log = logging.getLogger(__name__)
 
 ADAPTERS_DIR = "adapters"  # OUTPUT/adapters/NAME/{report.json, predictions.csv, report.md, report.html}
-SHARED_VARIANTS = ("A1", "R")  # adapter-independent: computed once, shown once at the top level
+SHARED_VARIANTS = OWN_HEAD_VARIANTS  # adapter-independent: computed once, shown once at the top level
 
 
 # ------------------------------------------------------------------------------------ which adapters
@@ -294,7 +295,7 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
     ]
     lora = {key: None for adapter in plan.adapters for key in adapter.lora}  # every adapter's LoRA modules
     session.trunk_plan = trunk.plan_trunk(session.model, lora, enabled=not base.cfg.no_shared_trunk)
-    if wanted & {"A", "A1", "R"}:
+    if wanted & set(FROZEN_VARIANTS):
         frozen = variants.run_frozen(base, session, shared)
         if "R" in wanted:
             shared.results["R"] = variants.run_variant_r(base, session, frozen)

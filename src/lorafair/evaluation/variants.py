@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lorafair.core.names import FROZEN_VARIANTS
+from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import analysis_pass as analysis_run
 from lorafair.evaluation import fidelity, frozen_pass, probe_data
 from lorafair.models import heads, modeling, trunk
@@ -52,7 +52,7 @@ def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassRes
         frozen_pass.entry("frozen base, evaluation set (serves A, A1, R)", len(plan.eval_idx), frozen, cached)
     )
     outcome.feature_pooling = frozen.feature_pooling
-    if {"A1", "R"} & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
+    if set(OWN_HEAD_VARIANTS) & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
         heads.check_features_reproduce_head(
             session.model, stack_names(plan, session), frozen.features, frozen.logits, frozen.feature_pooling
         )

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
+from lorafair.core.names import ALL_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
         adapter=str(trained.output_dir),
         data=chosen.test_data,
         num_samples=chosen.num_samples,
-        variants="B,A,A1,R",
+        variants=ALL_VARIANTS,
         probe_samples=chosen.probe_samples,
         max_length=chosen.max_length,
         bootstrap=chosen.bootstrap,

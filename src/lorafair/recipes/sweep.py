@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lorafair.config import CompareConfig, resolve_pos_label
+from lorafair.core.names import ADAPTER_HEAD_VARIANTS
 from lorafair.evaluation import run_info
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
@@ -86,7 +87,7 @@ def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
 
 
 def _adapter_entry(name, path, summary, report) -> dict:
-    heads = {v: b.get("head_sha256") for v, b in report["variants"].items() if v in ("A", "B")}
+    heads = {v: b.get("head_sha256") for v, b in report["variants"].items() if v in ADAPTER_HEAD_VARIANTS}
     return {
         "name": name,
         "path": str(path),

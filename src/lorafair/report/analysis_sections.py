@@ -14,6 +14,7 @@ import math
 
 from matplotlib.figure import Figure
 
+from lorafair.core.names import ADAPTER_HEAD_VARIANTS
 from lorafair.report import plots
 
 STRINGS = {
@@ -169,7 +170,7 @@ def similarity_png(layers: list[dict]) -> bytes | None:
 def probe_png(layers: list[dict], a1_accuracy=None, b_accuracy=None) -> bytes | None:
     series = {
         v: [(r["layer"], r["probe_accuracy"].get(v)) for r in layers if _finite(r["probe_accuracy"].get(v))]
-        for v in ("A", "B")
+        for v in ADAPTER_HEAD_VARIANTS
     }
     if not any(series.values()):
         return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lorafair.core.names import HEADLINE_METRICS
+from lorafair.core.names import ADAPTER_HEAD_VARIANTS, HEADLINE_METRICS
 from lorafair.data.adapter_data import task_records
 from lorafair.report import words as report_text
 from lorafair.stats import metrics, power
@@ -223,7 +223,7 @@ def check_records(report: dict) -> list[dict]:
         entry = report["deltas"].get("B-A", {}).get(metric)
         if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
             checks.append({"check": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
-    qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ("A", "B")]
+    qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ADAPTER_HEAD_VARIANTS]
     if all(qps):
         diff = qps[1] / qps[0] - 1
         report.setdefault("speed_difference", diff)
