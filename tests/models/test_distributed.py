@@ -79,7 +79,7 @@ def test_sharded_real_passes_are_bitwise_the_single_pass(llama_setup):
         texts = [row["text"] for row in csv.DictReader(handle)][:31]
     encoded = inference.tokenize(tokenizer, texts, max_length=64)
     batches = inference.length_sorted_batches(encoded.lengths, 4)
-    kw = dict(pad_token_id=tokenizer.pad_token_id, head=modeling.head_module(model, adapter.head_name), quiet=True)
+    kw = dict(pad_token_id=tokenizer.pad_token_id, head=model.get_submodule(adapter.head_name), quiet=True)
     single = inference.run_pass(model, encoded, batches, **kw)
     parts = [
         distributed.local_part(

@@ -43,7 +43,7 @@ def _frozen_a(setup, padding_side="right", batch_size=5):
         batches,
         pad_token_id=tokenizer.pad_token_id,
         padding_side=padding_side,
-        head=modeling.head_module(model, adapter.head_name),
+        head=model.get_submodule(adapter.head_name),
         quiet=True,
     )
     return model, tokenizer, encoded, result

@@ -144,14 +144,6 @@ def _safetensors_file(path: Path) -> Path:
     )
 
 
-def head_module(model, head_name: str):
-    """The classification head module (`score` / `classifier`) of a transformers classifier."""
-    try:
-        return model.get_submodule(head_name)
-    except AttributeError:
-        raise LorafairError(f"the model has no '{head_name}' head; it is a {type(model).__name__}") from None
-
-
 def head_stack(model, adapter: Adapter) -> list:
     """The head modules the features go into (those of the saved modules outside the backbone), in model order."""
     return [model.get_submodule(name) for name in heads.stack_modules(model, adapter.head_modules)]
