@@ -101,6 +101,7 @@ def make_report(
             passes=passes,
             notes=["A1 probe data: 600 examples of data/test.csv kept disjoint from the evaluation sample"],
             head_name="score",
+            task_checks=[{"check": "unrecorded", "file": "lorafair_run.json", "data": "data/test.csv"}],
         )
     )
     report["timing"] = {"total_seconds": 131.0}

@@ -64,7 +64,7 @@ def _jsonl(path) -> list[dict]:
 
 
 def test_held_out_rows_are_exactly_the_recorded_ones(trained, llama_setup):
-    held = trained.metadata["eval_data"]["indices"]
+    held = trained.metadata.eval_data.indices
     chosen = default_eval_data(trained.output_dir)
     with open(llama_setup.data, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -275,7 +275,7 @@ def test_task_checks_builtin_splits_and_unrecorded(tmp_path):
     assert "not the adapter's recorded task" in line and "evaluated on builtin:polarity-en:validation" in line
     cfg = SimpleNamespace(adapter=str(tmp_path / "plain"), data="x.csv", split=None, lang="zh")
     (line,) = task_checks(cfg, {"source": "x.csv", "labels": ["neg", "pos"]})
-    assert adapter_data.RUN_METADATA in line and "x.csv" in line
+    assert "lorafair_run.json" in line and "x.csv" in line
 
 
 def test_task_records_render_in_either_language(tmp_path):
@@ -305,5 +305,5 @@ def test_benchmark_evaluator_defaults_to_the_held_out_rows(trained, capsys):
     evaluator = BenchmarkEvaluator.from_adapter(str(trained.output_dir), batch_size=4)
     held = _jsonl(default_eval_data(trained.output_dir).data)
     assert evaluator.texts == [r["text"] for r in held]
-    assert evaluator.labels.tolist() == [trained.metadata["label_names"].index(r["label"]) for r in held]
+    assert evaluator.labels.tolist() == [trained.metadata.label_names.index(r["label"]) for r in held]
     assert "held out" in capsys.readouterr().out

@@ -180,7 +180,7 @@ def test_training_trains_lora_and_head_only_and_saves_a_loadable_adapter(
     assert result.output_dir == out
 
     # the loss is finite and goes down on the separable toy set
-    losses = [entry["loss"] for entry in result.metadata["log_history"] if "loss" in entry]
+    losses = [entry["loss"] for entry in result.metadata.log_history if "loss" in entry]
     assert len(losses) >= 10 and all(math.isfinite(x) for x in losses)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
+from lorafair.data import run_metadata
+from lorafair.data.run_metadata import DataRecord, RunMetadata
 
 log = logging.getLogger(__name__)
 
-RUN_METADATA = "lorafair_run.json"  # written by `lorafair train` (modeling.RUN_METADATA)
 FALLBACK_DATA = "builtin:sentiment-zh"  # the seed's evaluation set, for adapters that record nothing
 BUILTIN = "builtin:"
 SPLIT_NAMES = ("train", "validation", "valid", "dev", "test")  # file stems that mark splits of one data set
@@ -81,21 +82,6 @@ class EvalData:
         return argv
 
 
-def read_run_metadata(adapter: str | Path) -> dict | None:
-    """The adapter's lorafair_run.json, or None where there is none (a plain peft adapter)."""
-    path = Path(adapter) / RUN_METADATA
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise LorafairError(f"'{path}' is not valid JSON: {exc}") from exc
-
-
-def _columns(record: dict) -> dict:
-    return {k: record.get(k) for k in ("text_column", "text_pair_column", "label_column") if record.get(k)}
-
-
 def _builtin_name(spec: str | None) -> str | None:
     return spec[len(BUILTIN) :].partition(":")[0] if spec and spec.startswith(BUILTIN) else None
 
@@ -112,36 +98,41 @@ def _saved_splits(path: Path) -> list[str]:
     return list(json.loads(marker.read_text(encoding="utf-8")).get("splits", []))
 
 
-def _test_split(train: dict) -> EvalData | None:
+def _test_split(train: DataRecord) -> EvalData | None:
     """The test split of the data set the adapter was trained on, where it has one and did not train on it."""
-    name = _builtin_name(train.get("spec"))
-    if name and _builtin_split(train["spec"], train.get("split")) != "test":
+    name = _builtin_name(train.spec)
+    if name and _builtin_split(train.spec, train.split) != "test":
         return EvalData(f"{BUILTIN}{name}:test", f"the test split of {BUILTIN}{name}, the adapter's training set")
-    path = Path(train.get("path") or "")
-    if train.get("path") and train.get("split") != "test" and "test" in _saved_splits(path):
+    path = Path(train.path or "")
+    if train.path and train.split != "test" and "test" in _saved_splits(path):
         return EvalData(
-            str(path), f"the test split of {path}, the adapter's training set", split="test", columns=_columns(train)
+            str(path), f"the test split of {path}, the adapter's training set", split="test", columns=train.columns
         )
     return None
 
 
+def _recorded(adapter: str | Path) -> tuple[RunMetadata, DataRecord | None, DataRecord]:
+    """The adapter's run metadata (empty where it has none), its training record and its evaluation record."""
+    metadata = run_metadata.read(adapter) or RunMetadata(schema_version=None)
+    return metadata, metadata.train_data, metadata.eval_data or DataRecord()
+
+
 def default_eval_data(adapter: str | Path) -> EvalData:
     """What to evaluate `adapter` on when no --data is given (see the module docstring for the order)."""
-    metadata = read_run_metadata(adapter) or {}
-    train, evaluation = metadata.get("train_data") or {}, metadata.get("eval_data") or {}
+    metadata, train, evaluation = _recorded(adapter)
     chosen = _test_split(train) if train else None
-    if chosen is None and evaluation.get("held_out_from"):
-        chosen = _held_out(train, evaluation, metadata.get("label_names") or [])
-    if chosen is None and evaluation.get("path"):
+    if chosen is None and evaluation.held_out_from:
+        chosen = _held_out(train or DataRecord(), evaluation, metadata.label_names or [])
+    if chosen is None and evaluation.path:
         chosen = EvalData(
-            evaluation.get("spec") or evaluation["path"],
-            f"the adapter's recorded evaluation data {evaluation.get('spec') or evaluation['path']}",
-            split=evaluation.get("split"),
-            columns=_columns(evaluation),
-            encoding=evaluation.get("encoding"),
+            evaluation.spec or evaluation.path,
+            f"the adapter's recorded evaluation data {evaluation.spec or evaluation.path}",
+            split=evaluation.split,
+            columns=evaluation.columns,
+            encoding=evaluation.encoding,
         )
     if chosen is None:
-        what = "no evaluation data" if train else f"no training or evaluation data (no {RUN_METADATA})"
+        what = "no evaluation data" if train else f"no training or evaluation data (no {run_metadata.FILE_NAME})"
         chosen = EvalData(
             FALLBACK_DATA, f"{FALLBACK_DATA}, the seed's default: the adapter records {what}", fallback=True
         )
@@ -161,37 +152,35 @@ def announce_default_eval_data(adapter: str | Path) -> EvalData:
     return chosen
 
 
-def held_out_key(train: dict, evaluation: dict) -> str:
+def held_out_key(train: DataRecord, evaluation: DataRecord) -> str:
     """Names the folder holding one adapter's held-out rows: its training file, columns and held-out indices."""
-    parts = [train.get("sha256"), train.get("split"), _columns(train), evaluation.get("indices")]
-    if train.get("encoding") not in (None, "auto"):  # other text from the same bytes; UTF-8 keeps the old keys
-        parts.append(train["encoding"])
+    parts = [train.sha256, train.split, train.columns, evaluation.indices]
+    if train.encoding not in (None, "auto"):  # other text from the same bytes; UTF-8 keeps the old keys
+        parts.append(train.encoding)
     basis = json.dumps(parts)
     return hashlib.sha256(basis.encode()).hexdigest()[:16]
 
 
-def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData:
+def _held_out(train: DataRecord, evaluation: DataRecord, label_names: list[str]) -> EvalData:
     """Write the held-out rows (and the training rows beside them, for A1) out once, as JSONL in the cache."""
     from lorafair.core import paths
     from lorafair.core.hashing import file_sha256
     from lorafair.data.examples import encode_labels, label_names_from_values, load_examples
 
-    path = Path(train.get("path") or "")
-    if not train.get("path") or not path.exists():
+    path = Path(train.path or "")
+    if not train.path or not path.exists():
         raise LorafairError(f"the adapter held out part of '{path}' for evaluation, but that file is gone; pass --data")
-    if train.get("sha256") and file_sha256(path) != train["sha256"]:
+    if train.sha256 and file_sha256(path) != train.sha256:
         raise LorafairError(
             f"'{path}' changed since the adapter was trained (SHA-256 differs), so its held-out "
             "rows cannot be found again; pass --data"
         )
     folder = paths.lorafair_cache_dir() / HELD_OUT_FOLDER / held_out_key(train, evaluation)
     if not ((folder / "eval.jsonl").is_file() and (folder / "probe.jsonl").is_file()):
-        examples = load_examples(
-            path, split=train.get("split"), encoding=train.get("encoding") or "auto", **_columns(train)
-        )
+        examples = load_examples(path, split=train.split, encoding=train.encoding or "auto", **train.columns)
         names = list(label_names) or label_names_from_values(examples.labels)
         ids = encode_labels(examples.labels, names)
-        held = set(int(i) for i in evaluation["indices"])
+        held = set(int(i) for i in evaluation.indices or [])
         rows = [
             {
                 "text": examples.texts[i],
@@ -206,11 +195,11 @@ def _held_out(train: dict, evaluation: dict, label_names: list[str]) -> EvalData
                 lines = [json.dumps(r, ensure_ascii=False) for i, r in enumerate(rows) if (i in held) == keep]
                 (staging / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     columns = {"text_column": "text", "label_column": "label"}
-    if train.get("text_pair_column"):
+    if train.text_pair_column:
         columns["text_pair_column"] = "text_pair"
     return EvalData(
         str(folder / "eval.jsonl"),
-        f"the {len(evaluation['indices'])} rows the adapter held out of {train.get('spec') or path}",
+        f"the {len(evaluation.indices or [])} rows the adapter held out of {train.spec or path}",
         columns=columns,
         probe_data=str(folder / "probe.jsonl"),
     )
@@ -242,12 +231,12 @@ def task_records(cfg, data: dict) -> list[dict]:
     """
     adapter, spec = getattr(cfg, "adapter", None), getattr(cfg, "data", None) or data.get("source")
     try:
-        metadata = read_run_metadata(adapter) if adapter else None
+        metadata = run_metadata.read(adapter) if adapter else None
     except LorafairError:
         metadata = None
-    if not metadata or not metadata.get("train_data"):
-        return [{"check": "unrecorded", "file": RUN_METADATA, "data": spec}]
-    train, evaluation = metadata["train_data"], metadata.get("eval_data") or {}
+    if not metadata or not metadata.train_data:
+        return [{"check": "unrecorded", "file": run_metadata.FILE_NAME, "data": spec}]
+    train, evaluation = metadata.train_data, metadata.eval_data or DataRecord()
     records = []
     relation = _relation(spec, getattr(cfg, "split", None), data.get("source"), train, evaluation)
     if relation == "training":
@@ -257,37 +246,58 @@ def task_records(cfg, data: dict) -> list[dict]:
             {
                 "check": "other_task",
                 "data": spec,
-                "train": train.get("spec") or train.get("path"),
-                "eval": evaluation.get("spec") or evaluation.get("path"),
+                "train": train.spec or train.path,
+                "eval": evaluation.spec or evaluation.path,
             }
         )
-    return records + _label_records(metadata.get("label_names"), data)
+    return records + _label_records(metadata.label_names, data)
 
 
-def _relation(spec, split, source, train: dict, evaluation: dict) -> str:
+def _is_held_out_file(source: Path, train: DataRecord, evaluation: DataRecord) -> bool:
+    """`source` is the cache file `_held_out` wrote for this adapter's held-out rows."""
+    held_out = bool(evaluation.held_out_from)
+    return held_out and source.name == "eval.jsonl" and source.parent.name == held_out_key(train, evaluation)
+
+
+def held_out_origin(adapter: str | Path | None, source: str | Path | None) -> dict | None:
+    """Where the evaluation rows came from when `source` is the cache file of the adapter's held-out rows:
+    {"from": the training data as given, "path", "sha256", "rows": the held-out row indices of that file
+    (load_examples order), "n"}; None for any other data. The report names this, not only the cache file."""
+    if not adapter or not source:
+        return None
+    try:
+        metadata = run_metadata.read(adapter)
+    except LorafairError:
+        return None
+    if metadata is None or metadata.train_data is None or metadata.eval_data is None:
+        return None
+    train, evaluation = metadata.train_data, metadata.eval_data
+    if not _is_held_out_file(Path(source).resolve(), train, evaluation):
+        return None
+    rows = sorted(int(i) for i in evaluation.indices or [])  # eval.jsonl holds them in file order
+    return {"from": train.spec or train.path, "path": train.path, "sha256": train.sha256, "rows": rows, "n": len(rows)}
+
+
+def _relation(spec, split, source, train: DataRecord, evaluation: DataRecord) -> str:
     """'task' (the recorded task, not its training rows), 'training' (the training rows) or 'other'."""
     name = _builtin_name(spec)
     if name is not None:
-        if name == _builtin_name(train.get("spec")):
-            same_split = _builtin_split(spec, split or "test") == _builtin_split(train["spec"], train.get("split"))
+        if name == _builtin_name(train.spec):
+            same_split = _builtin_split(spec, split or "test") == _builtin_split(train.spec, train.split)
             return "training" if same_split else "task"
-        if name == _builtin_name(evaluation.get("spec")):
+        if name == _builtin_name(evaluation.spec):
             return "task"
     if not source:
         return "other"
     source = Path(source).resolve()
-    if (
-        evaluation.get("held_out_from")
-        and source.name == "eval.jsonl"
-        and source.parent.name == held_out_key(train, evaluation)
-    ):
+    if _is_held_out_file(source, train, evaluation):
         return "task"
-    train_path = Path(train["path"]).resolve() if train.get("path") else None
-    eval_path = Path(evaluation["path"]).resolve() if evaluation.get("path") else None
+    train_path = Path(train.path).resolve() if train.path else None
+    eval_path = Path(evaluation.path).resolve() if evaluation.path else None
     if source == train_path:
         splits = _saved_splits(source)
         chosen = split or ("test" if "test" in splits else splits[0] if splits else None)
-        return "task" if splits and chosen != train.get("split") else "training"
+        return "task" if splits and chosen != train.split else "training"
     if source == eval_path or any(_sibling_splits(source, p) for p in (train_path, eval_path) if p):
         return "task"
     return _relation_by_content(source, train, evaluation)
@@ -298,16 +308,16 @@ def _sibling_splits(a: Path, b: Path) -> bool:
     return a.parent == b.parent and a.stem.lower() in SPLIT_NAMES and b.stem.lower() in SPLIT_NAMES
 
 
-def _relation_by_content(source: Path, train: dict, evaluation: dict) -> str:
+def _relation_by_content(source: Path, train: DataRecord, evaluation: DataRecord) -> str:
     """A copy under another name is still the same data: compare SHA-256 with the recorded ones."""
     from lorafair.core.hashing import file_sha256
 
     if not source.exists():
         return "other"
     digest = file_sha256(source)
-    if digest == train.get("sha256"):
+    if digest == train.sha256:
         return "training"
-    return "task" if digest == evaluation.get("sha256") else "other"
+    return "task" if digest == evaluation.sha256 else "other"
 
 
 def _label_records(recorded, data: dict) -> list[dict]:

@@ -15,6 +15,7 @@ import numpy as np
 from lorafair.config import CompareConfig
 from lorafair.core.hashing import file_sha256
 from lorafair.data import examples as data_mod
+from lorafair.data.run_metadata import DataRecord
 
 if TYPE_CHECKING:
     from lorafair.evaluation.plan import ComparePlan
@@ -23,14 +24,14 @@ if TYPE_CHECKING:
 def probe_examples(plan: ComparePlan):
     """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
     cfg, adapter = plan.cfg, plan.adapter
-    meta = (adapter.run_metadata or {}).get("train_data") or {}
+    meta = (adapter.run_metadata.train_data if adapter.run_metadata else None) or DataRecord()
     source, columns, encoding = None, {}, cfg.encoding
     if cfg.probe_data:
         source, columns = cfg.probe_data, {}
-    elif meta.get("path") and Path(meta["path"]).exists():
-        source = meta["path"]
-        columns = {k: meta[k] for k in ("text_column", "text_pair_column", "label_column", "split") if meta.get(k)}
-        encoding = meta.get("encoding") or "auto"  # as `lorafair train` read it (UTF-8 before it recorded one)
+    elif meta.path and Path(meta.path).exists():
+        source = meta.path
+        columns = {**meta.columns, **({"split": meta.split} if meta.split else {})}
+        encoding = meta.encoding or "auto"  # as `lorafair train` read it (UTF-8 before it recorded one)
     rows = None if cfg.probe_data or source is None else _recorded_training_rows(meta, source)
     if source is not None and Path(source).resolve() == Path(plan.data_path).resolve():
         encoding = cfg.encoding  # the file just read for the evaluation: the same text, so the same rows
@@ -49,7 +50,7 @@ def probe_examples(plan: ComparePlan):
         )
         ids = data_mod.encode_labels(probe.labels, plan.label_names)
         if rows is not None:
-            return _same_budget_probe(probe, ids, rows, cfg, source, len(meta["indices"]))
+            return _same_budget_probe(probe, ids, rows, cfg, source, len(meta.indices))
         keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
         origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
         return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
@@ -71,11 +72,11 @@ def probe_examples(plan: ComparePlan):
     )
 
 
-def _recorded_training_rows(meta: dict, source) -> np.ndarray | None:
+def _recorded_training_rows(meta: DataRecord, source) -> np.ndarray | None:
     """The rows `lorafair train` trained on (indices into its file), if recorded and the file is unchanged."""
-    if meta.get("indices") is None or meta.get("sha256") != file_sha256(source):
+    if meta.indices is None or meta.sha256 != file_sha256(source):
         return None
-    return np.asarray(meta["indices"], dtype=np.int64)
+    return np.asarray(meta.indices, dtype=np.int64)
 
 
 def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: int):

@@ -91,23 +91,23 @@ def _trainer_step(path: Path) -> int | None:
 def _run_config(path: Path, adapter: modeling.Adapter) -> dict:
     """The training configuration behind an adapter: its lorafair_run.json, or for a checkpoint the run's."""
     if adapter.run_metadata:
-        return adapter.run_metadata.get("config") or {}
+        return adapter.run_metadata.config or {}
     resume_config = path.parent / "lorafair_train_config.json"  # OUTPUT/checkpoints/ of a lorafair train run
     return json.loads(resume_config.read_text(encoding="utf-8")) if resume_config.is_file() else {}
 
 
 def adapter_config_summary(path: Path, adapter: modeling.Adapter) -> dict:
     """{r, alpha, target_modules, layers, steps, seed} from adapter_config.json and the run's records."""
-    config, meta = adapter.config, adapter.run_metadata or {}
+    config, meta = adapter.config, adapter.run_metadata
     targets = config.get("target_modules")
-    steps = meta.get("global_step")
+    steps = meta.global_step if meta else None
     return {
         "r": config.get("r"),
         "alpha": config.get("lora_alpha"),
         "target_modules": sorted(targets) if isinstance(targets, list) else targets,
         "layers": config.get("layers_to_transform"),
         "steps": steps if steps is not None else _trainer_step(path),
-        "seed": meta.get("seed", _run_config(path, adapter).get("seed")),
+        "seed": meta.seed if meta and meta.seed is not None else _run_config(path, adapter).get("seed"),
     }
 
 

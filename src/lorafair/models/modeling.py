@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorafair.core.errors import LorafairError
+from lorafair.data import run_metadata as lorafair_run
 from lorafair.models import heads
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PICKLED_WEIGHTS = "adapter_model.bin"  # peft's torch.save format: never read (unpickling can run code)
 SEQ_CLS = "SEQ_CLS"  # the only peft task_type lorafair compares
-RUN_METADATA = "lorafair_run.json"
 HEAD_NAMES = heads.SEQ_CLS_HEADS  # peft's SEQ_CLS modules_to_save: decoders' `score`, encoders' `classifier`
 tensor_sha256 = heads.tensor_sha256
 
@@ -41,7 +41,7 @@ class Adapter:
     head_modules: list[str]  # every module peft saved outside LoRA, e.g. ["pre_classifier", "classifier"]
     head: dict  # {"classifier.dense.weight": Tensor, ...}: every saved non-LoRA tensor, exactly as saved
     lora: dict  # LoRA tensors keyed by module path inside the base model, e.g. "model.layers.0.self_attn.q_proj.lora_A"
-    run_metadata: dict | None = None
+    run_metadata: lorafair_run.RunMetadata | None = None  # its lorafair_run.json (None: a plain peft adapter)
     base_model: str | None = None
     label_names: list[str] | None = field(default=None)
 
@@ -84,8 +84,8 @@ def read_adapter(path: str | Path) -> Adapter:
             f"modules_to_save={config.get('modules_to_save')}): train with LoraConfig(task_type='SEQ_CLS') "
             "so peft saves 'score'/'classifier'"
         )
-    metadata = _read_json_object(path / RUN_METADATA) if (path / RUN_METADATA).is_file() else None
-    label_names = (metadata or {}).get("label_names")
+    metadata = lorafair_run.read(path)
+    label_names = metadata.label_names if metadata else None
     return Adapter(path, config, head_modules, head, lora, metadata, config.get("base_model_name_or_path"), label_names)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from lorafair.config import CompareConfig
 from lorafair.core.names import DELTAS, VARIANT_NAMES
+from lorafair.data import adapter_data
 from lorafair.evaluation import run_info
 from lorafair.evaluation.plan import ComparePlan, Session, plan_compare, setup_model  # noqa: F401
 from lorafair.evaluation.variants import run_variants
@@ -58,6 +59,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
         return Comparison({}, probs, plan.y)
     from lorafair.report.build import ReportInput, build_report
 
+    data = with_held_out(cfg, run_info.data_info(plan, token_sha, token_seconds, truncated))
     report = build_report(
         ReportInput(
             cfg=cfg,
@@ -66,7 +68,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             probs=probs,
             heads={v: r.head_sha256 for v, r in outcome.results.items()},
             speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
-            data=run_info.data_info(plan, token_sha, token_seconds, truncated),
+            data=data,
             environment=run_info.environment_info(plan),
             names=VARIANT_NAMES[cfg.lang],
             deltas=DELTAS,
@@ -75,6 +77,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             head_name=plan.adapter.head_name,
             head=head,
             fidelity=outcome.fidelity,
+            task_checks=adapter_data.task_records(cfg, data),
         )
     )
     if outcome.analysis.enabled:
@@ -82,3 +85,18 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     clock.append(("report", time.perf_counter()))  # statistics, bootstrap, the report dict
     report["timing"] = run_info.timing(clock, outcome.passes)
     return Comparison(report, probs, plan.y)
+
+
+def with_held_out(cfg: CompareConfig, data: dict) -> dict:
+    """The report's data section, naming the training file and rows when the data is the adapter's held-out part.
+
+    `lorafair quick` (no --data) evaluates on rows `lorafair train` held out, written to a cache JSONL; the report
+    must say which file those rows came from and which rows they are, not only name the cache file.
+    """
+    adapter = cfg.adapter if isinstance(cfg.adapter, str) else None
+    origin = adapter_data.held_out_origin(adapter, data.get("source"))
+    if origin is None:
+        return data
+    rows = origin["rows"]
+    evaluated = [rows[i] for i in data["indices"]]  # row j of the cache file is the j-th held-out row
+    return {**data, "held_out": {**origin, "evaluated_rows": evaluated}}

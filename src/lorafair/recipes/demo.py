@@ -184,55 +184,18 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
     out = atomic.check_output(output, overwrite, what="demo output")  # before training, not after it
     _prefer_passive_omp()
 
-    from lorafair.config import CompareConfig
     from lorafair.recipes.compare import run_compare
     from lorafair.report.render import render_console
     from lorafair.report.write import write_outputs
-    from lorafair.training.train import TrainConfig, train_model
+    from lorafair.training.train import train_model
 
     started = time.perf_counter()
     log.info("demo preset '%s': training LoRA on %s (%s)", preset, chosen.base_model, chosen.train_data)
-    trained = train_model(
-        TrainConfig(
-            base_model=chosen.base_model,
-            data=chosen.train_data,
-            eval_data=chosen.eval_data,
-            eval_fraction=TrainConfig.eval_fraction if chosen.eval_data else 0.0,  # no eval data: no hold-out
-            max_train_samples=chosen.max_train_samples,
-            lora_layers=chosen.lora_layers,
-            target_modules=chosen.target_modules,
-            lora_r=chosen.lora_r,
-            lora_alpha=chosen.lora_alpha,
-            learning_rate=chosen.learning_rate,
-            batch_size=chosen.batch_size,
-            epochs=chosen.epochs,
-            max_length=chosen.max_length,
-            seed=chosen.seed,
-            precision=chosen.precision,
-            head_init=chosen.head_init,
-            output=str(out / ADAPTER_DIR),
-            overwrite=overwrite,
-            quiet=quiet,
-        )
-    )
+    trained = train_model(train_config(chosen, out / ADAPTER_DIR, overwrite, quiet))
     trained_at = time.perf_counter()
 
     log.info("comparing B, A, A1, R on %d sentences of %s", chosen.num_samples, chosen.test_data)
-    compare_cfg = CompareConfig(
-        adapter=str(trained.output_dir),
-        data=chosen.test_data,
-        num_samples=chosen.num_samples,
-        variants=ALL_VARIANTS,
-        probe_samples=chosen.probe_samples,
-        max_length=chosen.max_length,
-        bootstrap=chosen.bootstrap,
-        seed=chosen.seed,
-        dtype=chosen.compare_dtype,
-        output=str(out / REPORT_DIR),
-        lang=lang or chosen.lang or CompareConfig.lang,
-        overwrite=overwrite,
-        quiet=quiet,
-    )
+    compare_cfg = compare_config(chosen, trained.output_dir, out / REPORT_DIR, overwrite, quiet, lang)
     result = run_compare(compare_cfg)
     report_dir = write_outputs(result.report, result.probs, result.labels, compare_cfg.output, overwrite)
     finished = time.perf_counter()
@@ -244,11 +207,58 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
     return 0
 
 
-def _timing_line(metadata: dict, report: dict, train_s: float, compare_s: float) -> str:
-    """Wall time per phase, from what training and the report recorded."""
-    metrics = metadata.get("metrics", {})
-    fit = metrics.get("train", {}).get("train_runtime")
-    evaluation = metrics.get("eval", {})
+def train_config(chosen: Preset, output, overwrite: bool, quiet: bool):
+    """The `lorafair train` options of a preset (a TrainConfig)."""
+    from lorafair.config import TrainConfig
+
+    return TrainConfig(
+        base_model=chosen.base_model,
+        data=chosen.train_data,
+        eval_data=chosen.eval_data,
+        eval_fraction=TrainConfig.eval_fraction if chosen.eval_data else 0.0,  # no eval data: no hold-out
+        max_train_samples=chosen.max_train_samples,
+        lora_layers=chosen.lora_layers,
+        target_modules=chosen.target_modules,
+        lora_r=chosen.lora_r,
+        lora_alpha=chosen.lora_alpha,
+        learning_rate=chosen.learning_rate,
+        batch_size=chosen.batch_size,
+        epochs=chosen.epochs,
+        max_length=chosen.max_length,
+        seed=chosen.seed,
+        precision=chosen.precision,
+        head_init=chosen.head_init,
+        output=str(output),
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+def compare_config(chosen: Preset, adapter, output, overwrite: bool, quiet: bool, lang: str | None):
+    """The `lorafair compare` options of a preset for the adapter it trained (a CompareConfig)."""
+    from lorafair.config import CompareConfig
+
+    return CompareConfig(
+        adapter=str(adapter),
+        data=chosen.test_data,
+        num_samples=chosen.num_samples,
+        variants=ALL_VARIANTS,
+        probe_samples=chosen.probe_samples,
+        max_length=chosen.max_length,
+        bootstrap=chosen.bootstrap,
+        seed=chosen.seed,
+        dtype=chosen.compare_dtype,
+        output=str(output),
+        lang=lang or chosen.lang or CompareConfig.lang,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+def _timing_line(metadata, report: dict, train_s: float, compare_s: float) -> str:
+    """Wall time per phase, from what training (its RunMetadata) and the report recorded."""
+    fit = metadata.train_metrics.get("train_runtime")
+    evaluation = metadata.eval_metrics
     parts = [
         f"train {train_s:.0f} s"
         + (

@@ -18,6 +18,7 @@ import numpy as np
 
 from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS
+from lorafair.data import adapter_data
 from lorafair.evaluation import run_info
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
@@ -82,6 +83,8 @@ def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
         notes,
         run.outcome.fidelity,
     )
+    inp.data = compare.with_held_out(run.plan.cfg, inp.data)  # held-out rows: named by their training file
+    inp.task_checks = adapter_data.task_records(run.plan.cfg, inp.data)  # this adapter's recorded task
     report = build_report(inp)
     return compare.Comparison(report, inp.probs, plan.base.y)
 

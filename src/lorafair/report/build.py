@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS, HEADLINE_METRICS
-from lorafair.data.adapter_data import task_records
 from lorafair.report import words as report_text
 from lorafair.stats import metrics, power
 from lorafair.stats import paired as stats
@@ -89,6 +88,7 @@ class ReportInput:
     head_name: str | None = None
     head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see run_info.head_section)
     fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
+    task_checks: list | None = None  # adapter_data.task_records, computed by the recipe (None: a sweep's top level)
 
 
 def build_report(inp: ReportInput) -> dict:
@@ -146,8 +146,8 @@ def build_report(inp: ReportInput) -> dict:
     if inp.fidelity is not None:
         report["fidelity"] = inp.fidelity
     power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
-    if isinstance(cfg.adapter, str):  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
-        report["task_checks"] = task_records(cfg, data)
+    if inp.task_checks is not None:  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
+        report["task_checks"] = list(inp.task_checks)
     add_conclusions(report, cfg.alpha)
     return report
 

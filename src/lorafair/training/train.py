@@ -26,11 +26,11 @@ from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
 from lorafair.core.hashing import file_sha256
 from lorafair.data.examples import encode_labels, label_names_from_values, load_examples, stratified_sample
+from lorafair.data.run_metadata import DataRecord, RunMetadata
 from lorafair.models import heads
 from lorafair.models.modeling import (
     ADAPTER_CONFIG,
     HEAD_NAMES,
-    RUN_METADATA,
     ensure_pad_token,
     load_base_classifier_and_head_change,
     load_tokenizer,
@@ -89,7 +89,7 @@ class TrainResult:
     output_dir: Path
     model: object
     tokenizer: object
-    metadata: dict = field(default_factory=dict)
+    metadata: RunMetadata = field(default_factory=RunMetadata)  # what OUTPUT/lorafair_run.json holds
 
 
 def add_train_arguments(parser) -> None:
@@ -178,18 +178,18 @@ def _resolve(spec: str, kind: str, split: str | None = None) -> str:
     return str(assets.resolve_model(spec) if kind == "model" else Path(assets.resolve_data(spec, split)).resolve())
 
 
-def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> dict:
-    return {
-        "spec": spec,
-        "path": str(path),
-        "split": split,
-        "text_column": config.text_column,
-        "text_pair_column": config.text_pair_column,
-        "label_column": config.label_column,
-        "encoding": config.encoding,  # so compare and the probe read this file as train did
-        "sha256": file_sha256(path),
-        "n": n,
-    }
+def _data_record(spec: str, path: Path, split, config: TrainConfig, n: int) -> DataRecord:
+    return DataRecord(
+        spec=spec,
+        path=str(path),
+        split=split,
+        text_column=config.text_column,
+        text_pair_column=config.text_pair_column,
+        label_column=config.label_column,
+        encoding=config.encoding,  # so compare and the probe read this file as train did
+        sha256=file_sha256(path),
+        n=n,
+    )
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -265,71 +265,88 @@ class _Splits:
     label_names: list[str]
     train: object
     train_ids: np.ndarray
-    train_record: dict
+    train_record: DataRecord | None = None
     eval: object = None
     eval_ids: np.ndarray | None = None
-    eval_record: dict | None = None
+    eval_record: DataRecord | None = None
 
 
 def _load_splits(config: TrainConfig) -> _Splits:
     """Read the data; label ids = sorted unique training labels; hold out --eval-fraction unless --eval-data."""
-    columns = dict(
+    train_path = Path(_resolve(config.data, "data", config.split))
+    examples = load_examples(train_path, split=config.split, **_read_options(config))
+    label_names = label_names_from_values(examples.labels)
+    if len(label_names) < 2:
+        raise LorafairError(f"'{train_path}' holds a single label ({label_names[0]}); a classifier needs at least two")
+    splits = _Splits(label_names, examples, encode_labels(examples.labels, label_names))
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    rows = np.arange(len(examples))  # training rows as indices into the file (load_examples order)
+    if config.eval_data:
+        _load_eval_data(config, splits)
+    else:
+        rows = _hold_out(config, splits, data_seed)
+    available = len(splits.train)
+    if 0 < config.max_train_samples < available:
+        keep = stratified_sample(splits.train_ids, config.max_train_samples, data_seed)
+        splits.train, splits.train_ids, rows = splits.train.subset(keep), splits.train_ids[keep], rows[keep]
+    record = _data_record(config.data, train_path, config.split, config, len(splits.train))
+    record.indices, record.indices_sha256 = indices_record(rows)  # same data budget: A1's probe can use these rows
+    if len(splits.train) < available:
+        record.subsample_of = available  # seeded (--seed) stratified; rows of load_examples order
+    splits.train_record = record
+    return splits
+
+
+def _read_options(config: TrainConfig) -> dict:
+    """How `load_examples` reads the training and evaluation data: columns and encoding."""
+    return dict(
         text_column=config.text_column,
         text_pair_column=config.text_pair_column,
         label_column=config.label_column,
         encoding=config.encoding,
     )
-    train_path = Path(_resolve(config.data, "data", config.split))
-    examples = load_examples(train_path, split=config.split, **columns)
-    label_names = label_names_from_values(examples.labels)
-    if len(label_names) < 2:
-        raise LorafairError(f"'{train_path}' holds a single label ({label_names[0]}); a classifier needs at least two")
-    label_ids = encode_labels(examples.labels, label_names)
-    splits = _Splits(label_names, examples, label_ids, {})
-    data_seed = config.seed if config.data_seed is None else config.data_seed
-    rows = np.arange(len(examples))  # training rows as indices into the file (load_examples order)
-    if config.eval_data:
-        eval_path = Path(_resolve(config.eval_data, "data", config.eval_split or "test"))
-        splits.eval = load_examples(eval_path, split=config.eval_split, **columns)
-        splits.eval_ids = encode_labels(splits.eval.labels, label_names)
-        splits.eval_record = _data_record(config.eval_data, eval_path, config.eval_split, config, len(splits.eval))
-    else:
-        n_eval = int(round(len(examples) * config.eval_fraction))
-        if 0 < n_eval < len(examples):
-            held_out = stratified_sample(label_ids, n_eval, data_seed)
-            kept = rows = np.setdiff1d(np.arange(len(examples)), held_out)
-            splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
-            splits.train, splits.train_ids = examples.subset(kept), label_ids[kept]
-            splits.eval_record = {
-                "held_out_from": "train_data",
-                "fraction": config.eval_fraction,
-                "seed": data_seed,
-                "n": len(splits.eval),
-                "indices": held_out.tolist(),
-            }  # rows of load_examples order
-        elif config.eval_fraction > 0:
-            log.warning(
-                "too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
-                len(examples),
-                100 * config.eval_fraction,
-            )
-    available = len(splits.train)
-    if 0 < config.max_train_samples < available:
-        keep = stratified_sample(splits.train_ids, config.max_train_samples, data_seed)
-        splits.train, splits.train_ids, rows = splits.train.subset(keep), splits.train_ids[keep], rows[keep]
-    splits.train_record = _data_record(config.data, train_path, config.split, config, len(splits.train))
-    splits.train_record.update(indices_record(rows))  # same data budget: the probe of A1 can use these rows
-    if len(splits.train) < available:
-        splits.train_record["subsample_of"] = available  # seeded (--seed) stratified; rows of load_examples order
-    return splits
 
 
-def indices_record(rows: np.ndarray) -> dict:
+def _load_eval_data(config: TrainConfig, splits: _Splits) -> None:
+    """--eval-data: read it with the training data's label ids."""
+    eval_path = Path(_resolve(config.eval_data, "data", config.eval_split or "test"))
+    splits.eval = load_examples(eval_path, split=config.eval_split, **_read_options(config))
+    splits.eval_ids = encode_labels(splits.eval.labels, splits.label_names)
+    splits.eval_record = _data_record(config.eval_data, eval_path, config.eval_split, config, len(splits.eval))
+
+
+def _hold_out(config: TrainConfig, splits: _Splits, data_seed: int) -> np.ndarray:
+    """Hold out a seeded stratified --eval-fraction of the training data; returns the rows left for training."""
+    examples, label_ids = splits.train, splits.train_ids
+    rows = np.arange(len(examples))
+    n_eval = int(round(len(examples) * config.eval_fraction))
+    if 0 < n_eval < len(examples):
+        held_out = stratified_sample(label_ids, n_eval, data_seed)
+        rows = np.setdiff1d(rows, held_out)
+        splits.eval, splits.eval_ids = examples.subset(held_out), label_ids[held_out]
+        splits.train, splits.train_ids = examples.subset(rows), label_ids[rows]
+        splits.eval_record = DataRecord(
+            held_out_from="train_data",
+            fraction=config.eval_fraction,
+            seed=data_seed,
+            n=len(splits.eval),
+            indices=held_out.tolist(),  # rows of load_examples order
+        )
+    elif config.eval_fraction > 0:
+        log.warning(
+            "too few examples (%d) to hold out %.0f%% for evaluation; no evaluation",
+            len(examples),
+            100 * config.eval_fraction,
+        )
+    return rows
+
+
+def indices_record(rows: np.ndarray) -> tuple[list[int], str]:
     """The training rows (indices into the data file) and a SHA-256 of them as int64 bytes."""
     import hashlib
 
     rows = np.asarray(rows, dtype=np.int64)
-    return {"indices": rows.tolist(), "indices_sha256": hashlib.sha256(rows.tobytes()).hexdigest()}
+    return rows.tolist(), hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 def _training_arguments(config: TrainConfig, output: Path, *, bf16: bool, quiet: bool):
@@ -406,7 +423,7 @@ def plan_run(config: TrainConfig) -> _Plan:
     resume_from = _checkpoint_to_resume(output, config)
     base = _resolve(config.base_model, "model")
     splits = _load_splits(config)
-    resume_config = {**asdict(config), "base_model_resolved": base, "train_sha256": splits.train_record["sha256"]}
+    resume_config = {**asdict(config), "base_model_resolved": base, "train_sha256": splits.train_record.sha256}
     if resume_from is not None:
         _check_resume_matches(output / CHECKPOINTS / RESUME_CONFIG, resume_config)
     return _Plan(output, resume_from, base, splits, resume_config)
@@ -529,39 +546,38 @@ def _train_and_evaluate(trainer, plan: _Plan, has_eval: bool) -> tuple[dict, dic
     return train_metrics, eval_metrics
 
 
-def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metrics: tuple[dict, dict]) -> dict:
+def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metrics: tuple[dict, dict]) -> RunMetadata:
     """lorafair_run.json: enough to know what was trained on what (compare reads labels and data from it)."""
     train_metrics, eval_metrics = metrics
-    return {
-        "schema_version": 1,
-        "base_model": plan.base,
-        "label_names": list(plan.splits.label_names),
-        "head_name": built.head_name,
-        "head_replaced": built.head_replaced,
-        "target_modules": built.targets,
-        "layers_to_transform": built.layers,
-        "config": asdict(config),
-        "train_data": plan.splits.train_record,
-        "eval_data": plan.splits.eval_record,
-        "seed": config.seed,
-        "versions": _versions(),
-        "device": str(trainer.args.device),
-        "precision": "bf16" if trainer.args.bf16 else "fp32",
-        "metrics": {"train": train_metrics, "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
-        "global_step": trainer.state.global_step,
-        "resumed_from": Path(plan.resume_from).name if plan.resume_from else None,
-        "log_history": trainer.state.log_history,
-    }
+    return RunMetadata(
+        base_model=plan.base,
+        label_names=list(plan.splits.label_names),
+        head_name=built.head_name,
+        head_replaced=built.head_replaced,
+        target_modules=built.targets,
+        layers_to_transform=built.layers,
+        config=asdict(config),
+        train_data=plan.splits.train_record,
+        eval_data=plan.splits.eval_record,
+        seed=config.seed,
+        versions=_versions(),
+        device=str(trainer.args.device),
+        precision="bf16" if trainer.args.bf16 else "fp32",
+        metrics={"train": train_metrics, "eval": {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}},
+        global_step=trainer.state.global_step,
+        resumed_from=Path(plan.resume_from).name if plan.resume_from else None,
+        log_history=trainer.state.log_history,
+    )
 
 
-def publish(output: Path, model, tokenizer, metadata: dict, started: float) -> None:
+def publish(output: Path, model, tokenizer, metadata: RunMetadata, started: float) -> None:
     """Adapter, tokenizer and lorafair_run.json into a staging folder, checkpoints moved in, renamed to OUTPUT."""
     with atomic.publish_output(output, "the adapter", carry=[CHECKPOINTS]) as staging:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
-        metadata["wall_time_s"] = round(time.perf_counter() - started, 3)
-        (staging / RUN_METADATA).write_text(json.dumps(metadata, indent=2, default=str), encoding="utf-8")
-    accuracy = metadata["metrics"]["eval"].get("accuracy")
+        metadata.wall_time_s = round(time.perf_counter() - started, 3)
+        metadata.write(staging)
+    accuracy = metadata.eval_metrics.get("accuracy")
     log.info("adapter written to %s%s", output, f" (eval accuracy {accuracy:.4f})" if accuracy is not None else "")
 
 
