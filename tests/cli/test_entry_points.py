@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,8 +46,15 @@ def test_run_full_eval_script(llama_setup, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Gain analysis" in proc.stdout and "Speed comparison" in proc.stdout
     (run,) = (tmp_path / "eval").iterdir()
-    report = json.loads((run / "report.json").read_text())
+    report = assert_outputs_hold_the_report(run)
     assert set(report["variants"]) == {"B", "A", "A1", "R"} and report["config"]["batch_size"] == 16
+    assert report["config"]["max_length"] == 256 and report["data"]["n"] == 30
+    assert_tables_hold_the_report(proc.stdout, report)  # the console's numbers are report.json's
+    speed = proc.stdout[proc.stdout.index("======== Speed comparison") :].splitlines()
+    for variant in ("B", "A"):
+        block = report["variants"][variant]
+        row = next(line for line in speed if line.startswith(block["name"] + "  "))
+        assert row.split()[len(block["name"].split())] == f"{block['speed']['qps']:.1f}"
 
 
 def test_fair_comparison_script(llama_setup, tmp_path):
@@ -67,7 +74,9 @@ def test_fair_comparison_script(llama_setup, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = (tmp_path / "fc").iterdir()
-    assert set(json.loads((run / "report.json").read_text())["variants"]) == {"B", "A"}
+    report = assert_outputs_hold_the_report(run)
+    assert set(report["variants"]) == {"B", "A"} and report["config"]["batch_size"] == 8
+    assert_tables_hold_the_report(proc.stdout, report)
 
 
 def test_fair_comparison_bad_path_is_one_line(tmp_path):

@@ -7,8 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report
 
 from lorafair.cli import main
+
+from conftest import toy_rows, write_csv
 
 
 def _run(argv, capsys):
@@ -103,13 +106,26 @@ def test_report_numbers_equal_sklearn_on_predictions_csv(qwen2_report):
     assert report["head"]["A_equals_B"] is True
     assert len(report["data"]["token_ids_sha256"]) == 64
     assert [p["examples"] for p in report["forward_passes"]] == [30, 18, 30, 30]  # frozen, probe, fidelity, B
-    for name in ("report.md", "report.html"):
-        assert (qwen2_report / name).stat().st_size > 0
+    assert assert_outputs_hold_the_report(qwen2_report) == report  # report.md, report.html hold these numbers
 
 
 def test_report_subcommand_rerenders(qwen2_report, capsys):
+    report = json.loads((qwen2_report / "report.json").read_text())
     code, out, _ = _run(["report", str(qwen2_report), "--format", "md"], capsys)
     assert code == 0 and "| accuracy |" in out
+    assert_tables_hold_the_report(out, report)
+    assert out == (qwen2_report / "report.md").read_text(encoding="utf-8")  # the same file, re-rendered
+    code, out, _ = _run(["report", str(qwen2_report / "report.json"), "--lang", "zh"], capsys)
+    assert code == 0 and "结果汇总" in out
+    zh = json.loads(json.dumps(report))
+    for variant, block in zh["variants"].items():  # the console names the variants in the language asked for
+        block["name"] = {
+            "B": "LoRA微调",
+            "A": "冻结 + LoRA分类头",
+            "A1": "冻结 + 线性探针",
+            "R": "基础模型 + 随机分类头",
+        }[variant]
+    assert_tables_hold_the_report(out, zh)
 
 
 def test_chinese_console_report(llama_setup, tmp_path, capsys):
@@ -133,6 +149,18 @@ def test_chinese_console_report(llama_setup, tmp_path, capsys):
     )
     assert code == 0, err
     assert "结果汇总" in out and "冻结 + LoRA分类头" in out and "速度对比" in out
+    report = json.loads((tmp_path / "zh" / "report.json").read_text(encoding="utf-8"))
+    assert_tables_hold_the_report(out, report)  # the console's numbers are report.json's
+    speed = report["variants"]["B"]["speed"]
+    b_row = next(
+        line
+        for line in out.splitlines()[out.splitlines().index("======== 速度对比 ========") :]
+        if line.startswith("LoRA微调")
+    )
+    assert f"{speed['qps']:.1f}" in b_row.split()
+    assert out.endswith(
+        f"reports written to {tmp_path / 'zh'}/ (report.json, report.md, report.html, predictions.csv)\n"
+    )
 
 
 def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys):
@@ -202,3 +230,60 @@ def test_bf16_on_cpu_runs_end_to_end_and_stays_near_fp32(llama_setup, tmp_path, 
     for variant in ("A", "B"):
         diff = np.abs(probs["bfloat16"][variant] - probs["float32"][variant])
         assert 0 < diff.max() < 0.05, (variant, diff.max())  # really computed in bf16, and close to fp32
+
+
+@pytest.fixture
+def held_out_adapter(llama_setup, tmp_path, monkeypatch):
+    """`lorafair train` holding out a quarter of a 48-row file (12 rows), and a private lorafair cache."""
+    monkeypatch.setenv("LORAFAIR_CACHE", str(tmp_path / "cache"))
+    data = write_csv(toy_rows(48, seed=21), tmp_path / "train.csv")
+    argv = ["train", "--base-model", str(llama_setup.base), "--data", str(data), "--eval-fraction", "0.25"]
+    assert main([*argv, "--max-steps", "1", "--batch-size", "8", "--output", str(tmp_path / "adapter"), "--quiet"]) == 0
+    return tmp_path / "adapter", data
+
+
+def test_held_out_evaluation_names_the_training_file_and_rows(held_out_adapter, tmp_path, capsys):
+    """quick without --data evaluates on the held-out rows (written to a cache file); the report names the
+    training file they came from and which of its rows they are."""
+    adapter, data = held_out_adapter
+    out = tmp_path / "quick"
+    code, stdout, err = _run(
+        ["quick", "--adapter", str(adapter), "--num-samples", "8", "--output", str(out), "--quiet"], capsys
+    )
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    recorded = json.loads((adapter / "lorafair_run.json").read_text(encoding="utf-8"))["eval_data"]["indices"]
+    held = report["data"]["held_out"]
+    assert held["from"] == str(data) and held["path"] == str(data.resolve())
+    assert held["rows"] == sorted(recorded) and held["n"] == 12 and report["data"]["n"] == 8
+    assert report["data"]["source"] != str(data) and report["data"]["source"].endswith("eval.jsonl")
+    with open(data, encoding="utf-8") as handle:
+        original = list(csv.DictReader(handle))
+    cached = [json.loads(line) for line in open(report["data"]["source"], encoding="utf-8")]
+    assert len(held["evaluated_rows"]) == 8
+    for position, row in zip(report["data"]["indices"], held["evaluated_rows"]):
+        assert cached[position]["text"] == original[row]["text"] and cached[position]["label"] == original[row]["label"]
+    assert "task_checks" in report and report["task_checks"] == []  # its own task: nothing to flag
+
+    other = tmp_path / "other"
+    code, _, err = _run(
+        [
+            "compare",
+            "--adapter",
+            str(adapter),
+            "--data",
+            str(data),
+            "--variants",
+            "B,A",
+            "--bootstrap",
+            "0",
+            "--output",
+            str(other),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    report = json.loads((other / "report.json").read_text(encoding="utf-8"))
+    assert "held_out" not in report["data"]  # the training file itself: no held-out part named
+    assert [r["check"] for r in report["task_checks"]] == ["training_rows"]

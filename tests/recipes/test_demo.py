@@ -13,6 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report  # noqa: E402
+
 from lorafair.cli import main  # noqa: E402
 from lorafair.models.modeling import read_adapter  # noqa: E402
 from lorafair.recipes import demo  # noqa: E402
@@ -62,16 +64,14 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
 
     adapter = read_adapter(out / demo.ADAPTER_DIR)
     run = adapter.run_metadata
-    assert run["config"]["lora_layers"] == 1 and run["layers_to_transform"] == [1]  # top layer of 2
+    assert run.config["lora_layers"] == 1 and run.layers_to_transform == [1]  # top layer of 2
     assert {key.split(".layers.")[1].split(".")[0] for key in adapter.lora} == {"1"}
-    assert run["train_data"]["n"] == 32 and run["train_data"]["subsample_of"] == 48
-    assert run["config"]["eval_data"] == tiny_preset.eval_data and "accuracy" in run["metrics"]["eval"]
-    assert run["config"]["head_init"] == "zero"  # the preset's choice reaches training
+    assert run.train_data.n == 32 and run.train_data.subsample_of == 48
+    assert run.config["eval_data"] == tiny_preset.eval_data and "accuracy" in run.eval_metrics
+    assert run.config["head_init"] == "zero"  # the preset's choice reaches training
 
     report_dir = out / demo.REPORT_DIR
-    for name in ("report.json", "report.md", "report.html", "predictions.csv"):
-        assert (report_dir / name).stat().st_size > 0, name
-    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    report = assert_outputs_hold_the_report(report_dir)  # report.md, .html and predictions.csv hold its numbers
     assert list(report["variants"]) == ["B", "A", "A1", "R"]
     assert report["data"]["n"] == 40  # --num-samples 500 of 40 rows: all of them
     assert report["data"]["source"] == tiny_preset.test_data
@@ -84,9 +84,14 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
     assert report["config"]["probe_samples"] == 30 and report["config"]["bootstrap"] == 200
 
     assert "Summary" in stdout and "Gain analysis" in stdout  # the seed-style console tables
+    assert_tables_hold_the_report(stdout, report)  # ... holding report.json's numbers
     assert f"adapter written to {out / demo.ADAPTER_DIR}/" in stdout
     assert f"reports written to {report_dir}/" in stdout
-    assert "demo wall time" in stdout
+    (timing,) = [line for line in stdout.splitlines() if line.startswith("demo wall time ")]
+    validation = f"validation accuracy {run.eval_metrics['accuracy']:.3f} in {run.eval_metrics['runtime']:.0f} s"
+    assert validation in timing and f"fit {run.train_metrics['train_runtime']:.0f} s" in timing
+    for variant in ("B", "A"):  # the timed passes, as the report recorded them
+        assert f"{variant} pass {report['variants'][variant]['speed']['seconds']:.0f} s" in timing
 
 
 def test_existing_output_needs_overwrite(tiny_preset, tmp_path, capsys):

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
@@ -176,8 +177,23 @@ def _prefer_passive_omp() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str | None) -> int:
-    """Train on the preset's training data, compare on its test data, print the tables; 0 on success."""
+@dataclass
+class DemoRun:
+    """What the demo trained, compared and wrote, and how long each step took."""
+
+    trained: object  # lorafair.training.train.TrainResult
+    comparison: object  # lorafair.recipes.compare.Comparison
+    compare_config: object  # the CompareConfig of the comparison
+    report_dir: Path
+    train_seconds: float
+    compare_seconds: float
+
+    def timing_line(self) -> str:
+        return _timing_line(self.trained.metadata, self.comparison.report, self.train_seconds, self.compare_seconds)
+
+
+def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str | None) -> DemoRun:
+    """Train on the preset's training data, compare on its test data, write OUTPUT/adapter and OUTPUT/report."""
     if preset not in PRESETS:
         raise LorafairError(f"unknown demo preset {preset!r}; choose from {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
@@ -185,7 +201,6 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
     _prefer_passive_omp()
 
     from lorafair.recipes.compare import run_compare
-    from lorafair.report.render import render_console
     from lorafair.report.write import write_outputs
     from lorafair.training.train import train_model
 
@@ -199,12 +214,7 @@ def run_demo(preset: str, output: str, overwrite: bool, quiet: bool, lang: str |
     result = run_compare(compare_cfg)
     report_dir = write_outputs(result.report, result.probs, result.labels, compare_cfg.output, overwrite)
     finished = time.perf_counter()
-
-    print(render_console(result.report))
-    print(_timing_line(trained.metadata, result.report, trained_at - started, finished - trained_at))
-    print(f"adapter written to {trained.output_dir}/")
-    print(f"reports written to {report_dir}/ (report.json, report.md, report.html, predictions.csv)")
-    return 0
+    return DemoRun(trained, result, compare_cfg, report_dir, trained_at - started, finished - trained_at)
 
 
 def train_config(chosen: Preset, output, overwrite: bool, quiet: bool):
