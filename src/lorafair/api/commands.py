@@ -27,12 +27,13 @@ from lorafair.core.errors import LorafairError
 
     Returns a CompareResult (.report, .predictions, .write(folder), .to_html()); several adapters (`adapter` a
     list, or a folder of seed-K/ or checkpoint-*/ adapters) are compared in one run and give a SweepResult.
-    The output folder is checked before any work, as the CLI does, but written only by `.write()`.
+    Nothing is written until `.write(folder)`; an `output` given here is checked before any work, as the
+    CLI does, and is where `.write()` writes by default.
     A mistake in the input raises lorafair.LorafairError (one line).""",
     CompareConfig,
 )
 def compare(config: CompareConfig | None = None, /, **options) -> CompareResult | SweepResult:
-    cfg = make_config(CompareConfig, config, options, "compare")
+    cfg = make_config(CompareConfig, config, _no_default_output(config, options), "compare")
     from lorafair.evaluation.sweep_passes import expand_adapters
 
     specs = cfg.adapter_list()
@@ -55,10 +56,16 @@ def compare(config: CompareConfig | None = None, /, **options) -> CompareResult 
     CompareConfig,
 )
 def sweep(config: CompareConfig | None = None, /, **options) -> SweepResult:
-    cfg = make_config(CompareConfig, config, options, "sweep")
+    cfg = make_config(CompareConfig, config, _no_default_output(config, options), "sweep")
     from lorafair.evaluation.sweep_passes import expand_adapters
 
     return _sweep(cfg, expand_adapters(cfg.adapter_list()))
+
+
+def _no_default_output(config, options: dict) -> dict:
+    """Keyword options without `output`: nothing to check or write until `.write(folder)` (the CLI's default
+    folder, outputs/compare, is the CLI's: a Python caller who did not name it is not writing there)."""
+    return options if config is not None or "output" in options else {**options, "output": None}
 
 
 def _sweep(cfg: CompareConfig, paths: list) -> SweepResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 import textwrap
 
 
@@ -23,11 +24,21 @@ def make_config(config_cls, config, options: dict, caller: str):
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}{hint}")
+    options = {name: _plain(value) for name, value in options.items()}
     if config is None:
         return config_cls(**options)
     if not isinstance(config, config_cls):
         raise TypeError(f"{caller}() takes a {config_cls.__name__} or keyword options, not {type(config).__name__}")
     return dataclasses.replace(config, **options) if options else config
+
+
+def _plain(value):
+    """Paths as the strings the CLI would pass (also inside a list, e.g. several adapters)."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _default_text(f: dataclasses.Field) -> str:
@@ -42,7 +53,10 @@ def options_doc(config_cls, width: int = 100) -> str:
     for f in dataclasses.fields(config_cls):
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         lines.append(f"    {f.name} ({kind}, {_default_text(f)})")
-        lines += textwrap.wrap(f.metadata.get("help", ""), width, initial_indent=" " * 8, subsequent_indent=" " * 8)
+        indent = " " * 8  # option names such as --eval-fraction stay whole
+        lines += textwrap.wrap(
+            f.metadata.get("help", ""), width, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+        )
     return "\n".join(lines)
 
 

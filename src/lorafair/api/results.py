@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lorafair.config import CompareConfig
+from lorafair.core.errors import LorafairError
 from lorafair.data.run_metadata import RunMetadata
 
 
@@ -47,6 +48,13 @@ class _Rendered:
         """One delta entry ({"value", "ci", "p_value", "verdict", ...}), e.g. result.delta("B-A1", "auc_roc")."""
         return self.report["deltas"][pair][name]
 
+    def _destination(self, folder, overwrite) -> tuple:
+        """write()'s folder and overwrite: as given, else the config's output and overwrite."""
+        folder = self.config.output if folder is None else folder
+        if folder is None:
+            raise LorafairError("no output folder: pass one, e.g. result.write('outputs/compare')")
+        return folder, self.config.overwrite if overwrite is None else overwrite
+
     def to_html(self, lang: str | None = None) -> str:
         """report.html's content (self-contained page); lang en/zh, default the run's."""
         from lorafair.report.html import render_html
@@ -76,8 +84,7 @@ class CompareResult(_Rendered):
         output), swapped into place as one folder; an existing folder needs overwrite=True. Returns the folder."""
         from lorafair.report.write import write_outputs
 
-        folder = self.config.output if folder is None else folder
-        overwrite = self.config.overwrite if overwrite is None else overwrite
+        folder, overwrite = self._destination(folder, overwrite)
         return write_outputs(self.report, self.probs, self.labels, folder, overwrite)
 
 
@@ -95,8 +102,7 @@ class SweepResult(_Rendered):
         """The top-level files and adapters/NAME/ per adapter (what `lorafair compare` writes for a sweep)."""
         from lorafair.recipes.sweep import write_sweep_outputs
 
-        folder = self.config.output if folder is None else folder
-        overwrite = self.config.overwrite if overwrite is None else overwrite
+        folder, overwrite = self._destination(folder, overwrite)
         return write_sweep_outputs(self._run, folder, overwrite)
 
 

@@ -98,7 +98,8 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     from lorafair.core import atomic
 
     variants = check_variants(cfg)
-    atomic.check_output(cfg.output, cfg.overwrite)
+    if cfg.output is not None:  # None: the Python API, writing only when asked (CompareResult.write)
+        atomic.check_output(cfg.output, cfg.overwrite)
     adapter = modeling.read_adapter(cfg.adapter)
     base_model = cfg.base_model or adapter.base_model
     if not base_model:
