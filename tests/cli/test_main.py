@@ -64,3 +64,10 @@ def test_compare_options_are_the_config_fields(command):
     subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
     dests = {a.dest for a in subparsers.choices[command]._actions} - {"help"}
     assert dests == {f.name for f in dataclasses.fields(CompareConfig)}
+
+
+def test_the_api_names_load_without_torch():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    code = "import sys, lorafair; lorafair.compare, lorafair.train, lorafair.SweepResult; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr

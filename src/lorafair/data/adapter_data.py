@@ -9,7 +9,8 @@ Two jobs:
   file, its training rows, another label set), so a score on the wrong data cannot pass unremarked;
   `render_task_record` words one in either language.
 
-Torch-free: `report_build` stores the records, `report_text` renders them.
+Torch-free: the recipes (lorafair.recipes.compare, .sweep) compute the records and `held_out_origin` and pass
+them to `report.build`, which stores them (it reads no file); `report.words` renders them.
 """
 
 from __future__ import annotations
