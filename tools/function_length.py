@@ -21,10 +21,6 @@ DEFAULT_ROOTS = ("src", "model_evaluation", "benchmarks")
 # branch merges; an entry that is no longer needed fails the check, so the list cannot outlive its reason.
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
-        # remove when house-api merges
-        ("src/lorafair/cli/__init__.py", "build_parser"),
-        ("src/lorafair/recipes/demo.py", "run_demo"),
-        ("src/lorafair/training/train.py", "_load_splits"),
         # remove when house-report merges
         ("src/lorafair/report/analysis_sections.py", "summary_lines"),
         ("src/lorafair/report/build.py", "build_report"),
