@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lorafair.config import CompareConfig
-from lorafair.core.names import DELTAS, VARIANT_NAMES
+from lorafair.core.names import DELTAS
 from lorafair.evaluation import run_info
 from lorafair.evaluation.plan import ComparePlan, Session, plan_compare, setup_model  # noqa: F401
 from lorafair.evaluation.variants import run_variants
@@ -68,7 +68,6 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
             data=run_info.data_info(plan, token_sha, token_seconds, truncated),
             environment=run_info.environment_info(plan),
-            names=VARIANT_NAMES[cfg.lang],
             deltas=DELTAS,
             passes=outcome.passes,
             notes=outcome.notes,
