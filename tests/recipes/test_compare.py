@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 from lorafair.cli import main
 from lorafair.models import inference, modeling
+from lorafair.report import words
 
 
 def _texts(setup) -> list[str]:
@@ -247,7 +248,8 @@ def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys
     )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
-    assert any("kept disjoint from the evaluation sample" in n for n in report["notes"])
+    (probe,) = [n for n in report["notes"] if n["kind"] == "probe_eval_rest"]
+    assert probe["examples"] == 18 and "kept disjoint from the evaluation sample" in words.note_sentence(probe, "en")
     assert [p["examples"] for p in report["forward_passes"]] == [30, 18]
     assert "ci" not in report["variants"]["A1"]["metrics"]["accuracy"]  # --bootstrap 0: no CIs
 

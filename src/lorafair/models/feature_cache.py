@@ -52,8 +52,9 @@ def cache_dir() -> Path:
     return lorafair_cache_dir() / "features"
 
 
-def unusable() -> str | None:
-    """Why the cache folder cannot be used (None: it can): it is created and an entry made in it and removed."""
+def unusable() -> dict | None:
+    """Why the cache folder cannot be used, {"folder", "variable", "error"} (None: it can): it is created and an
+    entry made in it and removed."""
     folder = cache_dir()
     variable = "$LORAFAIR_FEATURE_CACHE" if os.environ.get("LORAFAIR_FEATURE_CACHE") else "$LORAFAIR_CACHE"
     try:
@@ -62,7 +63,7 @@ def unusable() -> str | None:
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        return f"the feature cache folder '{folder}' (from {variable}) is not usable: {error.strerror or error}"
+        return {"folder": str(folder), "variable": variable, "error": error.strerror or str(error)}
     return None
 
 
