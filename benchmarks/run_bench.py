@@ -173,7 +173,7 @@ def fixed_cost_breakdown(child: dict) -> dict:
         "outside_run_compare_seconds": child["wall_seconds"] - timing["total_seconds"],  # imports, files, plots
         "phases_seconds": timing.get("phases"),
         "forward_pass_seconds": timing["forward_pass_seconds"],
-        "passes": [{k: p.get(k) for k in ("what", "examples", "seconds")} for p in child["report"]["forward_passes"]],
+        "passes": [{k: p.get(k) for k in ("kind", "examples", "seconds")} for p in child["report"]["forward_passes"]],
     }
 
 

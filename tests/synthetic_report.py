@@ -1,8 +1,9 @@
 """Real `build_report` outputs from synthetic labels and probabilities (no model, no torch).
 
 The renderer tests feed these to console / Markdown / HTML so that the report they format always has
-the shape `build_report` gives it; `add_issue8_keys` adds the keys another branch writes
-(positive class, data loss, head modules, fidelity).
+the shape `build_report` gives it (schema 2: statements as records); `add_issue8_keys` adds the keys a real
+run writes beside them (positive class, data loss, head modules and features, fidelity). Reports of schema 1,
+written before records, are kept as files in tests/report/schema1/.
 """
 
 from __future__ import annotations
@@ -12,15 +13,6 @@ import numpy as np
 from lorafair.config import CompareConfig
 from lorafair.report.build import ReportInput, build_report
 
-NAMES = {
-    "en": {
-        "B": "LoRA model",
-        "A": "Frozen base + LoRA head",
-        "A1": "Frozen base + linear probe",
-        "R": "Base + random head",
-    },
-    "zh": {"B": "LoRA微调", "A": "冻结 + LoRA分类头", "A1": "冻结 + 线性探针", "R": "基础模型 + 随机分类头"},
-}
 QUALITY = {"B": 2.4, "A": 1.0, "A1": 1.1, "R": 0.0}  # logit margin given to the true class
 DELTAS = (("B", "A"), ("B", "A1"), ("A1", "A"))
 
@@ -83,8 +75,8 @@ def make_report(
     }
     heads = {v: ("3f" * 32 if v in ("A", "B") else f"{i:02x}" * 32) for i, v in enumerate(variants)}
     passes = [
-        {"what": "frozen base, evaluation set (serves A, A1, R)", "examples": n},
-        {"what": "LoRA merged model, evaluation set (B)", "examples": n},
+        {"kind": "frozen_eval", "examples": n, "cached": False, "seconds": n / 41.0},
+        {"kind": "lora_eval", "examples": n, "shared_layers": 0, "total_layers": 2, "seconds": n / 38.5},
     ]
     report = build_report(
         ReportInput(
@@ -96,12 +88,11 @@ def make_report(
             speed=speed,
             data=data,
             environment=environment,
-            names=NAMES[lang],
             deltas=DELTAS,
             passes=passes,
-            notes=["A1 probe data: 600 examples of data/test.csv kept disjoint from the evaluation sample"],
+            notes=[{"kind": "probe_eval_rest", "examples": 600, "data": "data/test.csv"}],
             head_name="score",
-            task_checks=[{"check": "unrecorded", "file": "lorafair_run.json", "data": "data/test.csv"}],
+            task_checks=[{"kind": "unrecorded", "file": "lorafair_run.json", "data": "data/test.csv"}],
         )
     )
     report["timing"] = {"total_seconds": 131.0}
@@ -111,7 +102,8 @@ def make_report(
 def add_issue8_keys(report: dict) -> dict:
     """The keys another branch adds to report.json, with values a real run could give."""
     report["data"].update(positive_label="pos", dropped_rows=3, truncated=12, truncated_share=0.04)
-    report["head"].update(modules=["score"], features="last non-pad token of the final hidden state")
+    features = {"kind": "features", "pooling": "last_non_pad", "module": "score", "model_type": "llama"}
+    report["head"].update(modules=["score"], features=features)
     report["fidelity"] = {
         "merged_vs_unmerged_max_abs_logit_diff": 2.4e-06,
         "prediction_flips": 0,

@@ -129,7 +129,7 @@ def test_existing_output_needs_overwrite(llama_setup, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
     assert main(args + ["--overwrite"]) == 0
-    assert not (out / "keep.txt").exists() and json.loads((out / "report.json").read_text())["schema_version"] == 1
+    assert not (out / "keep.txt").exists() and json.loads((out / "report.json").read_text())["schema_version"] == 2
 
 
 def test_unknown_variant_and_bad_option(llama_setup, tmp_path, capsys):

@@ -23,6 +23,7 @@ from lorafair.cli import main
 from lorafair.core import atomic
 from lorafair.evaluation import frozen_pass
 from lorafair.models import feature_cache
+from lorafair.report import words
 
 from conftest import make_top_layer_adapter, toy_rows, write_csv
 
@@ -60,7 +61,7 @@ def _tree(folder: pathlib.Path) -> dict:
 
 
 def _cached(report) -> list[bool]:
-    return [bool(p.get("cached")) for p in report["forward_passes"] if p["what"].startswith("frozen")]
+    return [bool(p.get("cached")) for p in report["forward_passes"] if p["kind"].startswith("frozen")]
 
 
 def _probs(out) -> dict:
@@ -272,8 +273,9 @@ def test_a_feature_cache_entry_that_cannot_be_written_costs_nothing_but_a_note(l
         with caplog.at_level(logging.INFO):
             assert main(_compare_argv(llama_setup, tmp_path / "out")) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    notes = [n for n in report["notes"] if "could not be written" in n]
-    assert len(notes) == 1 and FULL in notes[0] and str(cache) in notes[0], report["notes"]
+    notes = [n for n in report["notes"] if n["kind"] == "cache_write_failed"]
+    assert notes == [{"kind": "cache_write_failed", "folder": str(cache), "error": FULL}], report["notes"]
+    assert "could not be written" in words.note_sentence(notes[0], "en")
     warnings = _lorafair_warnings(caplog)
     assert len(warnings) == 1 and "could not be written" in warnings[0], warnings
     assert not [p.name for p in cache.iterdir() if p.suffix in (".npz", ".tmp")]  # no partial entry
@@ -304,8 +306,10 @@ def test_compare_runs_without_an_unusable_feature_cache(variable, llama_setup, t
     warnings = _lorafair_warnings(caplog)
     assert len(warnings) == 1 and f"${variable}" in warnings[0] and "Not a directory" in warnings[0], warnings
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    (note,) = [n for n in report["notes"] if n.startswith("feature cache off")]
-    assert f"(from ${variable})" in note and str(blocker) in note
+    (note,) = [n for n in report["notes"] if n["kind"] == "cache_off"]
+    assert note["variable"] == f"${variable}" and note["folder"].startswith(str(blocker))
+    sentence = words.note_sentence(note, "en")
+    assert sentence.startswith("feature cache off") and f"(from ${variable})" in sentence and str(blocker) in sentence
     assert _cached(report) == [False]
     _assert_same_results(tmp_path / "out", reference)
     assert blocker.read_text() == "not a folder"
@@ -322,7 +326,7 @@ def test_read_only_feature_cache_is_skipped(llama_setup, tmp_path, monkeypatch):
     finally:
         folder.chmod(0o755)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert [n for n in report["notes"] if n.startswith("feature cache off") and "Permission denied" in n]
+    assert [n for n in report["notes"] if n["kind"] == "cache_off" and n["error"] == "Permission denied"]
     assert list(folder.iterdir()) == []
 
 
@@ -400,7 +404,7 @@ def _run_report(argv) -> dict:
 
 
 def _shared_layers(report) -> int:
-    (merged,) = [p for p in report["forward_passes"] if p["what"].startswith("LoRA merged")]
+    (merged,) = [p for p in report["forward_passes"] if p["kind"] == "lora_eval"]
     return merged.get("shared_layers", 0)
 
 
@@ -458,8 +462,8 @@ def test_a_head_label_absent_from_the_data_is_a_check(labels_from, bert_setup, t
     console = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["label_counts"] == {"neg": 15, "neutral": 0, "pos": 15}
-    absent = [r for r in report["check_records"] if r["check"] in ("absent_labels", "absent")]
-    assert absent == [{"check": "absent_labels", "labels": ["neutral"], "n_labels": 3}]
+    absent = [r for r in report["check_records"] if r["kind"] in ("absent_labels", "absent")]
+    assert absent == [{"kind": "absent_labels", "labels": ["neutral"], "n_labels": 3}]
     assert EN in console and EN in (out / "report.md").read_text(encoding="utf-8")
     assert sum(EN in c for c in report["checks"]) == 1
     for lang, sentence in (("en", EN), ("zh", ZH)):
@@ -473,4 +477,4 @@ def test_no_check_when_every_label_has_examples(bert_setup, tmp_path):
     assert main(_compare_argv(bert_setup, out)) == 0
     report = json.loads((out / "report.json").read_text())
     assert min(report["data"]["label_counts"].values()) > 0
-    assert not [r for r in report["check_records"] if r["check"] == "absent_labels"]
+    assert not [r for r in report["check_records"] if r["kind"] == "absent_labels"]

@@ -14,8 +14,9 @@ import pytest
 
 from lorafair.cli import main
 from lorafair.core.errors import LorafairError
-from lorafair.data import adapter_data
-from lorafair.data.adapter_data import FALLBACK_DATA, default_eval_data, task_checks
+from lorafair.data import adapter_data, run_metadata
+from lorafair.data.adapter_data import FALLBACK_DATA, default_eval_data, task_records
+from lorafair.report import words
 
 from conftest import toy_rows, write_csv
 
@@ -108,7 +109,13 @@ def test_quick_without_data_evaluates_on_the_held_out_part(trained, tmp_path, ca
     assert "evaluating on the 12 rows the adapter held out of" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["n"] == 12 and report["data"]["source"] == default_eval_data(trained.output_dir).data
-    assert any("--probe-data" in n and "36 examples" in n for n in report["notes"]), report["notes"]
+    probe_notes = [n for n in report["notes"] if n["kind"] == "probe_data"]
+    assert probe_notes == [
+        {"kind": "probe_data", "origin": "option", "source": probe_notes[0]["source"], "examples": 36}
+    ]
+    assert "--probe-data" in words.note_sentence(probe_notes[0], "en") and "36 examples" in words.note_sentence(
+        probe_notes[0], "en"
+    )
     assert not [c for c in report["checks"] if "task" in c or "training data" in c], report["checks"]
 
 
@@ -234,7 +241,7 @@ def _checks(tmp_path, metadata, data_spec, source, split=None, labels=("neg", "p
         _adapter_with(tmp_path, metadata)
     cfg = SimpleNamespace(adapter=str(adapter), data=data_spec, split=split, lang="en")
     data = {"source": str(source), "labels": list(labels), "label_counts": counts or {"neg": 5, "pos": 5}}
-    return task_checks(cfg, data)
+    return task_records(cfg, data)
 
 
 def test_task_checks(tmp_path):
@@ -254,10 +261,11 @@ def test_task_checks(tmp_path):
     }
     assert _checks(tmp_path, meta, str(test), test) == []
     assert _checks(tmp_path, meta, str(copy), copy) == []  # same content, another name
-    (line,) = _checks(tmp_path, meta, str(other), other)
-    assert "other.csv is not the adapter's recorded task" in line and f"trained on {train}" in line
-    assert "training data" in _checks(tmp_path, meta, str(train), train)[0]
-    assert "differ" in _checks(tmp_path, meta, str(test), test, labels=("0", "1"))[0]
+    (record,) = _checks(tmp_path, meta, str(other), other)
+    assert record == {"kind": "other_task", "data": str(other), "train": str(train), "eval": str(test)}
+    assert [r["kind"] for r in _checks(tmp_path, meta, str(train), train)] == ["training_rows"]
+    (labels,) = _checks(tmp_path, meta, str(test), test, labels=("0", "1"))
+    assert labels == {"kind": "labels", "data": "0, 1", "train": "neg, pos"}
     # a label without examples is report_build's absent_labels check (tests/cli/test_surroundings.py), not said twice
     assert _checks(tmp_path, meta, str(test), test, counts={"neg": 10, "pos": 0}) == []
     sibling = write_csv(toy_rows(4), folder / "validation.csv")
@@ -270,15 +278,17 @@ def test_task_checks_builtin_splits_and_unrecorded(tmp_path):
         "eval_data": {"spec": "builtin:polarity-en:validation"},
     }
     assert _checks(tmp_path, meta, "builtin:polarity-en", "/c/test.jsonl") == []  # default split: test
-    assert "training data" in _checks(tmp_path, meta, "builtin:polarity-en:train", "/c/train.jsonl")[0]
-    (line,) = _checks(tmp_path, meta, "builtin:sentiment-zh", "/c/zh/test.jsonl")
-    assert "not the adapter's recorded task" in line and "evaluated on builtin:polarity-en:validation" in line
+    assert [r["kind"] for r in _checks(tmp_path, meta, "builtin:polarity-en:train", "/c/train.jsonl")] == [
+        "training_rows"
+    ]
+    (record,) = _checks(tmp_path, meta, "builtin:sentiment-zh", "/c/zh/test.jsonl")
+    assert record["kind"] == "other_task" and record["eval"] == "builtin:polarity-en:validation"
     cfg = SimpleNamespace(adapter=str(tmp_path / "plain"), data="x.csv", split=None, lang="zh")
-    (line,) = task_checks(cfg, {"source": "x.csv", "labels": ["neg", "pos"]})
-    assert "lorafair_run.json" in line and "x.csv" in line
+    (record,) = task_records(cfg, {"source": "x.csv", "labels": ["neg", "pos"]})
+    assert record == {"kind": "unrecorded", "file": run_metadata.FILE_NAME, "data": "x.csv"}
 
 
-def test_task_records_render_in_either_language(tmp_path):
+def test_task_records_are_worded_in_either_language(tmp_path):
     meta = {
         "train_data": {"spec": "builtin:polarity-en:train"},
         "eval_data": {"spec": "builtin:polarity-en:validation"},
@@ -286,16 +296,22 @@ def test_task_records_render_in_either_language(tmp_path):
     _adapter_with(tmp_path, meta)
     cfg = SimpleNamespace(adapter=str(tmp_path / "adapter"), data="builtin:sentiment-zh", split=None, lang="en")
     data = {"source": "/c/zh/test.jsonl", "labels": ["neg", "pos"]}
-    (record,) = adapter_data.task_records(cfg, data)
+    (record,) = task_records(cfg, data)
     assert record == {
-        "check": "other_task",
+        "kind": "other_task",
         "data": "builtin:sentiment-zh",
         "train": "builtin:polarity-en:train",
         "eval": "builtin:polarity-en:validation",
     }
-    assert task_checks(cfg, data) == [adapter_data.render_task_record(record, "en")]
-    zh = adapter_data.render_task_record(record, "zh")
+    assert words.check_sentence(record, "en") == (
+        "The evaluation data builtin:sentiment-zh is not the adapter's recorded task (trained on "
+        "builtin:polarity-en:train, evaluated on builtin:polarity-en:validation): the scores say little about "
+        "what it learnt."
+    )
+    zh = words.check_sentence(record, "zh")
     assert "不是适配器记录的任务" in zh and "builtin:polarity-en:validation" in zh
+    unrecorded = {"kind": "unrecorded", "file": run_metadata.FILE_NAME, "data": "x.csv"}
+    assert run_metadata.FILE_NAME in words.check_sentence(unrecorded, "zh")
 
 
 def test_benchmark_evaluator_defaults_to_the_held_out_rows(trained, capsys):

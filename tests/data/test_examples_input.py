@@ -17,6 +17,7 @@ import pytest
 from lorafair.cli import main
 from lorafair.core.errors import LorafairError
 from lorafair.data import examples as data
+from lorafair.report import words as report_words
 
 from conftest import toy_rows
 
@@ -235,7 +236,9 @@ def test_train_records_the_encoding_and_compare_reads_its_data_with_it(llama_set
     assert _compare(adapter, eval_file, out, "--variants", "B,A,A1") == 0, capsys.readouterr().err
     report, _ = _outputs(out)
     n_trained = len(rows) - len(held_out)
-    assert any(f"probe trained on the adapter's {n_trained} training examples" in note for note in report["notes"])
+    (probe,) = [n for n in report["notes"] if n["kind"] == "probe_training_rows"]
+    assert probe["examples"] == probe["trained"] == n_trained
+    assert f"probe trained on the adapter's {n_trained} training examples" in report_words.note_sentence(probe, "en")
 
     # the training file itself as evaluation data, with --encoding: A1 takes its training rows outside the sample
     out = tmp_path / "same-file"
@@ -243,7 +246,9 @@ def test_train_records_the_encoding_and_compare_reads_its_data_with_it(llama_set
     assert _compare(adapter, train_file, out, *extra) == 0, capsys.readouterr().err
     report, _ = _outputs(out)
     outside = sorted(set(range(len(rows))) - set(held_out) - set(report["data"]["indices"]))
-    assert any(f"probe trained on {len(outside)} of the adapter's {n_trained}" in note for note in report["notes"])
+    (probe,) = [n for n in report["notes"] if n["kind"] == "probe_training_rows"]
+    assert (probe["examples"], probe["trained"]) == (len(outside), n_trained)
+    assert f"probe trained on {len(outside)} of the adapter's {n_trained}" in report_words.note_sentence(probe, "en")
 
 
 def test_quick_reads_recorded_eval_data_with_its_recorded_encoding(llama_setup, tmp_path, cache, capsys):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
+import re
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
 
 from lorafair.cli import main
+from lorafair.report import words
 
 from conftest import make_top_layer_adapter
 
@@ -96,7 +101,9 @@ def test_last_layer_a_probe_equals_a1(arch, request, tmp_path):
     report = _compare(setup, tmp_path / "out")
     a1 = report["variants"]["A1"]["metrics"]["accuracy"]["value"]
     assert report["analysis"]["layers"][-1]["probe_accuracy"]["A"] == a1
-    assert any("all of A1's probe examples" in note for note in report["analysis"]["notes"])
+    (probes,) = [n for n in report["analysis"]["notes"] if n["kind"] == "analysis_probes"]
+    assert probes["examples"] == probes["probe_examples"]  # all of A1's probe examples: the last A probe is A1
+    assert "all of A1's probe examples" in words.analysis_note_sentence(probes, "en")
 
 
 def test_zero_lora_gives_cka_one_everywhere_and_zero_ratios(llama_setup, tmp_path):
@@ -125,7 +132,13 @@ def test_no_analysis_flag_and_renderers(llama_setup, tmp_path, capsys):
     assert "analysis" not in off
     report = _compare(llama_setup, tmp_path / "on", "--lang", "zh")
     html = (tmp_path / "on" / "report.html").read_text(encoding="utf-8")
-    assert "LoRA 在哪里改变了特征" in html and html.count("data:image/png;base64,") >= 4 + 3
+    assert "LoRA 在哪里改变了特征" in html
+    images = [base64.b64decode(data, validate=True) for data in re.findall(r'base64,([A-Za-z0-9+/=]+)"', html)]
+    assert len(images) == 4 + 3  # forest, ROC, reliability, confusion; similarity, probes, heatmap
+    for png in images:
+        image = mpimg.imread(io.BytesIO(png), format="png")
+        assert image.shape[0] > 100 and image.shape[1] > 100
+        assert float(image[..., :3].std()) > 0.02  # something is drawn on it
     markdown = (tmp_path / "on" / "report.md").read_text(encoding="utf-8")
     assert "## LoRA 在哪里改变了特征" in markdown
     capsys.readouterr()

@@ -18,6 +18,7 @@ from tiny_archs import build_adapter, build_base
 from lorafair.cli import main
 from lorafair.evaluation.fidelity import check_batches, measure
 from lorafair.models import modeling
+from lorafair.report import words
 from lorafair.stats import paired as stats
 
 from conftest import toy_rows, write_csv
@@ -196,7 +197,11 @@ def test_dropped_and_truncated_rows_against_counts_made_here(runs, tiny):
 def test_head_section_lists_every_saved_module_and_tensor(runs, distilbert, tmp_path, capsys):
     gpt2 = runs["default"][0]["head"]
     assert gpt2["modules"] == ["score"] and gpt2["tensors"] == ["score.weight"]
-    assert gpt2["features"] == "last non-pad token of the last hidden state (input of score)"
+    assert gpt2["features"]["pooling"] == "last_non_pad" and gpt2["features"]["module"] == "score"
+    assert (
+        words.features_sentence(gpt2["features"], "en")
+        == "last non-pad token of the last hidden state (input of score)"
+    )
     out = tmp_path / "out"
     code, _, err = _cli(_compare(distilbert, out, "--variants", "B,A,R", "--bootstrap", "0"), capsys)
     assert code == 0, err
@@ -205,7 +210,10 @@ def test_head_section_lists_every_saved_module_and_tensor(runs, distilbert, tmp_
     assert head["modules"] == ["pre_classifier", "classifier"]
     assert head["tensors"] == ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"]
     assert head["sha256"] == report["variants"]["A"]["head_sha256"] == report["variants"]["B"]["head_sha256"]
-    assert head["features"] == "the first token ([CLS]) of the last hidden state (input of pre_classifier)"
+    assert head["features"]["model_type"] == "distilbert" and head["features"]["pooling"] == "vector"
+    assert words.features_sentence(head["features"], "en") == (
+        "the first token ([CLS]) of the last hidden state (input of pre_classifier)"
+    )
     assert report["variants"]["R"]["head_sha256"] != head["sha256"]
 
 

@@ -24,7 +24,7 @@ def _compare(setup, out, *extra, adapter=None) -> dict:
 
 
 def _cached(report) -> list[bool]:
-    return [bool(p.get("cached")) for p in report["forward_passes"] if p["what"].startswith("frozen")]
+    return [bool(p.get("cached")) for p in report["forward_passes"] if p["kind"].startswith("frozen")]
 
 
 def _probs(out, variant) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_a_hit_also_replays_the_shared_trunk_for_an_adapter_on_the_same_layers(l
     again = _compare(llama_setup, tmp_path / "again", adapter=other)
     fresh = _compare(llama_setup, tmp_path / "fresh", "--no-cache", adapter=other)
     assert _cached(again) == [True, True]
-    (merged,) = [p for p in again["forward_passes"] if p["what"].startswith("LoRA merged")]
+    (merged,) = [p for p in again["forward_passes"] if p["kind"] == "lora_eval"]
     assert merged["shared_layers"] == 1  # layer 0 replayed from the cache, not run
     np.testing.assert_allclose(_probs(tmp_path / "again", "B"), _probs(tmp_path / "fresh", "B"), atol=1e-6)
     for ours, reference in zip(again["analysis"]["layers"], fresh["analysis"]["layers"], strict=True):

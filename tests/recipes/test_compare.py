@@ -10,6 +10,7 @@ import pytest
 from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report
 
 from lorafair.cli import main
+from lorafair.report import words
 
 from conftest import toy_rows, write_csv
 
@@ -188,7 +189,8 @@ def test_probe_never_trains_on_evaluation_examples(llama_setup, tmp_path, capsys
     )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
-    assert any("kept disjoint from the evaluation sample" in n for n in report["notes"])
+    (probe,) = [n for n in report["notes"] if n["kind"] == "probe_eval_rest"]
+    assert probe["examples"] == 18 and "kept disjoint from the evaluation sample" in words.note_sentence(probe, "en")
     assert [p["examples"] for p in report["forward_passes"]] == [30, 18]
     assert "ci" not in report["variants"]["A1"]["metrics"]["accuracy"]  # --bootstrap 0: no CIs
 
@@ -286,4 +288,4 @@ def test_held_out_evaluation_names_the_training_file_and_rows(held_out_adapter, 
     assert code == 0, err
     report = json.loads((other / "report.json").read_text(encoding="utf-8"))
     assert "held_out" not in report["data"]  # the training file itself: no held-out part named
-    assert [r["check"] for r in report["task_checks"]] == ["training_rows"]
+    assert [r["kind"] for r in report["task_checks"]] == ["training_rows"]

@@ -5,11 +5,16 @@ Tiny random Llama classifiers from conftest: three adapters (random LoRA, zero L
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
+import html as html_mod
+import io
 import json
+import re
 import shutil
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
@@ -82,10 +87,13 @@ def test_one_frozen_pass_and_one_lora_pass_per_adapter(swept):
     assert passes.count("frozen base (A)") == 1
     assert passes.count("frozen base (probe data)") == 1
     assert passes.count("LoRA merged (B)") == 3 and len(passes) == 5
-    evaluation = [p for p in result.report["forward_passes"] if "fidelity" not in p["what"]]
+    evaluation = [p for p in result.report["forward_passes"] if p["kind"] != "lora_unmerged"]
+    assert [p["kind"] for p in evaluation] == ["frozen_eval", "frozen_probe", "lora_eval", "lora_eval", "lora_eval"]
     assert [p["examples"] for p in evaluation] == [48, 40, 48, 48, 48]
-    fidelity_checks = [p for p in result.report["forward_passes"] if "fidelity" in p["what"]]
-    assert len(fidelity_checks) == 3  # each adapter's merge is checked against its unmerged PeftModel
+    names = [entry["name"] for entry in result.report["adapters"]]
+    assert [p.get("adapter") for p in evaluation] == [None, None, *names]
+    fidelity_checks = [p for p in result.report["forward_passes"] if p["kind"] == "lora_unmerged"]
+    assert [p["adapter"] for p in fidelity_checks] == names  # each adapter's merge is checked against its PeftModel
 
 
 def test_base_is_restored_bit_identically_between_adapters(swept):
@@ -182,10 +190,65 @@ def test_outputs_per_adapter_and_top_level_sweep_table(swept):
         assert "mde" in own["deltas"]["B-A"]["accuracy"]
     top = json.loads((out / "report.json").read_text())
     assert set(top["variants"]) == {"A1", "R"} and len(top["adapters"]) == 3
-    assert "Sweep: every adapter" in (out / "report.md").read_text()
-    html = (out / "report.html").read_text()
-    assert "Accuracy deltas against the adapters" in html and "data:image/png;base64," in html
+    md = (out / "report.md").read_text()
+    _assert_sweep_table(_markdown_table(md, "## Sweep: every adapter"), top)
+    page = (out / "report.html").read_text()
+    _assert_sweep_table(_html_table(page, "<h2>Sweep: every adapter</h2>"), top)
+    (png,) = re.findall(r'base64,([A-Za-z0-9+/=]+)" alt="Accuracy deltas against the adapters', page)
+    image = mpimg.imread(io.BytesIO(base64.b64decode(png, validate=True)), format="png")
+    assert image.shape[0] > 100 and float(image[..., :3].std()) > 0.02  # the delta plot is drawn
     assert "across_seeds" not in top  # these adapters are not seed runs
+    assert {"kind": "no_seed_set"} in top["notes"] and "not seed runs of one training configuration" in md
+    assert [r["kind"] for r in top["conclusion_records"]] == ["holm"] * 3  # accuracy, per delta
+
+
+def _markdown_table(md: str, heading: str) -> list[list[str]]:
+    """The first table under `heading`: rows of cells, the header first, the alignment row dropped."""
+    lines = [line for line in md[md.index(heading) :].splitlines()[1:] if line.strip()]
+    table = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return [table[0], *table[2:]]
+
+
+def _html_table(page: str, heading: str) -> list[list[str]]:
+    block = page[page.index(heading) :]
+    block = block[: block.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", block)
+    return [[html_mod.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row)] for row in rows]
+
+
+def _number_or_none(text: str):
+    return None if text in ("-", "n/a") else float(text)
+
+
+def _assert_sweep_table(table: list[list[str]], report: dict) -> None:
+    """Every cell of the sweep table against report["adapters"] and report["sweep"], parsed independently."""
+    deltas = ["B-A", "B-A1", "A1-A"]
+    header = ["Adapter", "r", "steps", "seed", "B acc", "A acc"]
+    assert table[0] == header + [c for d in deltas for c in (f"{d} acc (pp)", "95% CI", "p", "p_holm")]
+    assert [row[0] for row in table[1:]] == [entry["name"] for entry in report["adapters"]]
+    for row, entry in zip(table[1:], report["adapters"]):
+        assert row[1:4] == [
+            "-" if entry["config"].get(k) is None else str(entry["config"][k]) for k in ("r", "steps", "seed")
+        ]
+        accuracy = [entry["variants"][v]["metrics"]["accuracy"]["value"] for v in ("B", "A")]
+        assert [float(row[4]), float(row[5])] == pytest.approx(accuracy, abs=5e-5)
+        for i, delta in enumerate(deltas):
+            value, ci, p, p_holm = row[6 + 4 * i : 10 + 4 * i]
+            (record,) = [
+                r
+                for r in report["sweep"]
+                if (r["adapter"], r["delta"], r["metric"]) == (entry["name"], delta, "accuracy")
+            ]
+            assert float(value) == pytest.approx(100 * record["value"], abs=0.0051)
+            assert [float(x) for x in re.findall(r"[+-]\d+\.\d+", ci)] == pytest.approx(
+                [100 * c for c in record["ci"]], abs=0.0051
+            )
+            for shown, stored in ((p, record["p_value"]), (p_holm, record["p_holm"])):
+                assert _number_or_none(shown) == (None if stored is None else pytest.approx(stored, rel=5e-3))
 
 
 def test_adapters_of_different_bases_are_refused(llama_setup, tmp_path, capsys):

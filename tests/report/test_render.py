@@ -42,10 +42,12 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 
 def test_conclusion_records_follow_the_ci_and_the_paired_test(report):
     records = report["conclusion_records"]
-    assert [(r["delta"], r["metric"]) for r in records] == [
+    assert records[0] == {"kind": "same_head", "sha256": report["variants"]["A"]["head_sha256"]}
+    deltas = [r for r in records if r["kind"] == "delta"]
+    assert [(r["delta"], r["metric"]) for r in deltas] == [
         (d, m) for d in ("B-A", "B-A1", "A1-A") for m in ("accuracy", "f1", "auc_roc")
     ]
-    for r in records:
+    for r in deltas:
         entry = report["deltas"][r["delta"]][r["metric"]]
         assert (r["value"], r["ci"], r["p_value"], r["test"]) == (
             entry["value"],
@@ -57,12 +59,18 @@ def test_conclusion_records_follow_the_ci_and_the_paired_test(report):
         significant = (lo > 0 or hi < 0) and (entry["p_value"] is None or entry["p_value"] < 0.05)
         want = ("improved" if entry["value"] > 0 else "decreased") if significant else "no_difference"
         assert r["verdict"] == want == entry["verdict"]
-    assert [r["test"] for r in records[:3]] == ["mcnemar", "bootstrap", "delong"]
+    assert [r["test"] for r in deltas[:3]] == ["mcnemar", "bootstrap", "delong"]
+    assert records[1 + len(deltas) :] == report["power"]  # then the underpowered deltas
+    assert all(r["kind"] == "underpowered" for r in report["power"])
     json.dumps(report)  # records are plain JSON
-    # The English sentences stay alongside, for scripts: same-head proof + one per record + one per
-    # underpowered accuracy delta (report["power"]).
-    assert len(report["conclusion"]) == 1 + len(records) + len(report["power"])
-    assert report["conclusion"][1].startswith("LoRA vs frozen base with the same head (B - A): accuracy improved by")
+    # The English sentences stay alongside, for scripts: one per record, the same-head proof first.
+    assert len(report["conclusion"]) == len(records)
+    assert report["conclusion"][0] == f"A and B use the same head: SHA-256 {'3f' * 32}."
+    first = report["conclusion"][1]
+    assert first.startswith("LoRA vs frozen base with the same head (B - A): accuracy improved by")
+    value, lo, hi = (float(x) for x in NUMBER.findall(first)[:3])
+    entry = report["deltas"]["B-A"]["accuracy"]
+    assert [value, lo, hi] == pytest.approx([100 * entry["value"], *(100 * c for c in entry["ci"])], abs=0.051)
 
 
 def test_console_tables_hold_the_report_numbers(report):
@@ -85,23 +93,51 @@ def test_console_tables_hold_the_report_numbers(report):
     assert "F1 (positive: pos)" in text
 
 
-def test_markdown_is_built_from_the_same_tables_not_from_console_text(report):
-    md = render_markdown(report)
-    tables = markdown_tables(md)
-    built = [report_render.metrics_table(report, "en")] + [
-        report_render.gain_table(report, k, "en") for k in ("B-A", "B-A1", "A1-A")
-    ]
-    for table, parsed in zip(built, tables):
-        assert parsed[0] == table.headers
-        assert parsed[1:] == [[report_render.cell_text(c) for c in row] for row in table.rows]
-    gain = tables[1]
-    acc = next(r for r in gain if r[0] == "accuracy")
-    delta = report["deltas"]["B-A"]["accuracy"]
-    assert float(acc[3]) == pytest.approx(round(delta["value"], 4), abs=1e-12)
-    assert acc[5] == f"[{delta['ci'][0]:+.4f}, {delta['ci'][1]:+.4f}]"
+ENGLISH_NAMES = {"B": "LoRA model", "A": "Frozen base + LoRA head", "A1": "Frozen base + linear probe"}
+ENGLISH_NAMES["R"] = "Base + random head"
+LABELS = {"accuracy": "accuracy", "f1": "F1 (positive: pos)", "precision": "precision (positive: pos)"}
+LABELS.update(recall="recall (positive: pos)", auc_roc="AUC-ROC (positive: pos)", log_loss="log loss")
+LABELS.update(brier="Brier score", ece="ECE")
+
+
+def test_markdown_tables_hold_the_values_of_report_json(report, tmp_path):
+    """Every cell of the summary and gain tables against report.json, read back from disk and parsed here."""
+    y, probs = synthetic_probs(2, 300, ("B", "A", "A1", "R"), seed=0)
+    write_outputs(report, probs, y, tmp_path / "run", overwrite=False)
+    saved = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
+    md = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    summary, *gains = markdown_tables(md)[:4]
+    metrics = ["accuracy", "f1", "precision", "recall", "auc_roc"]
+    assert summary[0] == ["Model", *(LABELS[m] for m in metrics)]
+    assert [row[0] for row in summary[1:]] == [ENGLISH_NAMES[v] for v in ("B", "A", "A1", "R")]
+    for row, v in zip(summary[1:], ("B", "A", "A1", "R")):
+        expected = [saved["variants"][v]["metrics"][m]["value"] for m in metrics]
+        assert [float(c) for c in row[1:]] == pytest.approx(expected, abs=5e-5)
+    for table, key in zip(gains, ("B-A", "B-A1", "A1-A")):
+        new, ref = key.split("-")
+        assert table[0] == ["Metric", "Reference", ENGLISH_NAMES[new], "Abs. gain", "Rel. gain", "95% CI", "p (test)"]
+        assert [row[0] for row in table[1:]] == [LABELS[m] for m in saved["deltas"][key]]
+        for row, (metric, entry) in zip(table[1:], saved["deltas"][key].items()):
+            _check_gain_row(
+                row, entry, saved["variants"][ref]["metrics"][metric], saved["variants"][new]["metrics"][metric]
+            )
     # The answer comes first in Markdown; setup hashes last.
     assert md.index("## Conclusion") < md.index("## Summary") < md.index("## Setup")
-    assert report["data"]["token_ids_sha256"] in md[md.index("## Setup") :]
+    assert saved["data"]["token_ids_sha256"] in md[md.index("## Setup") :]
+
+
+def _check_gain_row(row: list[str], entry: dict, ref: dict, new: dict) -> None:
+    assert [float(row[1]), float(row[2]), float(row[3])] == pytest.approx(
+        [ref["value"], new["value"], entry["value"]], abs=5e-5
+    )
+    assert float(row[4].rstrip("%")) == pytest.approx(100 * entry["relative"], abs=5e-3)
+    assert [float(x) for x in NUMBER.findall(row[5])] == pytest.approx(entry["ci"], abs=5e-5)
+    if entry["p_value"] is None:
+        assert row[6] == "-"
+    else:
+        p, test = re.fullmatch(r"(?:< )?([\d.e-]+) \((\w+)\)", row[6]).groups()
+        assert test == {"mcnemar": "McNemar", "delong": "DeLong"}[entry["test"]]
+        assert float(p) == pytest.approx(max(entry["p_value"], 1e-4), rel=5e-3)
 
 
 def test_cells_with_pipes_stay_one_cell():
@@ -119,16 +155,16 @@ def test_data_loss_and_fidelity_notes_appear_in_the_console(report):
     assert "dropped" not in plain and "truncated" not in plain  # nothing to say when nothing was lost
 
 
-def test_checks_are_reworded_and_plain_text_checks_are_kept(report):
+def test_checks_are_reworded_from_their_records(report):
     r = copy.deepcopy(report)
-    kinds = [c["check"] for c in r["check_records"]]
+    kinds = [c["kind"] for c in r["check_records"]]
     # B - A far above 3-8 pp; QPS -6.1%; the synthetic adapter records no task (adapter_data.task_records)
     assert kinds == ["seed_range", "seed_range", "seed_range", "speed", "unrecorded"]
-    r["checks"].append("the evaluation data is not the adapter's recorded task")
+    assert len(r["checks"]) == 5 and "is outside the usual 3-8 pp" in r["checks"][0]
+    r["checks"].append("a sentence a script added")  # schema 2: report["checks"] is only the records' English
     zh = render_console(r, "zh")
     assert "不在常见范围 3-8 pp" in zh and "相差 -6.1%" in zh
-    assert "the evaluation data is not the adapter's recorded task" in zh
-    assert "is outside the usual" not in zh
+    assert "is outside the usual" not in zh and "a sentence a script added" not in zh
 
 
 def test_analysis_hook_slots_in_after_the_metric_tables_in_every_medium(report, monkeypatch):

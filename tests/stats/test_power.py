@@ -51,7 +51,7 @@ def test_n_for_3pp_detects_3pp_and_fewer_do_not():
 
 def test_no_discordant_pairs_gives_no_mde():
     fields = power.power_fields([0, 0], 500, 0.05)
-    assert fields["mde"] is None and "discordant" in fields["mde_reason"]
+    assert fields["mde"] is None and fields["mde_reason"] == "too_few_discordant"
     assert fields["n_for_3pp"] == power.n_for_effect(0.03, 0.03)  # psi raised to the effect itself
 
 
@@ -62,19 +62,19 @@ def _report(value, ci, discordant, n=500):
     }
 
 
-def test_underpowered_record_and_line():
+def test_underpowered_record():
     report = _report(0.01, [-0.02, 0.04], [45, 50])
-    power.add_power(report, 0.05, "en")
+    power.annotate_report(report, 0.05)
     entry = report["deltas"]["B-A"]["accuracy"]
     assert entry["psi"] == pytest.approx(95 / 500) and entry["mde"] > 0.01
     [record] = report["power"]
+    assert record["kind"] == "underpowered" and record["delta"] == "B-A" and record["value"] == 0.01
     assert record["n_needed"] == power.n_for_effect(0.01, 95 / 500)
     assert record["growth"] == pytest.approx(record["n_needed"] / 500) and record["exceeds_data"]
-    assert "underpowered" in report["checks"][0] and f"{record['n_needed']}" in report["checks"][0]
 
 
 def test_significant_or_well_powered_delta_is_not_underpowered():
     report = _report(0.08, [0.04, 0.12], [20, 60])
-    power.add_power(report, 0.05, "zh")
-    assert report["power"] == [] and report["checks"] == []
+    power.annotate_report(report, 0.05)
+    assert report["power"] == []
     assert report["deltas"]["B-A"]["accuracy"]["mde"] < 0.08

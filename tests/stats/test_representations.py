@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
+from lorafair.report import words
 from lorafair.stats import representations as analysis
 from lorafair.stats.probe import fit_linear_probe
+
+IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
 
 def _hsic_cka(x, y):
@@ -137,14 +145,20 @@ def test_renderer_formats_the_summary_and_draws_the_three_plots():
             "notes": ["what was computed"],
         },
     }
-    assert render_analysis.heading(report) == "Where LoRA changed the features"
-    assert render_analysis.heading(report, "zh") == "LoRA 在哪里改变了特征"
-    body = "\n".join(render_analysis.summary_lines(report))
+    assert words.table("en", "analysis")["heading"] == "Where LoRA changed the features"
+    assert words.table("zh", "analysis")["heading"] == "LoRA 在哪里改变了特征"
+    body = "\n".join(words.analysis_lines(report, "en"))
     assert "layer 2 (0 = embeddings, 2 = last; CKA 0.8000" in body
     assert "layer 2 (+20.0 pp: A 0.600 -> B 0.800)" in body
     assert "model.layers.2.self_attn.q_proj (0.0350), model.layers.2.self_attn.v_proj (0.0300)" in body
     assert ": 6 in 6 modules." in body  # 0 + 0 + 1 + 1 + 2 + 2
     page = render_analysis.html_section(report)
-    assert page.count("data:image/png;base64,") == 3
-    assert render_analysis.summary_lines({"config": {}, "analysis": None}) == []
+    images = [base64.b64decode(data, validate=True) for data in IMG.findall(page)]
+    assert len(images) == 3  # similarity, probes, heatmap
+    for png in images:
+        image = mpimg.imread(io.BytesIO(png), format="png")
+        assert image.shape[0] > 100 and image.shape[1] > 100  # a drawn figure, not an empty placeholder
+        assert float(image[..., :3].std()) > 0.02  # not a blank canvas
+    assert "<li>what was computed</li>" in page  # a schema-1 note (a sentence) is shown as it is
+    assert words.analysis_lines({"config": {}, "analysis": None}, "en") == []
     assert render_analysis.html_section({"config": {}}) == ""

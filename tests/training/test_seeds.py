@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import html
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -69,30 +73,21 @@ def test_train_seeds_gives_one_adapter_per_seed_on_the_same_data(seed_runs):
 
 @pytest.fixture(scope="module")
 def seed_compare(seed_runs, tmp_path_factory):
+    """`lorafair compare --adapter OUTDIR` over the seed runs, as a user runs it: (report folder, data, console)."""
     out, _ = seed_runs
     root = tmp_path_factory.mktemp("seed-compare")
     data = write_csv(toy_rows(40, seed=22), root / "test.csv")
     report_dir = root / "report"
-    code = main(
-        [
-            "compare",
-            "--adapter",
-            str(out),
-            "--data",
-            str(data),
-            "--bootstrap",
-            "400",
-            "--output",
-            str(report_dir),
-            "--quiet",
-        ]
-    )
+    argv = ["compare", "--adapter", str(out), "--data", str(data), "--bootstrap", "400", "--output", str(report_dir)]
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):  # the fixture is module-scoped: no capsys
+        code = main(argv)
     assert code == 0
-    return report_dir, data
+    return report_dir, data, console.getvalue()
 
 
 def test_across_seeds_mean_equals_mean_of_per_seed_deltas(seed_compare):
-    report_dir, _ = seed_compare
+    report_dir, _, _ = seed_compare
     top = json.loads((report_dir / "report.json").read_text())
     assert [a["name"] for a in top["adapters"]] == ["seed-0", "seed-1", "seed-2"]
     assert [a["config"]["seed"] for a in top["adapters"]] == [0, 1, 2]
@@ -113,11 +108,133 @@ def test_across_seeds_mean_equals_mean_of_per_seed_deltas(seed_compare):
 
 
 def test_probe_trained_on_the_adapters_training_examples(seed_compare, seed_runs):
-    report_dir, _ = seed_compare
+    report_dir, _, _ = seed_compare
     own = json.loads((report_dir / "adapters" / "seed-0" / "report.json").read_text())
-    assert any("probe trained on the adapter's 36 training examples" in n for n in own["notes"])
-    probe_pass = [p for p in own["forward_passes"] if "probe" in p["what"]]
+    (probe,) = [n for n in own["notes"] if n["kind"] == "probe_training_rows"]
+    assert probe["examples"] == probe["trained"] == 36
+    assert "probe trained on the adapter's 36 training examples" in words.note_sentence(probe, "en")
+    probe_pass = [p for p in own["forward_passes"] if p["kind"] == "frozen_probe"]
     assert [p["examples"] for p in probe_pass] == [36]
+
+
+# -- the sweep's statements in every medium and language ------------------------------------------------------
+SEED_LINE = {
+    "en": re.compile(
+        r"Across (\d+) seeds, (B-A1|B-A|A1-A) (accuracy|F1|AUC-ROC): mean ([+-]\d+\.\d\d) pp \(sd (\d+\.\d\d) pp, "
+        r"95% CI \[([+-]\d+\.\d\d) pp, ([+-]\d+\.\d\d) pp\]\): (robust|not robust) across seeds"
+    ),
+    "zh": re.compile(
+        r"(\d+) 个种子上，(B-A1|B-A|A1-A) (准确率|F1|AUC-ROC)：均值 ([+-]\d+\.\d\d) pp（标准差 (\d+\.\d\d) pp，"
+        r"95% 置信区间 \[([+-]\d+\.\d\d) pp, ([+-]\d+\.\d\d) pp\]）：跨种子(稳健|不稳健)"
+    ),
+}
+HOLM_LINE = {
+    "en": re.compile(
+        r"(B-A1|B-A|A1-A) accuracy: significant after Holm-Bonferroni across (\d+) adapters for (\d+) of them"
+        r"(?: \(([^)]*)\))?\."
+    ),
+    "zh": re.compile(
+        r"(B-A1|B-A|A1-A) 准确率：经 Holm-Bonferroni 校正（(\d+) 个适配器）后显著的有 (\d+) 个(?: \(([^)]*)\))?。"
+    ),
+}
+METRIC_IDS = {"accuracy": "accuracy", "准确率": "accuracy", "F1": "f1", "AUC-ROC": "auc_roc"}
+ROBUST = {"robust": True, "not robust": False, "稳健": True, "不稳健": False}
+
+
+def _plain_text(text: str, fmt: str) -> str:
+    """What a reader sees: HTML without its tags (entities decoded); console and Markdown as they are."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", text)) if fmt == "html" else text
+
+
+def _seed_statements(text: str, lang: str) -> dict:
+    found = {}
+    for k, delta, metric, mean, sd, lo, hi, robust in SEED_LINE[lang].findall(text):
+        key = (delta, METRIC_IDS[metric])
+        assert key not in found, f"{key} stated twice"
+        found[key] = (int(k), [float(mean), float(sd), float(lo), float(hi)], ROBUST[robust])
+    return found
+
+
+def _holm_statements(text: str, lang: str) -> dict:
+    found = {}
+    for delta, k, s, names in HOLM_LINE[lang].findall(text):
+        assert delta not in found, f"{delta} stated twice"
+        found[delta] = (int(k), int(s), [n for n in names.split(", ") if n])
+    return found
+
+
+def _expected_statements(top: dict) -> tuple[dict, dict]:
+    """From report.json's numbers alone: every across-seed summary in pp, and who survives Holm at alpha."""
+    seeds = {}
+    for delta, per_metric in top["across_seeds"].items():
+        for metric in ("accuracy", "f1", "auc_roc"):
+            s = per_metric[metric]
+            lo, hi = s["ci"]
+            seeds[delta, metric] = (
+                s["n_seeds"],
+                [100 * s["mean"], 100 * s["sd"], 100 * lo, 100 * hi],
+                lo > 0 or hi < 0,
+            )
+    holm, alpha = {}, top["config"]["alpha"]
+    for delta in top["across_seeds"]:
+        rows = [r for r in top["sweep"] if r["delta"] == delta and r["metric"] == "accuracy"]
+        hits = [r["adapter"] for r in rows if r["p_holm"] < alpha]
+        holm[delta] = (len(top["adapters"]), len(hits), hits)
+    return seeds, holm
+
+
+def _assert_states_the_sweep(text: str, lang: str, top: dict, where: str) -> None:
+    seeds, holm = _expected_statements(top)
+    found = _seed_statements(text, lang)
+    assert set(found) == set(seeds), where
+    for key, (k, numbers, robust) in seeds.items():
+        assert found[key][0] == k == 3 and found[key][2] == robust, (where, key)
+        assert found[key][1] == pytest.approx(numbers, abs=0.0051), (where, key)  # printed to 2 decimals
+    assert _holm_statements(text, lang) == holm, where
+
+
+def test_a_seed_sweep_states_its_across_seed_and_holm_results_everywhere(seed_compare, capsys):
+    """`compare --adapter OUTDIR` over seed runs: console, report.md and report.html state the across-seed and
+    Holm results with report.json's numbers; `lorafair report --lang zh` states them in Chinese, every format."""
+    report_dir, _, console = seed_compare
+    top = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert top["schema_version"] == 2
+    _assert_states_the_sweep(console, "en", top, "console")
+    for name, fmt in (("report.md", "md"), ("report.html", "html")):
+        text = (report_dir / name).read_text(encoding="utf-8")
+        _assert_states_the_sweep(_plain_text(text, fmt), "en", top, name)
+    kinds = [r["kind"] for r in top["conclusion_records"]]
+    assert kinds == ["holm"] * 3 + ["across_seeds"] * 9
+    _assert_states_the_sweep("\n".join(top["conclusion"]), "en", top, 'report["conclusion"]')
+    capsys.readouterr()
+    for fmt in ("console", "md", "html"):
+        assert main(["report", str(report_dir), "--lang", "zh", "--format", fmt]) == 0
+        text = _plain_text(capsys.readouterr().out, fmt)
+        _assert_states_the_sweep(text, "zh", top, f"zh {fmt}")
+        assert "Across 3 seeds" not in text and "Holm-Bonferroni across" not in text
+
+
+def test_the_across_seed_table_holds_report_json_values(seed_compare):
+    report_dir, _, _ = seed_compare
+    top = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    md = (report_dir / "report.md").read_text(encoding="utf-8")
+    block = md[md.index("## Across seeds") :]
+    lines = [line for line in block.splitlines() if line.startswith("|")]
+    header, rows = lines[0], [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "Delta", "Metric", "Seeds", "Mean (pp)", "SD (pp)", "95% CI", "Per seed (pp)"
+    ]  # fmt: skip
+    expected = [(d, m) for d in ("B-A", "B-A1", "A1-A") for m in ("accuracy", "f1", "auc_roc")]
+    labels = {"accuracy": "accuracy", "f1": "F1", "auc_roc": "AUC-ROC"}
+    assert [(r[0], r[1]) for r in rows] == [(d, labels[m]) for d, m in expected]
+    for row, (delta, metric) in zip(rows, expected):
+        s = top["across_seeds"][delta][metric]
+        assert int(row[2]) == s["n_seeds"] == 3
+        assert [float(row[3]), float(row[4])] == pytest.approx([100 * s["mean"], 100 * s["sd"]], abs=0.0051)
+        assert [float(x) for x in re.findall(r"[+-]\d+\.\d+", row[5])] == pytest.approx(
+            [100 * c for c in s["ci"]], abs=0.0051
+        )
+        assert [float(x) for x in row[6].split()] == pytest.approx([100 * v for v in s["per_seed"]], abs=0.0051)
 
 
 def _probs(correct: np.ndarray, y: np.ndarray, confidence: float = 0.8) -> np.ndarray:
@@ -149,8 +266,13 @@ def test_across_seeds_unit_mean_sd_and_two_level_ci():
     # two levels: the CI is wider than the spread of examples alone when the seeds disagree
     lo, hi = out["B-A"]["accuracy"]["ci"]
     assert lo < out["B-A"]["accuracy"]["mean"] < hi and hi - lo > 0.05
-    lines = words.across_seed_lines(out, "en")
-    assert any(line.endswith(": robust across seeds.") for line in lines)
+    records = sweep_stats.across_seed_records(out)
+    assert [(r["delta"], r["metric"]) for r in records] == [
+        (d, m) for d in ("B-A", "B-A1") for m in ("accuracy", "f1", "auc_roc")
+    ]
+    robust = [r for r in records if r["verdict"] == "robust"]
+    assert robust and all(r["ci"][0] > 0 or r["ci"][1] < 0 for r in robust)
+    assert all(words.sentence(r, "en").endswith(": robust across seeds.") for r in robust)
 
 
 def test_fewer_than_three_seeds_leave_the_variance_unknown():
@@ -158,8 +280,10 @@ def test_fewer_than_three_seeds_leave_the_variance_unknown():
     y = rng.integers(0, 2, 50)
     per_seed = [{"B": _probs(rng.random(50) < 0.9, y), "A": _probs(rng.random(50) < 0.5, y)} for _ in range(2)]
     out = sweep_stats.across_seeds(y, per_seed, {}, (("B", "A"),), n_resamples=200, seed=0, alpha=0.05)
-    lines = words.across_seed_lines(out, "en")
-    assert lines and all("seed variance is unknown" in line for line in lines)
+    records = sweep_stats.across_seed_records(out)
+    assert records and all(r["verdict"] == "variance_unknown" and r["n_seeds"] == 2 for r in records)
+    lines = [words.sentence(r, "en") for r in records]
+    assert all("seed variance is unknown" in line for line in lines)
 
 
 def test_seed_set_needs_distinct_seeds_and_one_configuration():

@@ -6,11 +6,10 @@ Two jobs:
   recorded --eval-data; never its training rows. Only an adapter that records none of these falls back
   to `builtin:sentiment-zh` (the seed's default), and says so.
 - `task_records(...)`: check records when the evaluation data is not the adapter's recorded task (another
-  file, its training rows, another label set), so a score on the wrong data cannot pass unremarked;
-  `render_task_record` words one in either language.
+  file, its training rows, another label set), so a score on the wrong data cannot pass unremarked.
 
 Torch-free: the recipes (lorafair.recipes.compare, .sweep) compute the records and `held_out_origin` and pass
-them to `report.build`, which stores them (it reads no file); `report.words` renders them.
+them to `report.build`, which stores them (it reads no file); `report/words` words them in either language.
 """
 
 from __future__ import annotations
@@ -32,28 +31,6 @@ FALLBACK_DATA = "builtin:sentiment-zh"  # the seed's evaluation set, for adapter
 BUILTIN = "builtin:"
 SPLIT_NAMES = ("train", "validation", "valid", "dev", "test")  # file stems that mark splits of one data set
 HELD_OUT_FOLDER = "adapter-data"  # under the lorafair cache: held-out rows written out as JSONL
-
-TEXT = {
-    "en": {
-        "unrecorded": "The adapter records no training data (no {file}): lorafair cannot confirm that {data} is "
-        "the task it was trained for.",
-        "training_rows": "The evaluation data {data} is the adapter's training data: its scores include rows it "
-        "was trained on.",
-        "other_task": "The evaluation data {data} is not the adapter's recorded task (trained on {train}{eval}): "
-        "the scores say little about what it learnt.",
-        "recorded_eval": ", evaluated on {spec}",
-        "labels": "The evaluation labels ({data}) differ from the labels the adapter was trained on ({train}).",
-        "absent": "The evaluation sample holds no example of {labels}, a label the adapter was trained on.",
-    },
-    "zh": {
-        "unrecorded": "适配器未记录训练数据（缺少 {file}）：无法确认 {data} 是它训练的任务。",
-        "training_rows": "评估数据 {data} 是适配器的训练数据：分数包含训练过的样本。",
-        "other_task": "评估数据 {data} 不是适配器记录的任务（训练数据 {train}{eval}）：分数难以说明它学到了什么。",
-        "recorded_eval": "，评估数据 {spec}",
-        "labels": "评估数据的标签（{data}）与适配器训练时的标签（{train}）不同。",
-        "absent": "评估样本中没有标签 {labels} 的样本，而适配器训练过该标签。",
-    },
-}
 
 
 @dataclass
@@ -206,29 +183,14 @@ def _held_out(train: DataRecord, evaluation: DataRecord, label_names: list[str])
     )
 
 
-def task_checks(cfg, data: dict) -> list[str]:
-    """The `task_records` as sentences in cfg.lang (for scripts; report.json stores the records)."""
-    lang = getattr(cfg, "lang", "en")
-    return [render_task_record(record, lang) for record in task_records(cfg, data)]
-
-
-def render_task_record(record: dict, lang: str = "en") -> str:
-    """One sentence from a `task_records` entry, so a renderer can re-render it in either language."""
-    text = TEXT.get(lang, TEXT["en"])
-    fields = {k: v for k, v in record.items() if k != "check"}
-    if record["check"] == "other_task":
-        fields["eval"] = text["recorded_eval"].format(spec=record["eval"]) if record.get("eval") else ""
-    return text[record["check"]].format(**fields)
-
-
 def task_records(cfg, data: dict) -> list[dict]:
     """Structured checks: the evaluation data vs the task recorded in the adapter's lorafair_run.json.
 
     `cfg` is the CompareConfig (its adapter, data and split); `data` the report's data block (source path,
     labels, label counts). Splits of one data set (builtin:NAME:SPLIT, a DatasetDict's splits, files named
     train/validation/test in one folder) count as one task; the same rows the adapter trained on do not pass.
-    Each record is {"check": unrecorded | training_rows | other_task | labels, ...its fields} ("absent", a label
-    without examples, is now report_build's absent_labels check: reports written before still render it).
+    Each record is {"kind": unrecorded | training_rows | other_task | labels, ...its fields} ("absent", a label
+    without examples, is now report/build's absent_labels check: reports written before still render it).
     """
     adapter, spec = getattr(cfg, "adapter", None), getattr(cfg, "data", None) or data.get("source")
     try:
@@ -236,16 +198,16 @@ def task_records(cfg, data: dict) -> list[dict]:
     except LorafairError:
         metadata = None
     if not metadata or not metadata.train_data:
-        return [{"check": "unrecorded", "file": run_metadata.FILE_NAME, "data": spec}]
+        return [{"kind": "unrecorded", "file": run_metadata.FILE_NAME, "data": spec}]
     train, evaluation = metadata.train_data, metadata.eval_data or DataRecord()
     records = []
     relation = _relation(spec, getattr(cfg, "split", None), data.get("source"), train, evaluation)
     if relation == "training":
-        records.append({"check": "training_rows", "data": spec})
+        records.append({"kind": "training_rows", "data": spec})
     elif relation == "other":
         records.append(
             {
-                "check": "other_task",
+                "kind": "other_task",
                 "data": spec,
                 "train": train.spec or train.path,
                 "eval": evaluation.spec or evaluation.path,
@@ -322,10 +284,10 @@ def _relation_by_content(source: Path, train: DataRecord, evaluation: DataRecord
 
 
 def _label_records(recorded, data: dict) -> list[dict]:
+    """Evaluation labels other than the recorded ones (labels with no example: report/build's absent_labels)."""
     if not recorded:
         return []
-    """Evaluation labels other than the recorded ones (labels with no example: report_build's absent_labels)."""
     labels = [str(label) for label in data.get("labels") or []]
     if labels and labels != [str(label) for label in recorded]:
-        return [{"check": "labels", "data": ", ".join(labels), "train": ", ".join(map(str, recorded))}]
+        return [{"kind": "labels", "data": ", ".join(labels), "train": ", ".join(map(str, recorded))}]
     return []

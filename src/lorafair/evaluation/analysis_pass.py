@@ -3,7 +3,8 @@
 The numbers themselves come from the torch-free `analysis` (CKA, cosine, probes) and `weight_delta`
 (ΔW, effective rank, intruders) modules; this one reads the base weights and LoRA tensors out of the
 model and the adapter, decides where the layer features are pooled, and assembles
-`report["analysis"]` = {"layers": [...], "weights": [...], "summary": {...}, "notes": [...], ...}.
+`report["analysis"]` = {"layers": [...], "weights": [...], "summary": {...}, "notes": [...], ...}; the notes
+are records with a "kind" (what was computed, at what cost), worded by report/words.
 """
 
 from __future__ import annotations
@@ -19,11 +20,6 @@ from lorafair.stats import representations as analysis
 from lorafair.stats import weight_delta
 
 log = logging.getLogger(__name__)
-
-POOLING_TEXT = {
-    "last": "the last non-pad token (where the decoder's classifier pools)",
-    "first": "the first token ([CLS]; any pooler of the head itself is not applied per layer)",
-}
 
 
 def single_threaded_blas():
@@ -64,18 +60,18 @@ def _natural(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def weight_records(model, adapter, *, max_dim: int | None) -> tuple[list[dict], list[str]]:
-    """analysis.weights for every adapted module of the (still unmerged) base `model`, plus notes."""
+def weight_records(model, adapter, *, max_dim: int | None) -> tuple[list[dict], list[dict]]:
+    """analysis.weights for every adapted module of the (still unmerged) base `model`, plus note records."""
     notes = []
     config = adapter.config or {}
-    if config.get("use_dora"):
-        return [], ["weights: DoRA adapters merge with a learned magnitude, not as scale·B·A; not analysed"]
+    if config.get("use_dora"):  # DoRA merges with a learned magnitude, not as scale·B·A
+        return [], [{"kind": "analysis_dora"}]
     modules = dict(model.named_modules())
     records = []
     for path, (lora_a, lora_b) in adapted_modules(adapter).items():
         target = modules.get(path)
         if target is None or getattr(target, "weight", None) is None:
-            notes.append(f"weights: {path} not found in the base model; skipped")
+            notes.append({"kind": "analysis_module_missing", "module": path})
             continue
         conv1d = type(target).__name__ == "Conv1D"  # GPT-2 stores W transposed; peft merges with fan_in_fan_out
         rank = int(lora_a.shape[0])
@@ -91,10 +87,9 @@ def weight_records(model, adapter, *, max_dim: int | None) -> tuple[list[dict], 
         record["layer"], record["kind"] = weight_delta.layer_and_kind(path)
         records.append(record)
     skipped = [r for r in records if r.get("intruders_skipped")]
-    if skipped:
+    if skipped:  # their norms and effective ranks are exact
         notes.append(
-            f"weights: intruders not computed for {len(skipped)} of {len(records)} modules whose smaller "
-            f"side exceeds {max_dim} (--analysis-max-dim); their norms and effective ranks are exact"
+            {"kind": "analysis_intruders_skipped", "skipped": len(skipped), "modules": len(records), "max_dim": max_dim}
         )
     return records, notes
 
@@ -106,7 +101,7 @@ def build(
     weights: list[dict],
     pooling: str,
     probe: dict | None,
-    notes: list[str],
+    notes: list[dict],
     seconds: dict,
 ) -> dict:
     """report["analysis"] from the pooled hidden states and the weight records."""
@@ -114,45 +109,37 @@ def build(
     with single_threaded_blas():
         layers = analysis.layer_records(eval_a, eval_b, probe=probe)
     seconds["layer_metrics_and_probes"] = time.perf_counter() - started
-    num_layers, n, d = eval_a.shape
-    notes = [
-        f"layers: hidden_states[0..{num_layers - 1}] (0 = embeddings) of A and B on the {n} evaluation examples, "
-        f"pooled at {POOLING_TEXT[pooling]}; held in memory as 2 x {num_layers} x {n} x {d} float32 "
-        f"({2 * eval_a.nbytes / 2**20:.0f} MiB)",
-        *notes,
-    ]
-    if probe is None:
-        notes.append("layers: per-layer probes not fitted (they need variant A1 and its probe data)")
-    else:
-        notes.append(
-            f"layers: per-layer probes: standardise + logistic regression with A1's C = {probe['C']:.4g} for "
-            f"every layer of A and B, fitted on {len(probe['train_y'])} probe-data examples"
-            f"{probe.get('subset_note', '')}, scored on the evaluation set"
-        )
     seconds["total"] = sum(v for k, v in seconds.items() if k != "total")
-    notes.append(
-        f"cost: {seconds['total']:.1f} s beyond the comparison's own passes ("
-        + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in seconds.items() if k != "total")
-        + "), plus the pooling of hidden states inside the A and B passes"
-    )
-    probe_info = (
-        None
-        if probe is None
-        else {
-            "C": probe["C"],
-            "train_examples": int(len(probe["train_y"])),
-            "shared_C": "A1's cross-validated C, for every layer of A and B",
-        }
-    )
+    num_layers, n, d = eval_a.shape
+    held = {"kind": "analysis_layers", "layers": num_layers, "examples": n, "dim": d, "pooling": pooling}
+    notes = [{**held, "bytes": 2 * int(eval_a.nbytes)}, *notes, _probe_note(probe)]
+    notes.append({"kind": "analysis_cost", "seconds": dict(seconds)})  # beyond the comparison's own passes
     return {
         "layers": layers,
         "weights": weights,
         "summary": analysis.summarise(layers, weights),
         "pooling": pooling,
-        "probe": probe_info,
+        "probe": None if probe is None else _probe_info(probe),
         "notes": notes,
         "seconds": seconds,
     }
+
+
+def _probe_note(probe: dict | None) -> dict:
+    """How the per-layer probes were fitted (on how many of A1's probe examples), or that they were not."""
+    if probe is None:  # they need variant A1 and its probe data
+        return {"kind": "analysis_probes_off"}
+    examples = int(len(probe["train_y"]))
+    return {
+        "kind": "analysis_probes",
+        "C": probe["C"],
+        "examples": examples,
+        "probe_examples": probe.get("of", examples),
+    }
+
+
+def _probe_info(probe: dict) -> dict:
+    return {"C": probe["C"], "train_examples": int(len(probe["train_y"])), "C_from": "A1"}  # A1's cross-validated C
 
 
 def _with_shared_layers(layers_b, layers_a, shared: int):
@@ -178,7 +165,7 @@ class Collector:
     max_dim: int | None = 1024
     seed: int = 0
     batch_size: int = 16
-    notes: list[str] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
     eval_a: np.ndarray | None = None
     eval_b: np.ndarray | None = None
@@ -229,14 +216,7 @@ class Collector:
             return
         from lorafair.models.inference import Encoded
 
-        keep = self.probe_subset(labels)
-        if len(keep) < len(labels):
-            subset_note = (
-                f" (a seeded stratified subset of the {len(labels)} A1 probe examples, so that the extra "
-                f"LoRA pass over them stays cheap: --analysis-probe-samples)"
-            )
-        else:
-            subset_note = " (all of A1's probe examples: the last-layer A probe is A1 itself)"
+        keep = self.probe_subset(labels)  # all of A1's probe examples, or a subset so the extra LoRA pass stays cheap
         types = encoded.token_type_ids
         self.probe_encoded = Encoded(
             [encoded.input_ids[i] for i in keep], None if types is None else [types[i] for i in keep]
@@ -247,7 +227,7 @@ class Collector:
             "train_y": np.asarray(labels)[keep],
             "C": float(C),
             "seed": self.seed,
-            "subset_note": subset_note,
+            "of": len(labels),  # A1's probe examples (len(keep) < this: a subset)
         }
 
     def weights(self, model, adapter) -> None:
@@ -257,12 +237,7 @@ class Collector:
         started = time.perf_counter()
         with single_threaded_blas():
             self.weight_list, notes = weight_records(model, adapter, max_dim=self.max_dim)
-        self.notes.append(
-            f"weights: {len(self.weight_list)} adapted modules; ΔW = scaling · B·A as peft merges it "
-            "(Conv1D read transposed, rslora / rank and alpha patterns honoured); effective rank from "
-            "the exact singular values of ΔW; intruders from exact float64 eigendecompositions of "
-            "W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller Gram side)"
-        )
+        self.notes.append({"kind": "analysis_weights", "modules": len(self.weight_list)})  # how ΔW was computed
         self.notes.extend(notes)
         self.seconds["weights"] = time.perf_counter() - started
 
@@ -282,10 +257,8 @@ class Collector:
         result = run(self.probe_encoded, batches, self.probe["keep"])
         self.probe["train_b"] = _with_shared_layers(result.layers, self.probe["train_a"], shared)
         self.seconds["lora_probe_pass"] = time.perf_counter() - started
-        self.notes.append(
-            f"layers: one extra LoRA-model pass over {len(self.probe_encoded.input_ids)} probe examples "
-            f"gave B's probe-training features ({self.seconds['lora_probe_pass']:.1f} s)"
-        )
+        examples, seconds = len(self.probe_encoded.input_ids), self.seconds["lora_probe_pass"]
+        self.notes.append({"kind": "analysis_lora_probe_pass", "examples": examples, "seconds": seconds})
 
     def report(self, eval_y) -> dict | None:
         if not self.enabled or self.eval_a is None or self.eval_b is None:

@@ -29,7 +29,7 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
     """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`."""
     pool = outcome.analysis.pool
     if plan.cache_off:
-        _note_once(outcome, f"feature cache off: {plan.cache_off}; the frozen passes ran without it")
+        _note_once(outcome, {"kind": "cache_off", **plan.cache_off})
     key = cache_key(plan, session, encoded, pool)
     entry = feature_cache.load(key) if key else None
     if entry is not None and (pool is None or entry.layers is not None):
@@ -52,16 +52,22 @@ def _store(outcome, key: str, result: PassResult, states, session, keep) -> None
         if states is not None:  # B of a later run with the same lowest LoRA layer can replay them too
             feature_cache.store_arrays(_trunk_key(key, session.trunk_plan, keep), *states.to_arrays())
     except OSError as error:
-        note = (
-            f"feature cache: an entry could not be written to '{feature_cache.cache_dir()}' "
-            f"({error.strerror or error}); this run is complete, a later one runs the frozen pass again"
-        )
+        note = {
+            "kind": "cache_write_failed",
+            "folder": str(feature_cache.cache_dir()),
+            "error": error.strerror or str(error),
+        }
         if _note_once(outcome, note):
-            log.warning("%s", note)
+            log.warning(
+                "feature cache: an entry could not be written to '%s' (%s); this run is complete, "
+                "a later one runs the frozen pass again",
+                note["folder"],
+                note["error"],
+            )
 
 
-def _note_once(outcome, note: str) -> bool:
-    """Add `note` to the report's notes unless it is there already; whether it was added."""
+def _note_once(outcome, note: dict) -> bool:
+    """Add the note record to the report's notes unless it is there already; whether it was added."""
     if note in outcome.notes:
         return False
     outcome.notes.append(note)
@@ -92,12 +98,11 @@ def cached_trunk(plan, session, encoded: Encoded, key: str, keep=None):
     return trunk.TrunkStates.from_arrays(session.trunk_plan, *found) if found is not None else None
 
 
-def entry(what: str, examples: int, result: PassResult, cached: bool) -> dict:
-    """A report["forward_passes"] item: what ran, on how many examples, its seconds (0 when cached)."""
-    if cached:
-        what += " (cached: features of an earlier run on the same base and token ids; not run again)"
+def entry(kind: str, examples: int, result: PassResult, cached: bool) -> dict:
+    """A report["forward_passes"] record: which pass (frozen_eval, frozen_probe), on how many examples, whether
+    it came from the feature cache, its seconds (0 when cached)."""
     seconds = 0.0 if cached else float(sum(result.batch_seconds))
-    return {"what": what, "examples": examples, "cached": cached, "seconds": seconds}
+    return {"kind": kind, "examples": examples, "cached": cached, "seconds": seconds}
 
 
 def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
@@ -157,8 +162,8 @@ def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
         return None, None
     need = _trunk_bytes(session, encoded, keep)
     if need > trunk.memory_budget():
-        outcome.notes.append(f"shared trunk off: its recorded output would take {need / 2**30:.1f} GiB")
-        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too large to keep in memory")
+        outcome.notes.append({"kind": "trunk_too_large", "bytes": int(need)})
+        session.trunk_plan = dataclasses.replace(shared, shared=0, reason="too_large")
         return None, None
     states = trunk.TrunkStates(shared)
     return states, states.recorder(session.model, keep)

@@ -86,7 +86,7 @@ class ComparePlan:
     device: str
     dtype: object
     ctx: distributed.Context
-    cache_off: str | None = None  # why the feature cache is off although not --no-cache (its folder is unusable)
+    cache_off: dict | None = None  # the unusable cache folder ({"folder", "variable", "error"}), though not --no-cache
 
     @property
     def y(self) -> np.ndarray:
@@ -142,13 +142,18 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     )
 
 
-def _feature_cache_problem() -> str | None:
+def _feature_cache_problem() -> dict | None:
     """Whether the feature cache can be used this run, decided once: an unusable folder turns it off, not the run."""
     from lorafair.models import feature_cache
 
     problem = feature_cache.unusable()
     if problem:
-        log.warning("%s; running without the feature cache", problem)
+        log.warning(
+            "the feature cache folder '%s' (from %s) is not usable: %s; running without the feature cache",
+            problem["folder"],
+            problem["variable"],
+            problem["error"],
+        )
     return problem
 
 

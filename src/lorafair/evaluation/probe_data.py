@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def probe_examples(plan: ComparePlan):
-    """Training data for A1 and a sentence saying where it came from; never the evaluation examples."""
+    """Training data for A1 and a note record saying where it came from; never the evaluation examples."""
     cfg, adapter = plan.cfg, plan.adapter
     meta = (adapter.run_metadata.train_data if adapter.run_metadata else None) or DataRecord()
     source, columns, encoding = None, {}, cfg.encoding
@@ -52,24 +52,15 @@ def probe_examples(plan: ComparePlan):
         if rows is not None:
             return _same_budget_probe(probe, ids, rows, cfg, source, len(meta.indices))
         keep = data_mod.stratified_sample(ids, cfg.probe_samples, cfg.seed)
-        origin = "--probe-data" if cfg.probe_data else "the adapter's recorded training data"
-        return probe.subset(keep), ids[keep], f"{origin} ({source}, {len(keep)} examples)"
+        origin = "option" if cfg.probe_data else "recorded"  # --probe-data, or the adapter's recorded training data
+        note = {"kind": "probe_data", "origin": origin, "source": str(source), "examples": len(keep)}
+        return probe.subset(keep), ids[keep], note
     keep = data_mod.split_off(plan.label_ids, plan.eval_idx, cfg.probe_samples, cfg.seed + 1)
     counts = np.bincount(plan.label_ids[keep], minlength=len(plan.label_names)) if len(keep) else np.zeros(1)
     if counts.min() < 2:  # cross-validating the probe needs two examples of every class
-        return (
-            None,
-            None,
-            (
-                "too little data beside the evaluation sample (need 2 per class): A1 skipped "
-                "(pass --probe-data or a smaller --num-samples)"
-            ),
-        )
-    return (
-        plan.examples.subset(keep),
-        plan.label_ids[keep],
-        f"{len(keep)} examples of {cfg.data} kept disjoint from the evaluation sample",
-    )
+        return None, None, {"kind": "probe_skipped"}
+    note = {"kind": "probe_eval_rest", "examples": len(keep), "data": cfg.data}
+    return plan.examples.subset(keep), plan.label_ids[keep], note
 
 
 def _recorded_training_rows(meta: DataRecord, source) -> np.ndarray | None:
@@ -83,11 +74,5 @@ def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: 
     """A1 on the adapter's own training examples (same data budget); --probe-samples caps them, stratified."""
     if len(rows) > cfg.probe_samples > 0:
         rows = rows[data_mod.stratified_sample(ids[rows], cfg.probe_samples, cfg.seed)]
-    if len(rows) == n_trained:
-        note = f"probe trained on the adapter's {len(rows)} training examples ({source})"
-    else:
-        note = (
-            f"probe trained on {len(rows)} of the adapter's {n_trained} training examples ({source}; "
-            "--probe-samples or the evaluation sample left the others out)"
-        )
+    note = {"kind": "probe_training_rows", "examples": len(rows), "trained": n_trained, "source": str(source)}
     return probe.subset(rows), ids[rows], note

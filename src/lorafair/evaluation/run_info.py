@@ -45,16 +45,27 @@ def data_info(plan: ComparePlan, token_sha: str, token_seconds: float, truncated
 def head_section(plan: ComparePlan, session: Session, outcome: Outcome) -> dict:
     """report["head"]: every saved module and tensor A and B run, their hash, and what A1/R's features are."""
     model, adapter = session.model, plan.adapter
-    features = (
-        heads.features_description(model, stack_names(plan, session), outcome.feature_pooling)
-        if outcome.feature_pooling
-        else None
-    )  # None: no frozen pass ran (B only)
+    features = features_record(model, stack_names(plan, session), outcome.feature_pooling)
     return {
         "modules": heads.in_model_order(model, adapter.head_modules),
         "tensors": sorted(adapter.head),
         "sha256": session.head_hash_a,
         "features": features,
+    }
+
+
+def features_record(model, stack: list[str], pooling: str | None) -> dict | None:
+    """What A1 and R are given (report/words words it): where the head's input is pooled, and for a head that
+    receives a pooled vector, which model pooled it. None when no frozen pass ran (B only)."""
+    if not pooling:
+        return None
+    return {
+        "kind": "features",
+        "pooling": pooling,  # last_non_pad, first or vector (models/pooling.pool_head_input)
+        "module": stack[0] if stack else None,  # the head module whose input the features are
+        "model_type": getattr(model.config, "model_type", ""),
+        "model_class": type(model).__name__,
+        "classifier_pooling": getattr(model.config, "classifier_pooling", "cls"),
     }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import analysis_pass as analysis_run
 from lorafair.evaluation import fidelity, frozen_pass, probe_data
-from lorafair.models import heads, modeling, trunk
+from lorafair.models import heads, modeling
 from lorafair.models.inference import PassResult, length_sorted_batches, run_pass, tokenize
 
 if TYPE_CHECKING:
@@ -48,9 +48,7 @@ def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassRes
         plan, session, outcome, session.encoded, session.batches, "frozen base (A)", record=True
     )
     outcome.analysis.frozen_eval(frozen)
-    outcome.passes.append(
-        frozen_pass.entry("frozen base, evaluation set (serves A, A1, R)", len(plan.eval_idx), frozen, cached)
-    )
+    outcome.passes.append(frozen_pass.entry("frozen_eval", len(plan.eval_idx), frozen, cached))
     outcome.feature_pooling = frozen.feature_pooling
     if set(OWN_HEAD_VARIANTS) & set(plan.variants):  # they are only fair on exactly what A's head consumed: prove it
         heads.check_features_reproduce_head(
@@ -94,7 +92,7 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     from lorafair.stats.probe import fit_linear_probe
 
     probe_ex, probe_y, probe_note = probe_data.probe_examples(plan)
-    outcome.notes.append(f"A1 probe data: {probe_note}")
+    outcome.notes.append(probe_note)
     if probe_ex is None:
         return None
     cfg = plan.cfg
@@ -112,11 +110,9 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
         record=keep is not None,
         keep=keep,
     )
-    outcome.passes.append(
-        frozen_pass.entry("frozen base, probe-training set (A1 only)", len(probe_y), probe_pass, cached)
-    )
+    outcome.passes.append(frozen_pass.entry("frozen_probe", len(probe_y), probe_pass, cached))
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)
-    outcome.notes.append(f"A1 regularisation C = {probe.C:.4g} (cross-validated accuracy {probe.cv_accuracy:.3f})")
+    outcome.notes.append({"kind": "probe_fit", "C": float(probe.C), "cv_accuracy": float(probe.cv_accuracy)})
     outcome.analysis.probe_data(probe_enc, probe_y, probe_pass, probe.C)
     head_hash = modeling.tensor_sha256(
         {
@@ -134,6 +130,21 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
     (timed) B predicts like the model that was trained.
     """
     outcome.analysis.weights(session.model, plan.adapter)  # ΔW against the base weights, before they change
+    unmerged, checked, head_hash = _merge_checked(plan, session, outcome)
+    lora_pass = _lora_eval_pass(plan, session, outcome)
+    _lora_probe_pass(plan, session, outcome)
+    outcome.fidelity = fidelity.measure(
+        unmerged.logits[checked],
+        lora_pass.logits[checked],
+        merge_dtype="float32",
+        model_dtype=str(plan.dtype).replace("torch.", ""),
+    )
+    return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
+
+
+def _merge_checked(plan: ComparePlan, session: Session, outcome: Outcome) -> tuple[PassResult, np.ndarray, str]:
+    """A few whole batches through the unmerged LoRA model, then the merge in place: (unmerged pass, the
+    examples it checked, B's head hash, which must be the head installed in A)."""
     peft_model = modeling.attach_lora(session.model, plan.adapter)
     checked = fidelity.check_batches(session.batches)
     unmerged = run_pass(
@@ -148,15 +159,15 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
             f"({session.head_hash_a[:12]}): the comparison would not be fair"
         )
     idx = np.concatenate(checked) if checked else np.empty(0, dtype=np.int64)
-    outcome.passes.append(
-        {
-            "what": "LoRA unmerged model, merge-fidelity check (B)",
-            "examples": len(idx),
-            "seconds": float(sum(unmerged.batch_seconds)),
-        }
-    )
+    seconds = float(sum(unmerged.batch_seconds))
+    outcome.passes.append({"kind": "lora_unmerged", "examples": len(idx), "seconds": seconds})
+    return unmerged, idx, head_hash
+
+
+def _lora_eval_pass(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
+    """The merged model over the evaluation set, the shared trunk's layers taken from the frozen pass."""
     shared = session.trunk_plan.shared if session.trunk_eval is not None else 0
-    lora_pass = session.run(
+    result = session.run(
         session.encoded,
         session.batches,
         "LoRA merged (B)",
@@ -165,9 +176,22 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         layer_pool=outcome.analysis.pool,
         trunk=session.trunk_eval.replayer(session.model) if shared else None,
     )
-    outcome.passes.append(_lora_pass_entry("evaluation set (B)", len(plan.eval_idx), session.trunk_plan, shared))
-    outcome.passes[-1]["seconds"] = float(sum(lora_pass.batch_seconds))
-    outcome.analysis.lora_eval(lora_pass, shared)
+    outcome.passes.append(
+        {
+            "kind": "lora_eval",
+            "examples": len(plan.eval_idx),
+            "shared_layers": shared,
+            "total_layers": session.trunk_plan.total,
+            "seconds": float(sum(result.batch_seconds)),
+        }
+    )
+    outcome.analysis.lora_eval(result, shared)
+    return result
+
+
+def _lora_probe_pass(plan: ComparePlan, session: Session, outcome: Outcome) -> None:
+    """The analysis's extra pass of the merged model over its subset of the probe data (nothing when it is off)."""
+    trunk_probe = session.trunk_probe
     outcome.analysis.lora_probe(
         lambda enc, bat, keep: session.run(
             enc,
@@ -177,36 +201,25 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
             warmup=False,
             ctx=plan.ctx,
             layer_pool=outcome.analysis.pool,
-            trunk=session.trunk_probe.replayer(session.model, keep) if session.trunk_probe is not None else None,
+            trunk=trunk_probe.replayer(session.model, keep) if trunk_probe is not None else None,
         ),
-        session.trunk_plan.shared if session.trunk_probe is not None else 0,
+        session.trunk_plan.shared if trunk_probe is not None else 0,
     )
-    outcome.fidelity = fidelity.measure(
-        unmerged.logits[idx],
-        lora_pass.logits[idx],
-        merge_dtype="float32",
-        model_dtype=str(plan.dtype).replace("torch.", ""),
-    )
-    return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
 
 
-def _lora_pass_entry(what: str, examples: int, shared_plan: trunk.TrunkPlan | None, shared: int) -> dict:
-    entry = {"what": f"LoRA merged model, {what}", "examples": examples, "shared_layers": shared}
-    if shared:
-        entry["what"] += (
-            f": layers {shared}-{shared_plan.total - 1} only, 0-{shared - 1} taken from the frozen pass (shared trunk)"
-        )
-    return entry
-
-
-def _trunk_note(session: Session) -> str:
+def _trunk_note(session: Session) -> dict:
+    """How many layers B's pass shared with the frozen pass, and why (a note record; models/trunk.py's reasons)."""
     shared_plan = session.trunk_plan
-    if shared_plan.shared and session.trunk_eval is None:
-        return (
-            "no layers shared: the frozen pass came from the feature cache without the recorded output of "
-            f"layer {shared_plan.shared - 1}, so B ran every layer"
-        )
-    return shared_plan.describe()
+    note = {
+        "kind": "shared_trunk",
+        "shared": shared_plan.shared,
+        "total": shared_plan.total,
+        "reason": shared_plan.reason,
+        "detail": shared_plan.detail,
+    }
+    if shared_plan.shared and session.trunk_eval is None:  # a cached frozen pass without the layer's output
+        note.update(shared=0, reason="cached_without_trunk", detail=shared_plan.shared - 1)
+    return note
 
 
 def run_variants(plan: ComparePlan, session: Session) -> Outcome:
@@ -228,5 +241,5 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
         del frozen
     if "B" in wanted:
         outcome.results["B"] = run_variant_b(plan, session, outcome)
-        outcome.notes.append(f"B's pass: {_trunk_note(session)}")
+        outcome.notes.append(_trunk_note(session))
     return outcome

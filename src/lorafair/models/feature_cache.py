@@ -47,13 +47,14 @@ DEFAULT_MAX_BYTES = 4 * 2**30
 cache_dir = paths.feature_cache_dir  # the entries' folder: $LORAFAIR_FEATURE_CACHE or $LORAFAIR_CACHE/features
 
 
-def unusable() -> str | None:
-    """Why the cache folder cannot be used (None: it can): it is created and an entry made in it and removed."""
+def unusable() -> dict | None:
+    """Why the cache folder cannot be used, {"folder", "variable", "error"} (None: it can): it is created and an
+    entry made in it and removed."""
     folder = cache_dir()
     reason = paths.unwritable(folder)
     if reason is None:
         return None
-    return f"the feature cache folder '{folder}' (from {paths.feature_cache_variable()}) is not usable: {reason}"
+    return {"folder": str(folder), "variable": paths.feature_cache_variable(), "error": reason}
 
 
 def max_bytes() -> int:

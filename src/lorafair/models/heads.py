@@ -26,12 +26,6 @@ SEQ_CLS_HEADS = ("classifier", "score")  # what peft adds to modules_to_save for
 OUTPUT_WEIGHTS = ("score.weight", "classifier.weight", "classifier.out_proj.weight", "classifier.linear.weight")
 # Functions a classifier applies *between* its saved modules in its own forward (not inside a module).
 GLUE_BETWEEN_MODULES = {"distilbert": "relu"}
-POOLED_INPUT = {  # what a head receiving a vector was given, per architecture (for the report)
-    "bert": "BERT's pooler output (tanh dense layer on [CLS])",
-    "distilbert": "the first token ([CLS]) of the last hidden state",
-    "deberta-v2": "DeBERTa's ContextPooler output (dense layer + activation on [CLS])",
-    "modernbert": "ModernBERT's prediction head on the {pooling}-pooled last hidden state",
-}
 
 
 def owning_module(param_path: str, targets) -> str | None:
@@ -166,19 +160,6 @@ def in_model_order(model, modules) -> list[str]:
     """Module names sorted as the model defines them (the adapter file lists them alphabetically)."""
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return sorted(modules, key=lambda m: order.get(m, len(order)))
-
-
-def features_description(model, stack: list[str], pooling: str | None) -> str:
-    """One sentence for the report: what A1 and R are given."""
-    first = stack[0] if stack else "the head"
-    if pooling == "last_non_pad":
-        return f"last non-pad token of the last hidden state (input of {first})"
-    if pooling == "first":
-        return f"first token (<s>/[CLS]) of the last hidden state (input of {first}, which pools it there)"
-    model_type = getattr(model.config, "model_type", "")
-    what = POOLED_INPUT.get(model_type, f"the vector {type(model).__name__} pools for its head")
-    what = what.format(pooling=getattr(model.config, "classifier_pooling", "cls"))
-    return f"{what} (input of {first})"
 
 
 def apply_head(model_type: str, modules: list, features, pooling: str | None):

@@ -27,12 +27,8 @@ class TrunkPlan:
     shared: int  # k: layers 0..k-1 are identical in A and B
     total: int  # L, the model's transformer layers
     path: str | None  # where they live in the model, e.g. "model.layers"
-    reason: str  # why this many (or none)
-
-    def describe(self) -> str:
-        if not self.shared:
-            return f"no layers shared: {self.reason}"
-        return f"layers 0-{self.shared - 1} of {self.total} shared with the frozen pass ({self.reason})"
+    reason: str  # why this many (or none): off, no_layers, outside, layer_0, lowest, too_large (report/words)
+    detail: str | None = None  # outside: the module the adapter changes outside the layers
 
 
 def find_layers(model) -> tuple[str | None, object]:
@@ -52,18 +48,18 @@ def plan_trunk(model, lora: dict, *, enabled: bool = True) -> TrunkPlan:
     path, layers = find_layers(model)
     total = len(layers) if layers is not None else 0
     if not enabled:
-        return TrunkPlan(0, total, path, "--no-shared-trunk")
+        return TrunkPlan(0, total, path, "off")  # --no-shared-trunk
     if layers is None:
-        return TrunkPlan(0, 0, None, "the model's transformer layers were not found")
+        return TrunkPlan(0, 0, None, "no_layers")  # the transformer layers were not found
     prefix, lowest = f"{path}.", total
     for key in lora:
         module = key.rpartition(".")[0]
         if not module.startswith(prefix):
-            return TrunkPlan(0, total, path, f"the adapter changes {module}, outside the transformer layers")
+            return TrunkPlan(0, total, path, "outside", detail=module)  # a module outside the layers
         lowest = min(lowest, int(module[len(prefix) :].split(".")[0]))
     if lowest == 0:
-        return TrunkPlan(0, total, path, "the adapter changes layer 0")
-    return TrunkPlan(lowest, total, path, f"the adapter's lowest LoRA module is in layer {lowest}")
+        return TrunkPlan(0, total, path, "layer_0")
+    return TrunkPlan(lowest, total, path, "lowest")  # the lowest LoRA module is in layer `lowest`
 
 
 def estimated_bytes(lengths: np.ndarray, hidden_size: int, element_size: int = 4) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lorafair.config import CompareConfig
-from lorafair.core.names import DELTAS, VARIANT_NAMES
+from lorafair.core.names import DELTAS
 from lorafair.data import adapter_data
 from lorafair.evaluation import run_info
 from lorafair.evaluation.plan import ComparePlan, Session, plan_compare, setup_model  # noqa: F401
@@ -70,7 +70,6 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             speed={v: r.speed for v, r in outcome.results.items() if r.speed is not None},
             data=data,
             environment=run_info.environment_info(plan),
-            names=VARIANT_NAMES[cfg.lang],
             deltas=DELTAS,
             passes=outcome.passes,
             notes=outcome.notes,

@@ -4,7 +4,8 @@ The top-level report.json holds the adapter-independent variants (A1, R) in "var
   "adapters": [{"name", "path", "config": {r, alpha, target_modules, layers, steps, seed}, "head_sha256",
                 "variants", "deltas"}, ...],
   "sweep": [{"adapter", "delta", "metric", "value", "ci", "p_value", "p_holm"}, ...],
-  "across_seeds": {delta: {metric: {"n_seeds", "mean", "sd", "ci", "per_seed"}}}   (seed sets only).
+  "across_seeds": {delta: {metric: {"n_seeds", "mean", "sd", "ci", "per_seed"}}}   (seed sets only),
+and states Holm's result and the across-seed result as conclusion records ("holm", "across_seeds").
 """
 
 from __future__ import annotations
@@ -23,23 +24,8 @@ from lorafair.evaluation import run_info
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
 from lorafair.recipes import compare
-from lorafair.report import words
-from lorafair.report.build import ReportInput, build_report
+from lorafair.report.build import ReportInput, add_sweep_conclusions, build_report
 from lorafair.stats import multi_adapter as sweep_stats
-
-TEXT = {
-    "en": {
-        "member": "adapter {i} of {k} compared in one run over the same batches (top level: ../../report.json)",
-        "a_from_features": "A of each adapter = its own head applied to the head input captured in the one "
-        "frozen pass (float64)",
-        "restored": "base weights restored from a snapshot after each adapter's LoRA pass (bit-identical)",
-    },
-    "zh": {
-        "member": "同一次运行中比较的第 {i}/{k} 个适配器，批次相同（总报告：../../report.json）",
-        "a_from_features": "每个适配器的 A = 其分类头作用于唯一一次冻结前向中捕获的分类头输入（float64）",
-        "restored": "每个适配器的 LoRA 前向之后，从快照恢复基础权重（逐位相同）",
-    },
-}
 
 
 def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity=None) -> ReportInput:
@@ -53,7 +39,6 @@ def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity
         speed={v: r.speed for v, r in results.items() if r.speed is not None},
         data=run_info.data_info(plan.base, outcome.token_sha, outcome.token_seconds, outcome.truncated),
         environment=run_info.environment_info(plan.base),
-        names=compare.VARIANT_NAMES[cfg.lang],
         deltas=compare.DELTAS,
         passes=passes,
         notes=notes,
@@ -65,14 +50,15 @@ def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity
 
 def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
     """The report of one adapter of the sweep: B and A its own, A1 and R shared."""
-    run, text = outcome.runs[index], TEXT[cfg.lang]
+    run = outcome.runs[index]
     results = {**run.results, **outcome.shared.results}
     variants = [v for v in plan.base.variants if v in results]
-    notes = [text["member"].format(i=index + 1, k=len(outcome.runs)), *outcome.shared.notes, *run.outcome.notes]
+    member = {"kind": "sweep_member", "index": index + 1, "count": len(outcome.runs)}
+    notes = [member, *outcome.shared.notes, *run.outcome.notes]
     if "A" in results:
-        notes.append(text["a_from_features"])
+        notes.append({"kind": "sweep_a_from_features"})
     if "B" in results and len(outcome.runs) > 1:
-        notes.append(text["restored"])
+        notes.append({"kind": "sweep_base_restored"})
     inp = _report_input(
         run.plan.cfg,
         plan,
@@ -131,18 +117,17 @@ def build_sweep_report(cfg, plan, outcome) -> SweepResult:
         for name, adapter, summary, c in zip(plan.names, plan.adapters, plan.summaries, comparisons)
     ]
     report["sweep"] = sweep_stats.sweep_records(report["adapters"])
-    report["conclusion"] += words.holm_lines(report["sweep"], len(comparisons), cfg.lang, cfg.alpha)
     if sweep_stats.seed_set(plan.runs):
         report["across_seeds"] = _across_seeds(cfg, plan, comparisons)
-        report["conclusion"] += words.across_seed_lines(report["across_seeds"], cfg.lang)
     elif len(comparisons) > 1:
-        report["notes"].append(words.SWEEP_TEXT[cfg.lang]["no_seed_set"])
+        report["notes"].append({"kind": "no_seed_set"})
+    add_sweep_conclusions(report, len(comparisons), cfg.alpha)  # Holm and across-seed records, then the English
     logits = [{v: r.logits for v, r in run.results.items()} for run in outcome.runs]
     return SweepResult(report, inp.probs, np.asarray(plan.base.y), comparisons, logits)
 
 
 def _named(run) -> list[dict]:
-    return [{**p, "what": f"{p['what']} [{run.name}]", "adapter": run.name} for p in run.outcome.passes]
+    return [{**p, "adapter": run.name} for p in run.outcome.passes]
 
 
 # -------------------------------------------------------------------------------------------- reports

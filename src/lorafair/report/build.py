@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS, HEADLINE_METRICS
-from lorafair.report import words as report_text
-from lorafair.stats import metrics, power
+from lorafair.report import words
+from lorafair.stats import metrics, multi_adapter, power, verdicts
 from lorafair.stats import paired as stats
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: statements are records with a "kind" (report/words words them)
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
 SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05
@@ -81,10 +81,10 @@ class ReportInput:
     speed: dict  # variant id -> speed block (timed variants only)
     data: dict  # the report's "data" section
     environment: dict
-    names: dict  # variant id -> display name in the run's language
     deltas: tuple  # (new, reference) pairs, e.g. (("B", "A"), ...)
-    passes: list = field(default_factory=list)  # forward passes run, for the report's "forward_passes"
-    notes: list = field(default_factory=list)
+    names: dict | None = None  # variant id -> display name (None: the standard names in the run's language)
+    passes: list = field(default_factory=list)  # forward-pass records, for the report's "forward_passes"
+    notes: list = field(default_factory=list)  # note records (report.words words them)
     head_name: str | None = None
     head: dict | None = None  # {"modules", "tensors", "sha256", "features"} (see run_info.head_section)
     fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
@@ -92,16 +92,41 @@ class ReportInput:
 
 
 def build_report(inp: ReportInput) -> dict:
-    cfg, variants, y, probs = inp.cfg, inp.variants, inp.y, inp.probs
+    """The report dict of one comparison: metrics and CIs per variant, paired deltas, statements as records."""
+    cfg = inp.cfg
     data = {**inp.data, **positive_label_fields(cfg.pos_label, inp.data["labels"])}
-    num_labels = len(data["labels"])
-    pos_label = data["positive_label_id"]  # None for multi-class (macro averages)
+    blocks, delta_blocks = _variant_and_delta_blocks(inp, data)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "config": dict(vars(cfg)),
+        "environment": inp.environment,
+        "data": data,
+        "head": _head_section(inp),
+        "variants": blocks,
+        "deltas": delta_blocks,
+        "forward_passes": inp.passes,
+        "notes": list(inp.notes),  # dropped/truncated rows are worded from report["data"]
+    }
+    if inp.fidelity is not None:
+        report["fidelity"] = inp.fidelity
+    power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
+    if inp.task_checks is not None:  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
+        report["task_checks"] = list(inp.task_checks)
+    add_conclusions(report, cfg.alpha)
+    return report
+
+
+def _variant_and_delta_blocks(inp: ReportInput, data: dict) -> tuple[dict, dict]:
+    """report["variants"] and report["deltas"], with the paired bootstrap's CIs where it ran."""
+    cfg, y, probs = inp.cfg, inp.y, inp.probs
+    names = inp.names or words.variant_names(cfg.lang)
+    num_labels, pos_label = len(data["labels"]), data["positive_label_id"]  # None for multi-class (macro)
     metric_pos = pos_label if pos_label is not None else 1  # unused by the metrics when K > 2
     blocks = {
         v: _variant_block(
-            inp.names[v], y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos, num_labels, data["labels"]
+            names.get(v, v), y, probs[v], inp.heads.get(v), inp.speed.get(v), metric_pos, num_labels, data["labels"]
         )
-        for v in variants
+        for v in inp.variants
     }
     pairs = [p for p in inp.deltas if p[0] in blocks and p[1] in blocks]
     delta_blocks = {
@@ -111,45 +136,32 @@ def build_report(inp: ReportInput) -> dict:
         for a, b in pairs
     }
     if cfg.bootstrap > 0:
-        boot = stats.paired_bootstrap(
-            y,
-            {v: probs[v] for v in variants},
-            pairs,
-            n_resamples=cfg.bootstrap,
-            seed=cfg.seed,
-            alpha=cfg.alpha,
-            pos_label=metric_pos,
-        )
-        for v in variants:
-            for m, ci in boot["variants"][v].items():
-                if blocks[v]["metrics"][m]["value"] is not None:
-                    blocks[v]["metrics"][m]["ci"] = ci
-        for key, per_metric in boot["deltas"].items():
-            for m, ci in per_metric.items():
-                if delta_blocks[key][m]["value"] is not None:
-                    delta_blocks[key][m]["ci"] = ci
-    heads = inp.heads
+        _add_bootstrap_cis(inp, blocks, delta_blocks, pairs, metric_pos)
+    return blocks, delta_blocks
+
+
+def _add_bootstrap_cis(inp: ReportInput, blocks: dict, delta_blocks: dict, pairs: list, pos_label: int) -> None:
+    """One paired resample matrix for every metric of every variant and delta; CIs of defined values only."""
+    cfg = inp.cfg
+    probs = {v: inp.probs[v] for v in inp.variants}
+    boot = stats.paired_bootstrap(
+        inp.y, probs, pairs, n_resamples=cfg.bootstrap, seed=cfg.seed, alpha=cfg.alpha, pos_label=pos_label
+    )
+    for v in inp.variants:
+        for m, ci in boot["variants"][v].items():
+            if blocks[v]["metrics"][m]["value"] is not None:
+                blocks[v]["metrics"][m]["ci"] = ci
+    for key, per_metric in boot["deltas"].items():
+        for m, ci in per_metric.items():
+            if delta_blocks[key][m]["value"] is not None:
+                delta_blocks[key][m]["ci"] = ci
+
+
+def _head_section(inp: ReportInput) -> dict:
     head = dict(inp.head or {"modules": [inp.head_name] if inp.head_name else []})
     head.setdefault("module", " + ".join(head.get("modules", [])))  # one string, for older renderers
-    head["A_equals_B"] = heads.get("A") is not None and heads.get("A") == heads.get("B")
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "config": dict(vars(cfg)),
-        "environment": inp.environment,
-        "data": data,
-        "head": head,
-        "variants": blocks,
-        "deltas": delta_blocks,
-        "forward_passes": inp.passes,
-        "notes": list(inp.notes),  # dropped/truncated rows are rendered from report["data"]
-    }
-    if inp.fidelity is not None:
-        report["fidelity"] = inp.fidelity
-    power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
-    if inp.task_checks is not None:  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
-        report["task_checks"] = list(inp.task_checks)
-    add_conclusions(report, cfg.alpha)
-    return report
+    head["A_equals_B"] = inp.heads.get("A") is not None and inp.heads.get("A") == inp.heads.get("B")
+    return head
 
 
 def positive_label_fields(pos_label, label_names) -> dict:
@@ -163,44 +175,41 @@ def positive_label_fields(pos_label, label_names) -> dict:
 
 
 def add_conclusions(report: dict, alpha: float) -> None:
-    """Structured conclusion and check records (renderers word them in any language), with English
-    sentences beside them for scripts that read report.json."""
+    """The verdict of every delta, the conclusion and check records, and their English for scripts."""
     for per_metric in report["deltas"].values():
         for entry in per_metric.values():
-            entry["verdict"] = verdict(entry, alpha)
+            entry["verdict"] = verdicts.verdict(entry, alpha)
     report["conclusion_records"] = conclusion_records(report, alpha)
-    report["conclusion"] = report_text.conclusion_lines(report, "en")
     report["check_records"] = check_records(report)
-    report["checks"] = [report_text.check_sentence(r, "en") for r in report["check_records"]]
+    word_for_scripts(report)
 
 
-def is_significant(entry: dict, alpha: float) -> bool:
-    """CI excludes 0, and the paired test (if any) agrees."""
-    ci = entry.get("ci")
-    if entry.get("value") is None or not ci or ci[0] is None:
-        return False
-    excludes_zero = ci[0] > 0 or ci[1] < 0
-    p = entry.get("p_value")
-    return excludes_zero and (p is None or p < alpha)
+def add_sweep_conclusions(report: dict, n_adapters: int, alpha: float) -> None:
+    """A sweep's statements: Holm across its adapters and, for a seed set, the across-seed result per delta."""
+    report["conclusion_records"] += multi_adapter.holm_records(report["sweep"], n_adapters, alpha)
+    report["conclusion_records"] += multi_adapter.across_seed_records(report.get("across_seeds") or {})
+    word_for_scripts(report)
 
 
-def verdict(entry: dict, alpha: float) -> str:
-    """improved / decreased (CI excludes 0 and the paired test agrees), no_difference, or undefined."""
-    if entry.get("value") is None:
-        return "undefined"
-    if not is_significant(entry, alpha):
-        return "no_difference"
-    return "improved" if entry["value"] > 0 else "decreased"
+def word_for_scripts(report: dict) -> None:
+    """report["conclusion"] and report["checks"]: the English of the records, made here and nowhere else, after
+    the last record is added, so that the sentences a script reads can never disagree with the records."""
+    report["conclusion"] = words.conclusion_lines(report, "en")
+    report["checks"] = words.check_lines(report, "en")
 
 
 def conclusion_records(report: dict, alpha: float) -> list[dict]:
-    """One record per delta and headline metric: the numbers a conclusion sentence is built from."""
+    """The proof that A and B run one head, one delta record per delta and headline metric (the numbers a
+    conclusion sentence is built from), then the deltas too small a sample cannot settle (report["power"])."""
     records = []
+    if report["head"].get("A_equals_B"):
+        records.append({"kind": "same_head", "sha256": report["variants"]["A"]["head_sha256"]})
     for key, per_metric in report["deltas"].items():
         for metric in HEADLINE_METRICS:
             entry = per_metric[metric]
             records.append(
                 {
+                    "kind": "delta",
                     "delta": key,
                     "metric": metric,
                     "value": entry["value"],
@@ -208,11 +217,11 @@ def conclusion_records(report: dict, alpha: float) -> list[dict]:
                     "p_value": entry.get("p_value"),
                     "test": entry.get("test"),
                     "alpha": alpha,
-                    "verdict": verdict(entry, alpha),
+                    "verdict": verdicts.verdict(entry, alpha),
                     "reason": entry.get("reason"),
                 }
             )
-    return records
+    return records + [dict(r) for r in report.get("power") or []]
 
 
 def check_records(report: dict) -> list[dict]:
@@ -222,19 +231,19 @@ def check_records(report: dict) -> list[dict]:
     for metric, (lo, hi) in SEED_RANGES.items():
         entry = report["deltas"].get("B-A", {}).get(metric)
         if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
-            checks.append({"check": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
+            checks.append({"kind": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
     qps = [report["variants"].get(v, {}).get("speed", {}).get("qps") for v in ADAPTER_HEAD_VARIANTS]
     if all(qps):
         diff = qps[1] / qps[0] - 1
         report.setdefault("speed_difference", diff)
         if abs(diff) > SPEED_TOLERANCE:
-            checks.append({"check": "speed", "value": diff, "tolerance": SPEED_TOLERANCE})
+            checks.append({"kind": "speed", "value": diff, "tolerance": SPEED_TOLERANCE})
     fid = report.get("fidelity") or {}
     checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
     if checked and flips / checked > FLIP_TOLERANCE:  # B is timed merged: it must predict like the trained model
         checks.append(
             {
-                "check": "fidelity",
+                "kind": "fidelity",
                 "flips": flips,
                 "checked": checked,
                 "tolerance": FLIP_TOLERANCE,
@@ -244,7 +253,7 @@ def check_records(report: dict) -> list[dict]:
         )
     absent = absent_labels(report["data"])
     if absent:  # scores that say nothing about a class the head predicts, with or without lorafair_run.json
-        checks.append({"check": "absent_labels", "labels": absent, "n_labels": len(report["data"]["labels"])})
+        checks.append({"kind": "absent_labels", "labels": absent, "n_labels": len(report["data"]["labels"])})
     return checks + list(report.get("task_checks") or [])
 
 

@@ -2,7 +2,8 @@
 
 Formats report["adapters"], report["sweep"] and report["across_seeds"] only (nothing is computed here).
 Tables are built once as (headers, rows) and formatted per medium: `sections` gives the console/Markdown
-(heading, body) pairs that `report.sections` appends, `html` the block `report_html` inserts.
+sections that `render.sections` appends, `html` the block `html.py` inserts. Headings come from report/words;
+the statements about the sweep (Holm, across seeds) are conclusion records, worded with the conclusion.
 """
 
 from __future__ import annotations
@@ -11,50 +12,15 @@ import base64
 import io
 import math
 
+from lorafair.report import words
 from lorafair.report.tables import Section, Table, esc
 
-HEADINGS = {
-    "en": {
-        "sweep": "Sweep: every adapter",
-        "seeds": "Across seeds",
-        "adapter": "Adapter",
-        "delta": "Delta",
-        "metric": "Metric",
-        "n_seeds": "Seeds",
-        "mean": "Mean",
-        "sd": "SD",
-        "ci": "95% CI",
-        "per_seed": "Per seed",
-        "plot": "Accuracy deltas against the adapters' {x}",
-    },
-    "zh": {
-        "sweep": "扫描：各适配器",
-        "seeds": "跨种子",
-        "adapter": "适配器",
-        "delta": "差值",
-        "metric": "指标",
-        "n_seeds": "种子数",
-        "mean": "均值",
-        "sd": "标准差",
-        "ci": "95% 置信区间",
-        "per_seed": "各种子",
-        "plot": "准确率差值与适配器 {x} 的关系",
-    },
-}
 X_AXES = ("r", "steps", "seed")  # the first of these that varies across the adapters is the plot's x-axis
 DELTA_COLOURS = {"B-A": "#d62728", "B-A1": "#2ca02c", "A1-A": "#1f77b4"}
 
 
 def _pp(value) -> str:
-    return "n/a" if value is None else f"{value * 100:+.2f}"
-
-
-def _ci_pp(ci) -> str:
-    return "-" if not ci or ci[0] is None else f"[{ci[0] * 100:+.2f}, {ci[1] * 100:+.2f}]"
-
-
-def _p(value) -> str:
-    return "-" if value is None else f"{value:.3g}"
+    return words.fmt_pp(value, unit=False)
 
 
 def _record(report: dict, adapter: str, delta: str, metric: str = "accuracy") -> dict:
@@ -70,11 +36,11 @@ def _record(report: dict, adapter: str, delta: str, metric: str = "accuracy") ->
 
 def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[list[str]]]:
     """One row per adapter: its r / steps / seed, accuracy of B and A, each accuracy delta (pp) with p_holm."""
-    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    h = words.table(words.lang_of(report, lang), "sweep")
     adapters = report.get("adapters") or []
     deltas = list(dict.fromkeys(r["delta"] for r in report.get("sweep", [])))
-    headers = [h["adapter"], "r", "steps", "seed", "B acc", "A acc"]
-    headers += [c for d in deltas for c in (f"{d} acc (pp)", h["ci"], "p", "p_holm")]
+    headers = [h["adapter"], "r", "steps", "seed", h["accuracy"].format(v="B"), h["accuracy"].format(v="A")]
+    headers += [c for d in deltas for c in (h["delta_accuracy"].format(d=d), h["ci"], "p", "p_holm")]
     rows = []
     for entry in adapters:
         cfg, variants = entry["config"], entry["variants"]
@@ -86,7 +52,12 @@ def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[
         ]
         for d in deltas:
             rec = _record(report, entry["name"], d)
-            row += [_pp(rec.get("value")), _ci_pp(rec.get("ci")), _p(rec.get("p_value")), _p(rec.get("p_holm"))]
+            row += [
+                _pp(rec.get("value")),
+                words.fmt_pp_ci(rec.get("ci")),
+                words.fmt_g(rec.get("p_value")),
+                words.fmt_g(rec.get("p_holm")),
+            ]
         rows.append(row)
     return headers, rows
 
@@ -94,7 +65,9 @@ def sweep_table(report: dict, lang: str | None = None) -> tuple[list[str], list[
 def seeds_table(
     report: dict, metrics=("accuracy", "f1", "auc_roc"), lang: str | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    """One row per delta and metric of report["across_seeds"]: seeds, mean, sd, CI and each seed's delta (pp)."""
+    lang = words.lang_of(report, lang)
+    h = words.table(lang, "sweep")
     headers = [
         h["delta"],
         h["metric"],
@@ -109,15 +82,15 @@ def seeds_table(
         for metric in metrics:
             s = per_metric.get(metric)
             if s:
-                sd = "-" if s["sd"] is None else f"{s['sd'] * 100:.2f}"
+                sd = "-" if s["sd"] is None else words.fmt_pp(s["sd"], signed=False, unit=False)
                 rows.append(
                     [
                         key,
-                        metric,
+                        words.metric_label(metric, lang),
                         str(s["n_seeds"]),
                         _pp(s["mean"]),
                         sd,
-                        _ci_pp(s["ci"]),
+                        words.fmt_pp_ci(s["ci"]),
                         " ".join(_pp(v) for v in s["per_seed"]),
                     ]
                 )
@@ -125,10 +98,10 @@ def seeds_table(
 
 
 def sections(report: dict, lang: str | None = None) -> list:
-    """report_render Sections of the sweep table (and the across-seed table); [] for a single adapter."""
+    """`tables.Section`s of the sweep table (and the across-seed table); [] for a single adapter."""
     if not report.get("adapters"):
         return []
-    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    h = words.table(words.lang_of(report, lang), "sweep")
     out = [Section("sweep", h["sweep"], tables=[Table(*sweep_table(report, lang))])]
     if report.get("across_seeds"):
         out.append(Section("seeds", h["seeds"], tables=[Table(*seeds_table(report, lang=lang))]))
@@ -145,7 +118,7 @@ def html(report: dict, lang: str | None = None) -> str:
     """The sweep tables and the delta plot as an HTML block; "" for a single-adapter report."""
     if not report.get("adapters"):
         return ""
-    h = HEADINGS[lang or report["config"].get("lang", "en")]
+    h = words.table(words.lang_of(report, lang), "sweep")
     parts = [f"<h2>{esc(h['sweep'])}</h2>", _html_table(*sweep_table(report, lang))]
     png, axis = delta_plot_png(report)
     if png is not None:

@@ -1,6 +1,6 @@
 """Writers: report.json, report.md, report.html and predictions.csv, written into one output folder.
 
-The renderers live in `report_render` (console, Markdown) and `report_html`; nothing is computed
+The renderers live in `render` (console, Markdown) and `html`; nothing is computed
 here. Files are written into a temporary folder beside the output and renamed into place, so a
 failed run leaves nothing half-written; a write that fails (a full disk) is one line for the user, and a
 previous output stays as it was.

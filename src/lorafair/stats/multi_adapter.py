@@ -146,3 +146,59 @@ def _summary(values: np.ndarray, draws, alpha: float) -> dict:
         "ci": stats._percentile_ci(draws, alpha) if draws is not None and finite.size == n_seeds else None,
         "per_seed": [None if np.isnan(v) else float(v) for v in values],
     }
+
+
+# ------------------------------------------------------------------------------ statements as records
+HOLM_METRICS = ("accuracy",)  # the conclusion states Holm's result for these (report["sweep"] holds every metric)
+SEED_METRICS = ("accuracy", "f1", "auc_roc")  # ... and the across-seed result for these
+
+
+def holm_records(records: list[dict], n_adapters: int, alpha: float, metrics=HOLM_METRICS) -> list[dict]:
+    """One conclusion record per delta and metric: the adapters still significant after the Holm adjustment."""
+    out = []
+    for key in dict.fromkeys(r["delta"] for r in records):
+        for metric in metrics:
+            rows = [r for r in records if r["delta"] == key and r["metric"] == metric and r["p_holm"] is not None]
+            if rows:
+                hits = [r["adapter"] for r in rows if r["p_holm"] < alpha]
+                out.append(
+                    {
+                        "kind": "holm",
+                        "delta": key,
+                        "metric": metric,
+                        "n_adapters": n_adapters,
+                        "alpha": alpha,
+                        "significant": hits,
+                    }
+                )
+    return out
+
+
+def seed_verdict(summary: dict) -> str:
+    """robust (the two-level CI excludes 0), not_robust, or variance_unknown (fewer than 3 seeds, no CI)."""
+    ci = summary.get("ci")
+    if summary["n_seeds"] < MIN_SEEDS_FOR_VARIANCE or not ci or ci[0] is None:
+        return "variance_unknown"
+    return "robust" if ci[0] > 0 or ci[1] < 0 else "not_robust"
+
+
+def across_seed_records(across: dict, metrics=SEED_METRICS) -> list[dict]:
+    """One conclusion record per delta and metric of `across_seeds` output: mean, sd, CI and the verdict."""
+    out = []
+    for key, per_metric in across.items():
+        for metric in metrics:
+            s = per_metric.get(metric)
+            if s and s["mean"] is not None:
+                out.append(
+                    {
+                        "kind": "across_seeds",
+                        "delta": key,
+                        "metric": metric,
+                        "n_seeds": s["n_seeds"],
+                        "mean": s["mean"],
+                        "sd": s["sd"],
+                        "ci": s["ci"],
+                        "verdict": seed_verdict(s),
+                    }
+                )
+    return out

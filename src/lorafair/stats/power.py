@@ -97,7 +97,7 @@ def power_fields(discordant: list, n: int, alpha: float) -> dict:
         "power": POWER,
     }
     if fields["mde"] is None:
-        fields["mde_reason"] = f"{sum(discordant)} discordant pairs: no difference is detectable at {POWER:.0%} power"
+        fields["mde_reason"] = "too_few_discordant"  # no difference is detectable at this power with so few
     return fields
 
 
@@ -110,23 +110,6 @@ def annotate_deltas(delta_blocks: dict, n: int, alpha: float) -> None:
 
 
 # ------------------------------------------------------------------------------------ underpowered runs
-TEXT = {
-    "en": {
-        "under": "{d} accuracy: the comparison is underpowered: the CI includes 0 and the smallest difference "
-        "detectable at 80% power is {mde} (> |delta| = {v}); {need}",
-        "grow": "detecting {v} would need about {n} examples (--num-samples x{k:.1f}){avail}; 3 pp needs {n3}.",
-        "grow3": "detecting 3 pp would need about {n3} examples (--num-samples x{k:.1f}){avail}.",
-        "avail": ", more than the {m} the data holds",
-    },
-    "zh": {
-        "under": "{d} 准确率：统计功效不足：置信区间包含 0，且 80% 功效下可检测的最小差异为 {mde}（> |差值| = {v}）；{need}",
-        "grow": "要检测 {v} 约需 {n} 个样本（--num-samples ×{k:.1f}）{avail}；检测 3 pp 需 {n3} 个。",
-        "grow3": "要检测 3 pp 约需 {n3} 个样本（--num-samples ×{k:.1f}）{avail}。",
-        "avail": "，超过数据中的 {m} 个",
-    },
-}
-
-
 def _ci_includes_zero(entry: dict, alpha: float) -> bool:
     ci = entry.get("ci")
     if ci and ci[0] is not None:
@@ -148,6 +131,7 @@ def underpowered_records(report: dict, alpha: float) -> list[dict]:
         target = needed or entry["n_for_3pp"]
         records.append(
             {
+                "kind": "underpowered",
                 "delta": key,
                 "metric": "accuracy",
                 "value": entry["value"],
@@ -163,34 +147,8 @@ def underpowered_records(report: dict, alpha: float) -> list[dict]:
     return records
 
 
-def _pp(value) -> str:
-    return "n/a" if value is None else f"{abs(value) * 100:.2f} pp"
-
-
-def underpowered_lines(records: list[dict], lang: str) -> list[str]:
-    text, lines = TEXT[lang], []
-    for r in records:
-        avail = text["avail"].format(m=r["n_available"]) if r["exceeds_data"] else ""
-        if r["n_needed"]:
-            need = text["grow"].format(
-                v=_pp(r["value"]), n=r["n_needed"], k=r["growth"], avail=avail, n3=r["n_for_3pp"]
-            )
-        else:
-            need = text["grow3"].format(n3=r["n_for_3pp"], k=r["growth"], avail=avail)
-        lines.append(
-            text["under"].format(d=r["delta"], mde=_pp(r["mde"]) if r["mde"] else "n/a", v=_pp(r["value"]), need=need)
-        )
-    return lines
-
-
 def annotate_report(report: dict, alpha: float) -> None:
     """ "mde" / "n_for_3pp" on every paired accuracy delta, and report["power"]: the underpowered records
-    (renderers word them in any language with `underpowered_lines`)."""
+    (report.words words them in either language)."""
     annotate_deltas(report["deltas"], report["data"]["n"], alpha)
     report["power"] = underpowered_records(report, alpha)
-
-
-def add_power(report: dict, alpha: float, lang: str) -> None:
-    """`annotate_report`, with the sentences in `lang` appended to report["checks"] (for a report built elsewhere)."""
-    annotate_report(report, alpha)
-    report.setdefault("checks", []).extend(underpowered_lines(report["power"], lang))

@@ -110,7 +110,7 @@ def module_record(
     """The `analysis.weights` record of one module; `weight` in its stored layout (Conv1D: in x out).
 
     Intruders need the left singular vectors of W and W + ΔW; where the module's smaller side exceeds
-    `max_dim` they are not computed (None, with `intruders_skipped` saying why), never approximated.
+    `max_dim` they are not computed (None, with `intruders_skipped`: {"smaller_side", "max_dim"}), never approximated.
     """
     stored = np.asarray(weight, dtype=np.float64)
     delta = delta_weight(lora_a, lora_b, scaling, fan_in_fan_out)
@@ -132,7 +132,7 @@ def module_record(
         "intruders": None,
     }
     if max_dim is not None and min(w.shape) > max_dim:
-        record["intruders_skipped"] = f"smaller side {min(w.shape)} > analysis max dim {max_dim}"
+        record["intruders_skipped"] = {"smaller_side": int(min(w.shape)), "max_dim": int(max_dim)}
     elif delta_norm == 0:
         record["intruders"] = 0  # W + ΔW is W: its singular vectors are W's own
     else:

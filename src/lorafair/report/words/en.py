@@ -1,0 +1,297 @@
+"""Every English word of the report: names, sentences worded from report.json's records, headings.
+
+`zh.py` holds the same keys with the same {placeholders} (tests/report/test_words.py checks it); the
+functions in `words/` pick a table by language and fill it from a record. Nothing else in lorafair
+holds report text.
+"""
+
+WORDS = {
+    "variants": {
+        "B": "LoRA model",
+        "A": "Frozen base + LoRA head",
+        "A1": "Frozen base + linear probe",
+        "R": "Base + random head",
+    },
+    "metrics": {
+        "accuracy": "accuracy",
+        "f1": "F1",
+        "precision": "precision",
+        "recall": "recall",
+        "auc_roc": "AUC-ROC",
+        "log_loss": "log loss",
+        "brier": "Brier score",
+        "ece": "ECE",
+    },
+    "deltas": {
+        "B-A": "LoRA vs frozen base with the same head",
+        "B-A1": "LoRA vs the best frozen head, a linear probe",
+        "A1-A": "Linear probe vs LoRA head on frozen features",
+    },
+    "tests": {"mcnemar": "McNemar", "delong": "DeLong", "bootstrap": "paired bootstrap"},
+    # report["conclusion_records"], one sentence per record kind (delta: one per verdict)
+    "conclusions": {
+        "separator": ": ",
+        "same_head": "A and B use the same head: SHA-256 {h}.",
+        "improved": "{m} improved by {v} ({level} CI [{lo}, {hi}] pp{p}).",
+        "decreased": "{m} decreased by {v} ({level} CI [{lo}, {hi}] pp{p}).",
+        "no_difference": "no significant difference in {m} ({v}, {level} CI [{lo}, {hi}] pp{p}).",
+        "undefined": "{m} difference undefined ({why}).",
+        "positive": "{m} (positive: {label})",
+        "positive_class": "Positive class: {label}.",
+        "underpowered": "{d} accuracy: the comparison is underpowered: the CI includes 0 and the smallest difference "
+        "detectable at 80% power is {mde} (> |delta| = {v}); {need}",
+        "grow": "detecting {v} would need about {n} examples (--num-samples x{k:.1f}){avail}; 3 pp needs {n3}.",
+        "grow3": "detecting 3 pp would need about {n3} examples (--num-samples x{k:.1f}){avail}.",
+        "avail": ", more than the {m} the data holds",
+        "holm": "{d} {m}: significant after Holm-Bonferroni across {k} adapters for {s} of them{names}.",
+        "robust": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): robust across seeds.",
+        "not_robust": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): not robust across seeds "
+        "(the CI includes 0).",
+        "variance_unknown": "Across {k} seeds, {d} {m}: mean {v}; with fewer than 3 seeds the seed variance is unknown.",
+    },
+    # report["check_records"]
+    "checks": {
+        "seed_range": "B - A {m} gain {v} is outside the usual {lo}-{hi} pp: check the training parameters, "
+        "LoRA rank/alpha, or train more epochs.",
+        "speed": "QPS of B and A differ by {v}: after merging, both do the same FLOPs, so this is measurement "
+        "noise or load.",
+        "fidelity": "Merged B predicts differently from the unmerged LoRA model on {f} of {n} checked examples (max "
+        "|logit difference| {d:.3g}, merged in {dtype}): B's timing is of a model that is not quite the "
+        "trained one.",
+        "absent_labels": "The evaluation sample holds no example of {labels} ({k} of the head's {n} labels): "
+        "the scores say nothing about how well the model recognises {them}.",
+        "it": "it",
+        "them": "them",
+        "unrecorded": "The adapter records no training data (no {file}): lorafair cannot confirm that {data} is "
+        "the task it was trained for.",
+        "training_rows": "The evaluation data {data} is the adapter's training data: its scores include rows it "
+        "was trained on.",
+        "other_task": "The evaluation data {data} is not the adapter's recorded task (trained on {train}{eval}): "
+        "the scores say little about what it learnt.",
+        "recorded_eval": ", evaluated on {spec}",
+        "labels": "The evaluation labels ({data}) differ from the labels the adapter was trained on ({train}).",
+        "absent": "The evaluation sample holds no example of {labels}, a label the adapter was trained on.",
+    },
+    # report["notes"], and the notes a renderer words from report["data"], ["head"] and ["fidelity"]
+    "notes": {
+        "dropped": "{n} rows dropped while loading the data (empty text or label)",
+        "truncated": "{n} examples ({share}) truncated to --max-length {m} tokens",
+        "modules": "head modules: {m}",
+        "features": "features: {f}",
+        "fidelity": "merged vs unmerged LoRA ({dtype}, {n} examples): max |logit difference| {d:.3g}, "
+        "{flips} prediction flips",
+        "pass": "forward pass: {what} ({n} examples)",
+        "probe_data": "A1 probe data: {origin} ({source}, {examples} examples)",
+        "probe_option": "--probe-data",
+        "probe_recorded": "the adapter's recorded training data",
+        "probe_training_rows": "A1 probe data: probe trained on the adapter's {examples} training examples ({source})",
+        "probe_training_part": "A1 probe data: probe trained on {examples} of the adapter's {trained} training examples "
+        "({source}; --probe-samples or the evaluation sample left the others out)",
+        "probe_eval_rest": "A1 probe data: {examples} examples of {data} kept disjoint from the evaluation sample",
+        "probe_skipped": "A1 probe data: too little data beside the evaluation sample (need 2 per class): A1 skipped "
+        "(pass --probe-data or a smaller --num-samples)",
+        "probe_fit": "A1 regularisation C = {C:.4g} (cross-validated accuracy {cv_accuracy:.3f})",
+        "trunk_shared": "B's pass: layers 0-{last} of {total} shared with the frozen pass ({why})",
+        "trunk_none": "B's pass: no layers shared: {why}",
+        "trunk_cached": "B's pass: no layers shared: the frozen pass came from the feature cache without the "
+        "recorded output of layer {layer}, so B ran every layer",
+        "trunk_too_large": "shared trunk off: its recorded output would take {gib:.1f} GiB",
+        "cache_off": "feature cache off: the feature cache folder '{folder}' (from {variable}) is not usable: "
+        "{error}; the frozen passes ran without it",
+        "cache_write_failed": "feature cache: an entry could not be written to '{folder}' ({error}); this run is "
+        "complete, a later one runs the frozen pass again",
+        "sweep_member": "adapter {index} of {count} compared in one run over the same batches (top level: ../../report.json)",
+        "sweep_a_from_features": "A of each adapter = its own head applied to the head input captured in the one "
+        "frozen pass (float64)",
+        "sweep_base_restored": "base weights restored from a snapshot after each adapter's LoRA pass (bit-identical)",
+        "no_seed_set": "No across-seed summary: the adapters are not seed runs of one training configuration.",
+    },
+    # why B shares this many layers with the frozen pass (models/trunk.py's reason codes)
+    "trunk_reasons": {
+        "off": "--no-shared-trunk",
+        "no_layers": "the model's transformer layers were not found",
+        "outside": "the adapter changes {detail}, outside the transformer layers",
+        "layer_0": "the adapter changes layer 0",
+        "lowest": "the adapter's lowest LoRA module is in layer {shared}",
+        "too_large": "too large to keep in memory",
+    },
+    # report["forward_passes"]
+    "passes": {
+        "frozen_eval": "frozen base, evaluation set (serves A, A1, R)",
+        "frozen_probe": "frozen base, probe-training set (A1 only)",
+        "lora_unmerged": "LoRA unmerged model, merge-fidelity check (B)",
+        "lora_eval": "LoRA merged model, evaluation set (B)",
+        "shared": ": layers {first}-{last} only, 0-{k} taken from the frozen pass (shared trunk)",
+        "cached": " (cached: features of an earlier run on the same base and token ids; not run again)",
+        "adapter": " [{adapter}]",
+    },
+    # report["head"]["features"]: what A1 and R are given
+    "features": {
+        "last_non_pad": "last non-pad token of the last hidden state (input of {module})",
+        "first": "first token (<s>/[CLS]) of the last hidden state (input of {module}, which pools it there)",
+        "vector": "{what} (input of {module})",
+        "the_head": "the head",
+        "other_model": "the vector {model_class} pools for its head",
+        "bert": "BERT's pooler output (tanh dense layer on [CLS])",
+        "distilbert": "the first token ([CLS]) of the last hidden state",
+        "deberta-v2": "DeBERTa's ContextPooler output (dense layer + activation on [CLS])",
+        "modernbert": "ModernBERT's prediction head on the {pooling}-pooled last hidden state",
+    },
+    # console and Markdown
+    "headings": {
+        "summary": "Summary",
+        "model": "Model",
+        "analysis": "Gain analysis",
+        "metric": "Metric",
+        "reference": "Reference",
+        "abs": "Abs. gain",
+        "rel": "Rel. gain",
+        "ci": "CI",
+        "p": "p (test)",
+        "conclusion": "Conclusion",
+        "speed": "Speed comparison",
+        "qps": "QPS",
+        "tps": "tokens/s",
+        "p50": "p50 ms",
+        "p95": "p95 ms",
+        "time": "time",
+        "memory": "peak memory",
+        "speed_diff": "Speed difference (B vs A)",
+        "checks": "Checks",
+        "notes": "Notes",
+        "title": "lorafair report",
+        "setup": "Setup",
+        "data": "data",
+        "token_hash": "token ids SHA-256",
+        "head_of": "head of {v}",
+        "n": "n",
+        "labels": "labels",
+        "positive": "positive class",
+        "gain_title": "{analysis}: {new} vs {ref} ({key})",
+    },
+    # the HTML page
+    "page": {
+        "title": "lorafair report: LoRA model vs frozen base",
+        "answer": "What LoRA did",
+        "lede": "{n} evaluation examples of {source}; {level} CIs from the paired bootstrap. Green or red: "
+        "the CI excludes 0 and the paired test agrees (alpha = {alpha}); grey: no significant difference.",
+        "sentence_end": ".",
+        "same_head": "A and B share one head (SHA-256 {h}…)",
+        "head_differs": "A and B do NOT share the head: the comparison is not fair",
+        "holm": "Across adapters (Holm-Bonferroni)",
+        "across_seeds": "Across seeds",
+        "underpowered": "Power",
+        "forest": "Headline deltas with {level} CIs (percentage points)",
+        "metrics": "Metrics per variant",
+        "gains": "Deltas, every metric",
+        "plots": "Plots",
+        "roc": "ROC curves",
+        "confusion": "Confusion matrices",
+        "reliability": "Reliability diagram (calibration)",
+        "not_available": "not available in this report",
+        "setup": "Setup: data, heads, forward passes, environment",
+        "config": "Configuration",
+        "data": "Data",
+        "heads": "Heads",
+        "environment": "Environment",
+        "passes": "Forward passes",
+        "notes": "Notes",
+        "fidelity": "Fidelity (merged vs unmerged B)",
+        "source": "source",
+        "n": "examples",
+        "n_available": "examples available",
+        "labels": "labels",
+        "positive": "positive class",
+        "label_counts": "examples per label",
+        "token_hash": "token ids SHA-256",
+        "tokenize": "tokenisation time",
+        "dropped": "rows dropped",
+        "truncated": "examples truncated",
+        "module": "head module",
+        "modules": "head modules",
+        "features": "features",
+        "equal": "A and B share the head",
+        "yes": "yes",
+        "no": "NO",
+        "head_of": "head SHA-256 of {v}",
+        "total_time": "total time",
+        "fid_diff": "max |logit difference|",
+        "fid_flips": "prediction flips",
+        "fid_n": "examples checked",
+        "fid_dtype": "merge dtype",
+        "env_peak_rss_bytes": "peak memory (RSS)",
+        "env_world_size": "processes",
+        "footer": "Rendered from report.json (schema version {schema}) by lorafair {version}.",
+    },
+    # report["analysis"]: where LoRA changed the features
+    "analysis": {
+        "heading": "Where LoRA changed the features",
+        "first_changed": "First layer with CKA(A, B) < {t}: layer {layer} (0 = embeddings, {last} = last; "
+        "CKA {cka:.4f}, cosine {cos:.4f}).",
+        "never_changed": "CKA(A, B) >= {t} at every layer: LoRA left the pooled features nearly unchanged.",
+        "gain": "Largest B - A probe-accuracy gain: layer {layer} ({gain} pp: A {a:.3f} -> B {b:.3f}).",
+        "no_probe": "Per-layer probes: not fitted.",
+        "top": "Top modules by ||dW||/||W||: {modules}.",
+        "no_weights": "Weights: no adapted module analysed.",
+        "intruders": "Intruder dimensions (top-10 directions of W + dW new to W): {total} in {counted} modules"
+        "{skipped}.",
+        "skipped": "; {n} modules not counted (see notes)",
+        "last": "Last layer {layer}: CKA {cka}, cosine {cos}, probe accuracy A {a}, B {b}.",
+        "similarity": "CKA and cosine of A and B features by layer",
+        "probes": "Probe accuracy by layer",
+        "heatmap": "||dW||_F / ||W||_F per layer and module",
+        "notes": "What was computed",
+        "table": "Per-layer values",
+        "table_layer": "Layer",
+        "table_cka": "CKA",
+        "table_cos": "Cosine",
+        "table_a": "Probe A",
+        "table_b": "Probe B",
+    },
+    # report["analysis"]["notes"]
+    "analysis_notes": {
+        "analysis_layers": "layers: hidden_states[0..{last}] (0 = embeddings) of A and B on the {n} evaluation "
+        "examples, pooled at {pooling}; held in memory as 2 x {layers} x {n} x {d} float32 ({mib:.0f} MiB)",
+        "pool_last": "the last non-pad token (where the decoder's classifier pools)",
+        "pool_first": "the first token ([CLS]; any pooler of the head itself is not applied per layer)",
+        "analysis_probes_off": "layers: per-layer probes not fitted (they need variant A1 and its probe data)",
+        "analysis_probes": "layers: per-layer probes: standardise + logistic regression with A1's C = {C:.4g} for "
+        "every layer of A and B, fitted on {n} probe-data examples{subset}, scored on the evaluation set",
+        "probe_subset": " (a seeded stratified subset of the {of} A1 probe examples, so that the extra LoRA pass "
+        "over them stays cheap: --analysis-probe-samples)",
+        "probe_all": " (all of A1's probe examples: the last-layer A probe is A1 itself)",
+        "analysis_cost": "cost: {total:.1f} s beyond the comparison's own passes ({parts}), plus the pooling of "
+        "hidden states inside the A and B passes",
+        "cost_part": "{what} {s:.1f} s",
+        "list_separator": ", ",
+        "weights": "weights",
+        "lora_probe_pass": "lora probe pass",
+        "layer_metrics_and_probes": "layer metrics and probes",
+        "analysis_weights": "weights: {modules} adapted modules; ΔW = scaling · B·A as peft merges it (Conv1D read "
+        "transposed, rslora / rank and alpha patterns honoured); effective rank from the exact singular values "
+        "of ΔW; intruders from exact float64 eigendecompositions of W Wᵀ and (W + ΔW)(W + ΔW)ᵀ (the smaller "
+        "Gram side)",
+        "analysis_dora": "weights: DoRA adapters merge with a learned magnitude, not as scale·B·A; not analysed",
+        "analysis_module_missing": "weights: {module} not found in the base model; skipped",
+        "analysis_intruders_skipped": "weights: intruders not computed for {skipped} of {modules} modules whose "
+        "smaller side exceeds {max_dim} (--analysis-max-dim); their norms and effective ranks are exact",
+        "analysis_lora_probe_pass": "layers: one extra LoRA-model pass over {examples} probe examples gave B's "
+        "probe-training features ({seconds:.1f} s)",
+    },
+    # report["adapters"], ["sweep"], ["across_seeds"]
+    "sweep": {
+        "sweep": "Sweep: every adapter",
+        "seeds": "Across seeds",
+        "adapter": "Adapter",
+        "accuracy": "{v} acc",
+        "delta_accuracy": "{d} acc (pp)",
+        "delta": "Delta",
+        "metric": "Metric",
+        "n_seeds": "Seeds",
+        "mean": "Mean",
+        "sd": "SD",
+        "ci": "95% CI",
+        "per_seed": "Per seed",
+        "plot": "Accuracy deltas against the adapters' {x}",
+    },
+}
