@@ -14,7 +14,7 @@ import pytest
 
 from lorafair.cli import main
 from lorafair.core.errors import LorafairError
-from lorafair.data import adapter_data, run_metadata
+from lorafair.data import run_metadata
 from lorafair.data.adapter_data import FALLBACK_DATA, default_eval_data, task_records
 from lorafair.report import words
 
