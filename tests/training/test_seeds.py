@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import html
 import io
 import json
@@ -204,7 +205,7 @@ def test_a_seed_sweep_states_its_across_seed_and_holm_results_everywhere(seed_co
         text = (report_dir / name).read_text(encoding="utf-8")
         _assert_states_the_sweep(_plain_text(text, fmt), "en", top, name)
     kinds = [r["kind"] for r in top["conclusion_records"]]
-    assert kinds == ["holm"] * 3 + ["across_seeds"] * 9
+    assert kinds == ["holm"] * 3 + ["across_seeds"] * 9 + ["seed_churn", "seed_subspace"]
     _assert_states_the_sweep("\n".join(top["conclusion"]), "en", top, 'report["conclusion"]')
     capsys.readouterr()
     for fmt in ("console", "md", "html"):
@@ -219,6 +220,7 @@ def test_the_across_seed_table_holds_report_json_values(seed_compare):
     top = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     md = (report_dir / "report.md").read_text(encoding="utf-8")
     block = md[md.index("## Across seeds") :]
+    block = block[: block.find("\n## ", 1)]  # the across-seed section only
     lines = [line for line in block.splitlines() if line.startswith("|")]
     header, rows = lines[0], [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert [c.strip() for c in header.strip("|").split("|")] == [
@@ -294,3 +296,109 @@ def test_seed_set_needs_distinct_seeds_and_one_configuration():
     assert not sweep_stats.seed_set(runs + [{"seed": 3, "train_config": {**cfg, "lora_r": 16}}])
     assert not sweep_stats.seed_set([runs[0], runs[0]])
     assert not sweep_stats.seed_set(runs + [{"seed": None, "train_config": {}}])
+
+
+# -- do the seeds agree: ΔW subspaces and B's prediction churn -------------------------------------------------
+def _saved_updates(adapter_dir) -> dict:
+    """{module: dense ΔW (out x in)} from the safetensors file and adapter_config.json alone (peft's alpha / r)."""
+    from safetensors import safe_open
+
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    factors: dict = {}
+    with safe_open(str(adapter_dir / "adapter_model.safetensors"), "np") as handle:
+        for key in handle.keys():
+            match = re.fullmatch(r"base_model\.model\.(.+)\.(lora_[AB])\.weight", key)
+            if match:
+                factors.setdefault(match.group(1), {})[match.group(2)] = handle.get_tensor(key).astype(np.float64)
+    scaling = config["lora_alpha"] / config["r"]
+    return {m: scaling * f["lora_B"] @ f["lora_A"] for m, f in factors.items()}
+
+
+def _phi_by_svd(first, second) -> dict:
+    """Hu et al.'s φ of two dense updates at each depth and side, from numpy's full SVDs."""
+    out = {}
+    svds = [np.linalg.svd(d) for d in (first, second)]
+    for side in ("left", "right"):
+        bases = [u if side == "left" else vt.T for u, _, vt in svds]
+        ranks = [int(np.sum(s > s[0] * max(first.shape) * np.finfo(float).eps)) for _, s, _ in svds]
+        energy = [int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.9 - 1e-12) + 1) for _, s, _ in svds]
+        out[side] = {}
+        for depth, (i, j) in {"top1": (1, 1), "energy": energy, "rank": ranks}.items():
+            overlap = bases[0][:, :i].T @ bases[1][:, :j]
+            out[side][depth] = float(np.sum(overlap**2) / min(i, j))
+    return out
+
+
+def test_seed_agreement_equals_dense_svds_of_the_saved_tensors(seed_compare, seed_runs):
+    report_dir, _, _ = seed_compare
+    out, _ = seed_runs
+    block = json.loads((report_dir / "report.json").read_text())["seed_agreement"]
+    assert block["adapters"] == ["seed-0", "seed-1", "seed-2"]
+    updates = [_saved_updates(out / f"seed-{k}") for k in range(3)]
+    assert sorted(m["module"] for m in block["modules"]) == sorted(updates[0]) and len(updates[0]) == 8  # 2 x q,k,v,o
+    for module in block["modules"]:
+        for pair in module["pairs"]:
+            i, j = pair["seeds"]
+            expected = _phi_by_svd(updates[i][module["module"]], updates[j][module["module"]])
+            for side in ("left", "right"):
+                assert pair[side] == pytest.approx(expected[side], abs=1e-8), (module["module"], side)
+    every = [p["left"]["energy"] for m in block["modules"] for p in m["pairs"]]
+    assert block["summary"]["left"]["energy"] == pytest.approx(np.mean(every), abs=1e-12)
+    assert block["summary"]["modules"] == 8 and [e["layer"] for e in block["layers"]] == [0, 1]
+    assert block["seconds"]["weights"] >= 0 and block["notes"] == []
+
+
+def test_churn_counts_the_seeds_predictions_csv(seed_compare):
+    report_dir, _, _ = seed_compare
+    churn = json.loads((report_dir / "report.json").read_text())["seed_agreement"]["churn"]
+    preds, labels = [], None
+    for k in range(3):
+        with open(report_dir / "adapters" / f"seed-{k}" / "predictions.csv", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        preds.append([r["pred_B"] for r in rows])
+        labels = [r["label"] for r in rows]
+    n = len(labels)
+    differ = sum(len({p[e] for p in preds}) > 1 for e in range(n))
+    right = [[p[e] == labels[e] for e in range(n)] for p in preds]
+    right_differs = sum(len({r[e] for r in right}) > 1 for e in range(n))
+    pairwise = [sum(preds[i][e] != preds[j][e] for e in range(n)) / n for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert (churn["n"], churn["predictions"]["examples"], churn["correctness"]["examples"]) == (
+        n,
+        differ,
+        right_differs,
+    )
+    assert churn["predictions"]["pairwise"] == pytest.approx(pairwise)
+    assert churn["all_correct"] == sum(all(r[e] for r in right) for e in range(n))
+
+
+def test_seed_agreement_is_stated_beside_the_across_seed_ci_in_every_medium(seed_compare, capsys):
+    report_dir, _, console = seed_compare
+    top = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    churn = top["seed_agreement"]["churn"]
+    share = f"{100 * churn['predictions']['share']:.1f}%"
+    statement = {
+        "en": f"Across 3 seeds, B's predictions differ on {share} of the {churn['n']} evaluation examples",
+        "zh": f"3 个种子上，B 的预测在 {churn['n']} 个评估样本中的 {share} 上不一致",
+    }
+    energy = f"{top['seed_agreement']['summary']['left']['energy']:.3f}"
+    heading = {"en": "Seed agreement: LoRA updates and predictions", "zh": "种子一致性：LoRA 更新与预测"}
+    last_row = " ".join(f"{100 * v:+.2f}" for v in top["across_seeds"]["A1-A"]["auc_roc"]["per_seed"])  # table's end
+    texts = {("en", "console"): console}
+    for name, fmt in (("report.md", "md"), ("report.html", "html")):
+        texts["en", fmt] = _plain_text((report_dir / name).read_text(encoding="utf-8"), fmt)
+    for fmt in ("console", "md", "html"):
+        assert main(["report", str(report_dir), "--lang", "zh", "--format", fmt]) == 0
+        texts["zh", fmt] = _plain_text(capsys.readouterr().out, fmt)
+    for (lang, fmt), text in texts.items():
+        assert text.count(statement[lang]) == 2, (lang, fmt)  # in the conclusion and below the across-seed table
+        for found in re.finditer(re.escape(statement[lang]), text):  # each right after an across-seed CI
+            before = text[: found.start()]
+            ends = [m.end() for m in SEED_LINE[lang].finditer(before)] + [before.rfind(last_row) + len(last_row)]
+            assert found.start() - max(ends) < 40, (lang, fmt)
+        assert heading[lang] in text and energy in text, (lang, fmt)
+    md = (report_dir / "report.md").read_text(encoding="utf-8")
+    section = md[md.index("## Seed agreement") :]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("|")]
+    for row, layer in zip(rows[2:], top["seed_agreement"]["layers"] + [top["seed_agreement"]["summary"]]):
+        left, right = (float(v) for v in row[2].split(" / "))
+        assert [left, right] == pytest.approx([layer["left"]["energy"], layer["right"]["energy"]], abs=5e-4)

@@ -5,7 +5,10 @@ The top-level report.json holds the adapter-independent variants (A1, R) in "var
                 "variants", "deltas"}, ...],
   "sweep": [{"adapter", "delta", "metric", "value", "ci", "p_value", "p_holm"}, ...],
   "across_seeds": {delta: {metric: {"n_seeds", "mean", "sd", "ci", "per_seed"}}}   (seed sets only),
-and states Holm's result and the across-seed result as conclusion records ("holm", "across_seeds").
+  "seed_agreement": {"adapters", "modules", "layers", "pairs", "summary", "churn", "notes", "seconds"} (seed sets
+                    only: do the seeds' LoRA updates point the same way, do their B models predict alike),
+and states Holm's result, the across-seed result and the seeds' agreement as conclusion records ("holm",
+"across_seeds", "seed_subspace", "seed_churn").
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import numpy as np
 from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS
 from lorafair.data import adapter_data
-from lorafair.evaluation import run_info
+from lorafair.evaluation import run_info, seed_factors
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
 from lorafair.recipes import compare
 from lorafair.report.build import ReportInput, add_sweep_conclusions, build_report
 from lorafair.stats import multi_adapter as sweep_stats
+from lorafair.stats import seed_agreement
 
 
 def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity=None) -> ReportInput:
@@ -104,6 +108,21 @@ def _across_seeds(cfg, plan, comparisons) -> dict:
     )
 
 
+def seed_agreement_block(plan, comparisons) -> dict:
+    """Do the seeds agree: the subspaces of their ΔW per module (from the saved LoRA tensors) and the churn of
+    their B predictions on the shared evaluation set (stats/seed_agreement), with the seconds each took."""
+    started = time.perf_counter()
+    per_module, notes = seed_factors.lora_factors(plan.adapters)
+    block = {"adapters": list(plan.names), **seed_agreement.weight_agreement(per_module, list(plan.names))}
+    weights_done = time.perf_counter()
+    if all("B" in c.probs for c in comparisons):
+        predictions = [c.probs["B"].argmax(axis=1) for c in comparisons]
+        block["churn"] = seed_agreement.prediction_churn(plan.base.y, predictions, list(plan.names))
+    block["notes"] = notes
+    block["seconds"] = {"weights": weights_done - started, "churn": time.perf_counter() - weights_done}
+    return block
+
+
 def build_sweep_report(cfg, plan, outcome) -> SweepResult:
     comparisons = [adapter_comparison(cfg, plan, outcome, i) for i in range(len(outcome.runs))]
     shared = {v: r for v, r in outcome.shared.results.items()}
@@ -119,6 +138,7 @@ def build_sweep_report(cfg, plan, outcome) -> SweepResult:
     report["sweep"] = sweep_stats.sweep_records(report["adapters"])
     if sweep_stats.seed_set(plan.runs):
         report["across_seeds"] = _across_seeds(cfg, plan, comparisons)
+        report["seed_agreement"] = seed_agreement_block(plan, comparisons)
     elif len(comparisons) > 1:
         report["notes"].append({"kind": "no_seed_set"})
     add_sweep_conclusions(report, len(comparisons), cfg.alpha)  # Holm and across-seed records, then the English

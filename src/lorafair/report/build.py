@@ -13,7 +13,7 @@ import numpy as np
 
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS, HEADLINE_METRICS
 from lorafair.report import words
-from lorafair.stats import metrics, multi_adapter, power, verdicts
+from lorafair.stats import metrics, multi_adapter, power, seed_agreement, verdicts
 from lorafair.stats import paired as stats
 
 SCHEMA_VERSION = 2  # 2: statements are records with a "kind" (report/words words them)
@@ -185,9 +185,11 @@ def add_conclusions(report: dict, alpha: float) -> None:
 
 
 def add_sweep_conclusions(report: dict, n_adapters: int, alpha: float) -> None:
-    """A sweep's statements: Holm across its adapters and, for a seed set, the across-seed result per delta."""
+    """A sweep's statements: Holm across its adapters and, for a seed set, the across-seed result per delta and
+    whether the seeds agree (their LoRA updates' directions, their B predictions)."""
     report["conclusion_records"] += multi_adapter.holm_records(report["sweep"], n_adapters, alpha)
     report["conclusion_records"] += multi_adapter.across_seed_records(report.get("across_seeds") or {})
+    report["conclusion_records"] += seed_agreement.agreement_records(report.get("seed_agreement"))
     word_for_scripts(report)
 
 

@@ -16,6 +16,7 @@ from lorafair.stats import verdicts
 MARK_CLASS = {"improved": "better", "decreased": "worse", "no_difference": "ns", "undefined": "ns"}  # higher is better
 MARK_SYMBOL = {"improved": "▲", "decreased": "▼", "no_difference": "●", "undefined": "○"}
 STATEMENT_ORDER = ("holm", "across_seeds", "underpowered")  # the records below the delta verdicts, in groups
+STATEMENT_GROUPS = {"across_seeds": ("across_seeds", "seed_subspace", "seed_churn")}  # do the seeds agree: beside it
 
 
 def answer(page: Page) -> str:
@@ -73,7 +74,7 @@ def statements(page: Page, records: list[dict]) -> str:
     """The other conclusion records, one group per kind: Holm across adapters, across seeds, power."""
     parts = []
     for kind in STATEMENT_ORDER:
-        chosen = [r for r in records if r.get("kind") == kind]
+        chosen = [r for r in records if r.get("kind") in STATEMENT_GROUPS.get(kind, (kind,))]
         if chosen:
             items = "".join(
                 f'<li class="{statement_class(r)}">{esc(words.sentence(r, page.lang))}</li>' for r in chosen

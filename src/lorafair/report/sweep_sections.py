@@ -1,6 +1,7 @@
 """The sweep part of the top-level report: per-adapter table, across-seed table, delta-vs-rank/step/seed plot.
 
-Formats report["adapters"], report["sweep"] and report["across_seeds"] only (nothing is computed here).
+Formats report["adapters"], report["sweep"], report["across_seeds"] and report["seed_agreement"] only (nothing is
+computed here).
 Tables are built once as (headers, rows) and formatted per medium: `sections` gives the console/Markdown
 sections that `render.sections` appends, `html` the block `html.py` inserts. Headings come from report/words;
 the statements about the sweep (Holm, across seeds) are conclusion records, worded with the conclusion.
@@ -13,7 +14,9 @@ import io
 import math
 
 from lorafair.report import words
+from lorafair.report.html_parts import html_section
 from lorafair.report.tables import Section, Table, esc
+from lorafair.stats import seed_agreement
 
 X_AXES = ("r", "steps", "seed")  # the first of these that varies across the adapters is the plot's x-axis
 DELTA_COLOURS = {"B-A": "#d62728", "B-A1": "#2ca02c", "A1-A": "#1f77b4"}
@@ -97,6 +100,42 @@ def seeds_table(
     return headers, rows
 
 
+def churn_lines(report: dict, lang: str | None = None) -> list[str]:
+    """The seeds' prediction churn, worded from its conclusion record: shown below the across-seed table."""
+    lang = words.lang_of(report, lang)
+    records = seed_agreement.agreement_records(report.get("seed_agreement"))
+    return [words.churn_sentence(r, lang) for r in records if r["kind"] == "seed_churn"]
+
+
+def agreement_table(report: dict, lang: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """One row per layer of report["seed_agreement"] (then all layers): φ at each depth, output / input side."""
+    h = words.table(words.lang_of(report, lang), "seed_agreement")
+    block = report.get("seed_agreement") or {}
+    headers = [h["layer"], h["modules"], h["energy"], h["rank"], h["top1"], h["chance"]]
+
+    def row(label, modules, entry) -> list[str]:
+        pairs = [(entry["left"][d], entry["right"][d]) for d in ("energy", "rank", "top1")]
+        pairs.append((entry["chance"]["left"]["energy"], entry["chance"]["right"]["energy"]))
+        return [label, str(modules), *(f"{words.fmt_phi(a)} / {words.fmt_phi(b)}" for a, b in pairs)]
+
+    rows = [row(str(e["layer"]), e["modules"], e) for e in block.get("layers") or []]
+    summary = block.get("summary")
+    if summary and summary.get("modules"):
+        rows.append(row(h["all"], summary["modules"], summary))
+    return headers, rows
+
+
+def agreement_section(report: dict, lang: str | None = None) -> Section | None:
+    """Do the seeds agree: the per-layer subspace table and its lines; None without report["seed_agreement"]."""
+    if not report.get("seed_agreement"):
+        return None
+    lang = words.lang_of(report, lang)
+    headers, rows = agreement_table(report, lang)
+    tables = [Table(headers, rows)] if rows else []
+    heading = words.table(lang, "seed_agreement")["heading"]
+    return Section("seed_agreement", heading, tables=tables, lines=words.agreement_lines(report, lang))
+
+
 def sections(report: dict, lang: str | None = None) -> list:
     """`tables.Section`s of the sweep table (and the across-seed table); [] for a single adapter."""
     if not report.get("adapters"):
@@ -104,8 +143,10 @@ def sections(report: dict, lang: str | None = None) -> list:
     h = words.table(words.lang_of(report, lang), "sweep")
     out = [Section("sweep", h["sweep"], tables=[Table(*sweep_table(report, lang))])]
     if report.get("across_seeds"):
-        out.append(Section("seeds", h["seeds"], tables=[Table(*seeds_table(report, lang=lang))]))
-    return out
+        seeds = Table(*seeds_table(report, lang=lang), after=churn_lines(report, lang))
+        out.append(Section("seeds", h["seeds"], tables=[seeds]))
+    agreement = agreement_section(report, lang)
+    return out + ([agreement] if agreement else [])
 
 
 def _html_table(headers, rows) -> str:
@@ -127,6 +168,8 @@ def html(report: dict, lang: str | None = None) -> str:
         parts.append(f'<h3>{title}</h3><figure><img src="data:image/png;base64,{data}" alt="{title}"></figure>')
     if report.get("across_seeds"):
         parts += [f"<h2>{esc(h['seeds'])}</h2>", _html_table(*seeds_table(report, lang=lang))]
+        parts += [f"<p>{esc(line)}</p>" for line in churn_lines(report, lang)]
+    parts.append(html_section(agreement_section(report, lang)))
     return "".join(parts)
 
 

@@ -13,6 +13,7 @@ re-renders in either language with the same numbers, and `report["conclusion"]` 
     checks.py         check records: seed_range, speed, fidelity, absent_labels, the task checks
     notes.py          note records, forward passes, the head's features, data losses
     analysis.py       the analysis summary and its notes
+    seeds.py          do the seeds agree: the seed_subspace and seed_churn records, the seed-agreement section
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from lorafair.report.words.numbers import (
     pct,
     signed,
 )
+from lorafair.report.words.seeds import agreement_lines, churn_sentence, fmt_phi
 from lorafair.report.words.vocabulary import (
     LANGS,
     ci_level,
@@ -58,11 +60,13 @@ from lorafair.report.words.vocabulary import (
 
 __all__ = [
     "LANGS",
+    "agreement_lines",
     "analysis_lines",
     "analysis_note_lines",
     "analysis_note_sentence",
     "check_lines",
     "check_sentence",
+    "churn_sentence",
     "ci_level",
     "ci_text",
     "conclusion_lines",
@@ -74,6 +78,7 @@ __all__ = [
     "fmt_g",
     "fmt_p",
     "fmt_percent",
+    "fmt_phi",
     "fmt_pp",
     "fmt_pp_ci",
     "fmt_seconds",

@@ -2,13 +2,15 @@
 
 Record kinds: same_head (A and B run one head), delta (a paired delta on a headline metric and its verdict),
 underpowered (a delta the sample is too small to settle), holm (a sweep's adapters still significant after
-Holm-Bonferroni) and across_seeds (a seed set's mean delta and whether it is robust). A schema-1 report stored
+Holm-Bonferroni), across_seeds (a seed set's mean delta and whether it is robust) and seed_subspace, seed_churn
+(do the seeds agree: words/seeds.py). A schema-1 report stored
 only the delta records: the others are rebuilt here from the numbers it holds (its "power", "sweep",
 "across_seeds"), so an old sweep report states its across-seed result too.
 """
 
 from __future__ import annotations
 
+from lorafair.report.words import seeds
 from lorafair.report.words.numbers import fmt_p, fmt_pp
 from lorafair.report.words.vocabulary import (
     ci_level,
@@ -71,6 +73,8 @@ def sentence(
         "underpowered": lambda: underpowered_sentence(record, lang),
         "holm": lambda: holm_sentence(record, lang),
         "across_seeds": lambda: seed_sentence(record, lang),
+        "seed_subspace": lambda: seeds.subspace_sentence(record, lang),
+        "seed_churn": lambda: seeds.churn_sentence(record, lang),
     }.get(kind)
     return wording() if wording else str(record.get("text", record))
 

@@ -48,6 +48,13 @@ WORDS = {
         "not_robust": "Across {k} seeds, {d} {m}: mean {v} (sd {sd}, 95% CI [{lo}, {hi}]): not robust across seeds "
         "(the CI includes 0).",
         "variance_unknown": "Across {k} seeds, {d} {m}: mean {v}; with fewer than 3 seeds the seed variance is unknown.",
+        "seed_subspace": "Across {k} seeds, the LoRA updates (ΔW = scaling·B·A, {modules} modules) share their 90%-energy "
+        "directions with subspace similarity {el} on the output side and {er} on the input side (1 = the same "
+        "directions; random directions: {cl} and {cr}); all their directions: {rl} and {rr} (random: {crl} and {crr}); "
+        "the top direction: {tl} and {tr}.",
+        "seed_churn": "Across {k} seeds, B's predictions differ on {share} of the {n} evaluation examples ({examples}; "
+        "mean pairwise disagreement {pairwise}); B is right under one seed and wrong under another on {cshare} "
+        "({cexamples}; pairwise {cpairwise}).",
     },
     # report["check_records"]
     "checks": {
@@ -293,5 +300,31 @@ WORDS = {
         "ci": "95% CI",
         "per_seed": "Per seed",
         "plot": "Accuracy deltas against the adapters' {x}",
+    },
+    # report["seed_agreement"]: do the seeds of a seed set agree?
+    "seed_agreement": {
+        "heading": "Seed agreement: LoRA updates and predictions",
+        "all": "all",
+        "layer": "Layer",
+        "modules": "Modules",
+        "energy": "φ 90% energy (out / in)",
+        "rank": "φ all directions (out / in)",
+        "top1": "φ top direction (out / in)",
+        "chance": "random (90%, out / in)",
+        "alike": "Most alike: layer {layer} ({v}); least alike: layer {layer2} ({v2}) (subspace similarity of the "
+        "90%-energy directions, output side, mean over modules and pairs of seeds).",
+        "pair": "{a} vs {b}: 90%-energy directions {el} / {er}, all directions {rl} / {rr}, top direction {tl} / {tr} "
+        "(output / input side; random: {cl} / {cr})",
+        "method": "How: subspace similarity φ(i, j) = ‖U_iᵀU_j‖²_F / min(i, j) (Hu et al. 2021) of the top i and j "
+        "singular vectors of two seeds' ΔW = scaling·B·A as peft merges it (never of A or B alone: B·A = (BM)(M⁻¹A) "
+        "for any invertible M), exact, from thin QRs of B and Aᵀ and an SVD of the r x r core; output side = left "
+        "singular vectors, input side = right; depths: the top direction, the directions holding {energy} of "
+        "‖ΔW‖²_F (each seed its own count), all directions; 1 = the same directions, random ones give max(i, j) / d",
+        "churn_pair": "{a} vs {b}: B's predictions differ on {p} of the examples, its correct/incorrect status on {c}",
+        "churn_all": "B is right under every seed on {all} and under none on {none} of the {n} examples",
+        "cost": "cost: {weights} for the weights, {churn} for the predictions",
+        "seed_weights_dora": "weights: DoRA adapters merge with a learned magnitude, not as scaling·B·A; their "
+        "updates are not compared",
+        "seed_weights_unshared": "weights: {modules} modules are not adapted alike by every seed; left out",
     },
 }

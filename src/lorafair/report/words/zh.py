@@ -35,6 +35,11 @@ WORDS = {
         "robust": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子稳健。",
         "not_robust": "{k} 个种子上，{d} {m}：均值 {v}（标准差 {sd}，95% 置信区间 [{lo}, {hi}]）：跨种子不稳健（置信区间包含 0）。",
         "variance_unknown": "{k} 个种子上，{d} {m}：均值 {v}；种子少于 3 个，种子间方差未知。",
+        "seed_subspace": "{k} 个种子上，LoRA 更新（ΔW = scaling·B·A，{modules} 个模块）占 90% 能量的方向的子空间相似度："
+        "输出侧 {el}，输入侧 {er}（1 = 方向相同；随机方向：{cl} 和 {cr}）；全部方向：{rl} 和 {rr}（随机：{crl} 和 {crr}）；"
+        "首要方向：{tl} 和 {tr}。",
+        "seed_churn": "{k} 个种子上，B 的预测在 {n} 个评估样本中的 {share} 上不一致（{examples} 个；两两不一致率均值 "
+        "{pairwise}）；在一个种子下正确、另一个种子下错误的样本占 {cshare}（{cexamples} 个；两两 {cpairwise}）。",
     },
     "checks": {
         "seed_range": "B - A 的{m}提升 {v} 不在常见范围 {lo}-{hi} pp：请检查训练参数、LoRA rank/alpha，或增加训练轮数。",
@@ -253,5 +258,27 @@ WORDS = {
         "ci": "95% 置信区间",
         "per_seed": "各种子",
         "plot": "准确率差值与适配器 {x} 的关系",
+    },
+    "seed_agreement": {
+        "heading": "种子一致性：LoRA 更新与预测",
+        "all": "全部",
+        "layer": "层",
+        "modules": "模块数",
+        "energy": "φ 90% 能量（输出 / 输入）",
+        "rank": "φ 全部方向（输出 / 输入）",
+        "top1": "φ 首要方向（输出 / 输入）",
+        "chance": "随机（90%，输出 / 输入）",
+        "alike": "最相似：第 {layer} 层（{v}）；最不相似：第 {layer2} 层（{v2}）（占 90% 能量方向的子空间相似度，输出侧，"
+        "对模块和种子对取均值）。",
+        "pair": "{a} 对 {b}：90% 能量方向 {el} / {er}，全部方向 {rl} / {rr}，首要方向 {tl} / {tr}（输出 / 输入侧；随机：{cl} / {cr}）",
+        "method": "方法：子空间相似度 φ(i, j) = ‖U_iᵀU_j‖²_F / min(i, j)（Hu et al. 2021），取两个种子的 ΔW = scaling·B·A"
+        "（与 peft 合并方式一致）的前 i 与前 j 个奇异向量（从不单独比较 A 或 B：对任意可逆 M，B·A = (BM)(M⁻¹A)），"
+        "由 B 与 Aᵀ 的薄 QR 分解和 r x r 核心矩阵的 SVD 精确得到；输出侧 = 左奇异向量，输入侧 = 右奇异向量；深度："
+        "首要方向、占 ‖ΔW‖²_F {energy} 的方向（每个种子各自的数量）、全部方向；1 = 方向相同，随机方向为 max(i, j) / d",
+        "churn_pair": "{a} 对 {b}：B 的预测在 {p} 的样本上不同，正确与否在 {c} 的样本上不同",
+        "churn_all": "{n} 个样本中，B 在所有种子下都正确的有 {all} 个，在所有种子下都错误的有 {none} 个",
+        "cost": "开销：权重 {weights}，预测 {churn}",
+        "seed_weights_dora": "权重：DoRA 适配器以学习到的幅度合并，而不是 scaling·B·A；未比较其更新",
+        "seed_weights_unshared": "权重：{modules} 个模块并非每个种子都以相同方式适配；已排除",
     },
 }
