@@ -71,6 +71,15 @@ NOTES = [
     {"kind": "sweep_a_from_features"},
     {"kind": "sweep_base_restored"},
     {"kind": "no_seed_set"},
+    {"kind": "probe_cross_fitted", "folds": 5, "examples": 48, "data": "test.csv"},
+    {
+        "kind": "probe_fold_fits",
+        "C": [0.1, 1.0, 0.1, 0.01, 1.0],
+        "cv_accuracy": [0.8, 0.75, 0.8, 0.7, 0.85],
+        "seconds": 2.5,
+    },
+    {"kind": "a1_absent", "reason": "not_requested"},
+    {"kind": "a1_absent", "reason": "no_probe_data"},
 ]
 ANALYSIS_NOTES = [
     {"kind": "analysis_layers", "layers": 3, "examples": 48, "dim": 64, "pooling": "last", "bytes": 73728},

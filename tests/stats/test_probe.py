@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lorafair.core.errors import LorafairError
-from lorafair.stats.probe import MAX_ITER, LinearProbe, fit_linear_probe
+from lorafair.stats.probe import MAX_ITER, LinearProbe, cross_fit_folds, cross_fitted_probe, fit_linear_probe
 
 
 def _blobs(seed, n, d, k, sep=1.0, scale_spread=True):
@@ -112,3 +112,56 @@ def test_small_classes_reduce_folds_and_singletons_are_a_user_error(caplog):
         fit_linear_probe(x, y, 2)
     with pytest.raises(LorafairError):  # a label id that never occurs in training
         fit_linear_probe(x, np.zeros(40, int) + (np.arange(40) % 2), 3)
+
+
+# -- A1 cross-fitted on the evaluation set (no probe data) ------------------------------------------------------
+def _nested_cross_val_proba(x, y, outer, Cs, seed=0, inner=5):
+    """scikit-learn's own out-of-fold probabilities: the probe pipeline with its C chosen by inner stratified CV."""
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=seed))
+    search = GridSearchCV(
+        pipeline,
+        {"logisticregression__C": sorted(Cs)},
+        scoring="accuracy",
+        cv=StratifiedKFold(n_splits=inner, shuffle=True, random_state=seed),
+    )
+    folds = StratifiedKFold(n_splits=outer, shuffle=True, random_state=seed)
+    return cross_val_predict(search, x, y, cv=folds, method="predict_proba")
+
+
+@pytest.mark.parametrize("k, Cs", [(2, (0.01, 0.1, 1.0)), (3, (1e-3, 1e-1, 10.0)), (2, (1.0,))])
+def test_cross_fitted_probe_equals_sklearn_cross_val_predict(k, Cs):
+    x, y = _blobs(11, 150, 10, k, sep=0.5)
+    fitted = cross_fitted_probe(x, y, k, seed=3, Cs=Cs)
+    assert fitted.folds == 5 and len(fitted.heads) == 5
+    expected = _nested_cross_val_proba(x, y, 5, Cs, seed=3)
+    np.testing.assert_allclose(fitted.predict_proba(), expected, rtol=0, atol=1e-8)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
+    for fold, (_, held) in enumerate(folds.split(x, y)):  # each example scored by the probe that never saw it
+        assert (fitted.fold_of[held] == fold).all()
+
+
+def test_cross_fitting_takes_fewer_folds_for_a_small_class_and_needs_three_per_class():
+    x, y = _blobs(12, 60, 4, 2)
+    y[:] = 0
+    y[:4] = 1  # 4 members: 4 folds, each fold's training part keeps 3 of them (inner CV: 3 folds)
+    assert cross_fit_folds(y, 2) == 4
+    fitted = cross_fitted_probe(x, y, 2, Cs=(0.1, 1.0))
+    assert fitted.folds == 4
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=0)),
+        {"logisticregression__C": [0.1, 1.0]},
+        scoring="accuracy",
+        cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),
+    )
+    expected = cross_val_predict(
+        search, x, y, cv=StratifiedKFold(n_splits=4, shuffle=True, random_state=0), method="predict_proba"
+    )
+    np.testing.assert_allclose(fitted.predict_proba(), expected, rtol=0, atol=1e-8)
+    y[2:4] = 0  # 2 members: a fold's training part would hold 1
+    assert cross_fit_folds(y, 2) == 0
+    with pytest.raises(LorafairError):
+        cross_fitted_probe(x, y, 2)

@@ -2,7 +2,8 @@
 
 In order of preference: `--probe-data`; the adapter's own training rows (recorded by `lorafair train`, same
 data budget as the LoRA had); its recorded training file, sampled; else the part of the evaluation file
-outside the evaluation sample.
+outside the evaluation sample; when that is too small too, A1 is cross-fitted on the evaluation examples
+themselves (each scored by a probe trained on the other folds: `cross_fit_note`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from lorafair.config import CompareConfig
 from lorafair.core.hashing import file_sha256
 from lorafair.data import examples as data_mod
 from lorafair.data.run_metadata import DataRecord
+from lorafair.stats.probe import cross_fit_folds
 
 if TYPE_CHECKING:
     from lorafair.evaluation.plan import ComparePlan
@@ -58,7 +60,7 @@ def probe_examples(plan: ComparePlan):
     keep = data_mod.split_off(plan.label_ids, plan.eval_idx, cfg.probe_samples, cfg.seed + 1)
     counts = np.bincount(plan.label_ids[keep], minlength=len(plan.label_names)) if len(keep) else np.zeros(1)
     if counts.min() < 2:  # cross-validating the probe needs two examples of every class
-        return None, None, {"kind": "probe_skipped"}
+        return None, None, cross_fit_note(plan)
     note = {"kind": "probe_eval_rest", "examples": len(keep), "data": cfg.data}
     return plan.examples.subset(keep), plan.label_ids[keep], note
 
@@ -76,3 +78,12 @@ def _same_budget_probe(probe, ids, rows, cfg: CompareConfig, source, n_trained: 
         rows = rows[data_mod.stratified_sample(ids[rows], cfg.probe_samples, cfg.seed)]
     note = {"kind": "probe_training_rows", "examples": len(rows), "trained": n_trained, "source": str(source)}
     return probe.subset(rows), ids[rows], note
+
+
+def cross_fit_note(plan: ComparePlan) -> dict:
+    """No probe data and too little beside the evaluation sample: A1 is cross-fitted on the evaluation set itself
+    (stats/probe.cross_fitted_probe), or skipped when a class has fewer than 3 evaluation examples."""
+    folds = cross_fit_folds(plan.y, plan.adapter.num_labels)
+    if folds < 2:
+        return {"kind": "probe_skipped"}
+    return {"kind": "probe_cross_fitted", "folds": folds, "examples": len(plan.eval_idx), "data": plan.cfg.data}

@@ -313,6 +313,8 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
                     logits, installed_head_sha256(run.plan.adapter, session.model), speed
                 )
         del frozen
+    if "A1" not in shared.results:
+        shared.notes.append(variants.a1_absent_note(base))
     if "B" in wanted:
         snapshot = BaseSnapshot(session.model, plan.adapters)
         for run in runs:

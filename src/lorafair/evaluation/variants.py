@@ -94,7 +94,7 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
     probe_ex, probe_y, probe_note = probe_data.probe_examples(plan)
     outcome.notes.append(probe_note)
     if probe_ex is None:
-        return None
+        return cross_fitted_a1(plan, frozen, outcome) if probe_note["kind"] == "probe_cross_fitted" else None
     cfg = plan.cfg
     probe_enc = tokenize(session.tokenizer, probe_ex.texts, probe_ex.text_pairs, max_length=cfg.max_length)
     probe_batches = length_sorted_batches(probe_enc.lengths, cfg.batch_size)
@@ -121,6 +121,38 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
         }
     )
     return VariantResult(probe.logits(frozen.features), head_hash)
+
+
+def cross_fitted_a1(plan: ComparePlan, frozen: PassResult, outcome: Outcome) -> VariantResult:
+    """A1 without probe data: cross-fitted on the evaluation features, each example scored by a probe that never saw
+    it (stats/probe.cross_fitted_probe); its head hash covers every fold's head."""
+    import time
+
+    import torch
+
+    from lorafair.stats.probe import cross_fitted_probe
+
+    started = time.perf_counter()
+    fitted = cross_fitted_probe(frozen.features, plan.y, plan.adapter.num_labels, seed=plan.cfg.seed)
+    outcome.notes.append(
+        {
+            "kind": "probe_fold_fits",
+            "C": [float(h.C) for h in fitted.heads],
+            "cv_accuracy": [float(h.cv_accuracy) for h in fitted.heads],
+            "seconds": time.perf_counter() - started,
+        }
+    )
+    tensors = {
+        f"fold{k}.{name}": torch.from_numpy(np.ascontiguousarray(getattr(head, name)))
+        for k, head in enumerate(fitted.heads)
+        for name in ("weight", "bias")
+    }
+    return VariantResult(fitted.logits, modeling.tensor_sha256(tensors))
+
+
+def a1_absent_note(plan: ComparePlan) -> dict:
+    """The report says when it has no A1, and why: not asked for, or no data to fit it on."""
+    return {"kind": "a1_absent", "reason": "no_probe_data" if "A1" in plan.variants else "not_requested"}
 
 
 def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> VariantResult:
@@ -239,6 +271,8 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
             if a1 is not None:
                 outcome.results["A1"] = a1
         del frozen
+    if "A1" not in outcome.results:
+        outcome.notes.append(a1_absent_note(plan))
     if "B" in wanted:
         outcome.results["B"] = run_variant_b(plan, session, outcome)
         outcome.notes.append(_trunk_note(session))

@@ -96,6 +96,10 @@ def build_report(inp: ReportInput) -> dict:
     cfg = inp.cfg
     data = {**inp.data, **positive_label_fields(cfg.pos_label, inp.data["labels"])}
     blocks, delta_blocks = _variant_and_delta_blocks(inp, data)
+    if "A1" in blocks:  # no probe data: A1 cross-fitted on the evaluation set itself (a "probe_cross_fitted" note)
+        blocks["A1"]["cross_fitted"] = any(
+            isinstance(n, dict) and n.get("kind") == "probe_cross_fitted" for n in inp.notes
+        )
     report = {
         "schema_version": SCHEMA_VERSION,
         "config": dict(vars(cfg)),

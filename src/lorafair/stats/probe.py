@@ -5,6 +5,9 @@ frozen features closes most of the gap between A and B, LoRA mostly re-aimed the
 changing the features. The probe is fitted on the probe-training split only (C by stratified CV
 on that split), then the standardisation is folded into a plain linear head, so at evaluation it is
 just `features @ weight.T + bias`, the same shape as the model's own classification head.
+
+Without probe data (none recorded or given, too little beside the evaluation sample), `cross_fitted_probe` fits
+A1 on the evaluation set itself by cross-fitting: every example is scored by a probe trained on the other folds.
 """
 
 from __future__ import annotations
@@ -85,6 +88,53 @@ def fit_linear_probe(
         C=float(search.best_params_["logisticregression__C"]),
         cv_accuracy=float(search.best_score_),
     )
+
+
+MIN_CROSS_FIT_CLASS = 3  # a fold's training part must keep 2 examples of every class for the inner CV
+
+
+def cross_fit_folds(labels, num_labels: int, folds: int = 5) -> int:
+    """Folds for cross-fitting: `folds`, or fewer when a class is small (one example per fold at least); 0 when a
+    class has fewer than 3 examples (a fold's training part would hold fewer than 2 of it)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.intp), minlength=num_labels)
+    smallest = int(counts.min()) if counts.size else 0
+    return min(folds, smallest) if smallest >= MIN_CROSS_FIT_CLASS else 0
+
+
+@dataclass
+class CrossFittedProbe:
+    """Out-of-fold A1: every example scored by a probe fitted on the other folds only."""
+
+    logits: np.ndarray  # (n, num_labels), row i from the probe that did not see example i
+    folds: int
+    heads: list  # the LinearProbe of every fold, in fold order
+    fold_of: np.ndarray  # (n,) the fold each example was held out in
+
+    def predict_proba(self) -> np.ndarray:
+        return softmax(self.logits, axis=1)
+
+
+def cross_fitted_probe(
+    features, labels, num_labels: int, seed: int = 0, folds: int = 5, Cs: tuple[float, ...] = DEFAULT_CS
+) -> CrossFittedProbe:
+    """A1 without separate probe data: stratified K folds (shuffled with `seed`, K = `cross_fit_folds`), each fold's
+    probe fitted by `fit_linear_probe` (its own C by inner CV) on the other folds and applied to this fold.
+
+    Equal to scikit-learn's cross_val_predict(GridSearchCV(pipeline, C grid, inner folds), cv=the same outer
+    folds, method="predict_proba"). The probabilities are fair to A1 (no example is scored by a probe that saw it)
+    though they come from K probes, each fitted on (K - 1) / K of the examples.
+    """
+    x, y, _ = _checked_training_set(features, labels, num_labels)
+    k = cross_fit_folds(y, num_labels, folds)
+    if k < 2:
+        raise LorafairError(f"linear probe: cross-fitting needs at least {MIN_CROSS_FIT_CLASS} examples of every class")
+    logits, fold_of, heads = np.empty((len(y), num_labels)), np.empty(len(y), dtype=np.intp), []
+    outer = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (train, held) in enumerate(outer.split(x, y)):
+        head = fit_linear_probe(x[train], y[train], num_labels, seed=seed, Cs=Cs)
+        logits[held], fold_of[held] = head.logits(x[held]), fold
+        heads.append(head)
+    return CrossFittedProbe(logits, k, heads, fold_of)
 
 
 def _checked_training_set(features, labels, num_labels: int):

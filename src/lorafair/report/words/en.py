@@ -98,6 +98,15 @@ WORDS = {
         "probe_skipped": "A1 probe data: too little data beside the evaluation sample (need 2 per class): A1 skipped "
         "(pass --probe-data or a smaller --num-samples)",
         "probe_fit": "A1 regularisation C = {C:.4g} (cross-validated accuracy {cv_accuracy:.3f})",
+        "probe_cross_fitted": "A1 probe data: none recorded or given, and too little beside the evaluation sample: A1 "
+        "cross-fitted on the {examples} evaluation examples of {data} ({folds} stratified folds; each fold scored by a "
+        "probe trained on the other folds, so no example is scored by a probe that saw it; --probe-data gives a "
+        "probe trained on separate data)",
+        "probe_fold_fits": "A1 regularisation C per fold: {C} (cross-validated accuracy inside each fold's training "
+        "part: {cv_accuracy}; {seconds:.1f} s for every fold's fit)",
+        "a1_absent": "No linear probe (A1) in this report: {why}",
+        "a1_not_requested": "not among --variants",
+        "a1_no_probe_data": "no probe data, and too few evaluation examples per class to cross-fit one",
         "trunk_shared": "B's pass: layers 0-{last} of {total} shared with the frozen pass ({why})",
         "trunk_none": "B's pass: no layers shared: {why}",
         "trunk_cached": "B's pass: no layers shared: the frozen pass came from the feature cache without the "

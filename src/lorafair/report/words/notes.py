@@ -1,10 +1,11 @@
 """The notes: report["notes"] records, the forward passes, the head's features and the data losses, worded.
 
-Note kinds (report["notes"]): probe_data, probe_training_rows, probe_eval_rest, probe_skipped, probe_fit (A1's
-data and fit), shared_trunk, trunk_too_large (B's shared layers), cache_off, cache_write_failed (the feature
-cache), sweep_member, sweep_a_from_features, sweep_base_restored, no_seed_set (sweeps). Forward-pass kinds
-(report["forward_passes"]): frozen_eval, frozen_probe, lora_unmerged, lora_eval. A schema-1 report stored
-plain sentences (notes) and a "what" (passes): they are shown as they are.
+Note kinds (report["notes"]): probe_data, probe_training_rows, probe_eval_rest, probe_skipped, probe_fit,
+probe_cross_fitted, probe_fold_fits (A1's data and fit), a1_absent (no A1, and why), shared_trunk, trunk_too_large
+(B's shared layers), cache_off, cache_write_failed (the feature cache), sweep_member, sweep_a_from_features,
+sweep_base_restored, no_seed_set (sweeps). Forward-pass kinds (report["forward_passes"]): frozen_eval, frozen_probe,
+lora_unmerged, lora_eval. A schema-1 report stored plain sentences (notes) and a "what" (passes): they are shown
+as they are.
 """
 
 from __future__ import annotations
@@ -29,7 +30,19 @@ def note_sentence(note, lang: str) -> str:
         return trunk_sentence(note, lang)
     elif kind == "trunk_too_large":
         fields["gib"] = note["bytes"] / GIB
+    elif kind in ("a1_absent", "probe_fold_fits"):
+        fields.update(a1_fields(note, text))
     return text[kind].format(**fields) if kind in text else str(note.get("text", note))
+
+
+def a1_fields(note: dict, text: dict) -> dict:
+    """Why A1 is absent (a1_absent), or the C and inner accuracy of every fold of a cross-fitted A1 (probe_fold_fits)."""
+    if note["kind"] == "a1_absent":
+        return {"why": text.get(f"a1_{note.get('reason')}", str(note.get("reason")))}
+    return {
+        "C": ", ".join(f"{c:.4g}" for c in note.get("C") or []),
+        "cv_accuracy": ", ".join(f"{a:.3f}" for a in note.get("cv_accuracy") or []),
+    }
 
 
 def trunk_sentence(note: dict, lang: str) -> str:

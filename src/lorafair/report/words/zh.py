@@ -73,6 +73,13 @@ WORDS = {
         "probe_skipped": "A1 探针数据：评估样本之外的数据太少（每类至少需要 2 个）：跳过 A1"
         "（请传入 --probe-data 或减小 --num-samples）",
         "probe_fit": "A1 正则化系数 C = {C:.4g}（交叉验证准确率 {cv_accuracy:.3f}）",
+        "probe_cross_fitted": "A1 探针数据：未记录也未提供，评估样本之外的数据也太少：A1 在 {data} 的 {examples} 个评估样本上"
+        "交叉拟合（{folds} 折分层；每一折由在其余各折上训练的探针打分，没有样本被见过它的探针打分；"
+        "--probe-data 可提供在独立数据上训练的探针）",
+        "probe_fold_fits": "A1 各折的正则化系数 C：{C}（各折训练部分内的交叉验证准确率：{cv_accuracy}；各折拟合共 {seconds:.1f} 秒）",
+        "a1_absent": "本报告中没有线性探针（A1）：{why}",
+        "a1_not_requested": "不在 --variants 中",
+        "a1_no_probe_data": "没有探针数据，且评估样本每类太少，无法交叉拟合",
         "trunk_shared": "B 的前向：第 0-{last} 层（共 {total} 层）与冻结前向共享（{why}）",
         "trunk_none": "B 的前向：没有共享层：{why}",
         "trunk_cached": "B 的前向：没有共享层：冻结前向来自特征缓存，缓存中没有第 {layer} 层的输出记录，因此 B 计算了所有层",
