@@ -24,6 +24,7 @@ from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS
 from lorafair.data import adapter_data
 from lorafair.evaluation import run_info, seed_factors
+from lorafair.evaluation.analysis_pass import single_threaded_blas
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
 from lorafair.recipes import compare
@@ -113,7 +114,8 @@ def seed_agreement_block(plan, comparisons) -> dict:
     their B predictions on the shared evaluation set (stats/seed_agreement), with the seconds each took."""
     started = time.perf_counter()
     per_module, notes = seed_factors.lora_factors(plan.adapters)
-    block = {"adapters": list(plan.names), **seed_agreement.weight_agreement(per_module, list(plan.names))}
+    with single_threaded_blas():  # hundreds of tiny QRs and SVDs: threads only fight over the cores (20x slower)
+        block = {"adapters": list(plan.names), **seed_agreement.weight_agreement(per_module, list(plan.names))}
     weights_done = time.perf_counter()
     if all("B" in c.probs for c in comparisons):
         predictions = [c.probs["B"].argmax(axis=1) for c in comparisons]
