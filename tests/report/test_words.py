@@ -170,3 +170,12 @@ def test_the_english_for_scripts_is_what_every_renderer_says(tmp_path):
     checks = console[console.index("======== Checks") :].split("\n\n")[0].splitlines()[1:]
     assert [line[2:] for line in checks] == report["checks"]
     assert report["schema_version"] == 2 and all("kind" in r for r in report["conclusion_records"])
+
+
+@pytest.mark.parametrize("note", [{"kind": "seed_weights_dora"}, {"kind": "seed_weights_unshared", "modules": 4}])
+def test_seed_agreement_notes_are_worded_in_both_languages(note):
+    from lorafair.report.words import seeds
+
+    english, chinese = seeds.note_sentence(note, "en"), seeds.note_sentence(note, "zh")
+    assert "{" not in english + chinese and not CHINESE.search(english) and CHINESE.search(chinese)
+    assert str(note.get("modules", "")) in english and str(note.get("modules", "")) in chinese
