@@ -327,7 +327,13 @@ def test_renderers_read_only_what_the_schema_defines(every_kind, which):
     assert sorted(map(str, (p for p in seen if not declared(p, report)))) == []
     must_read = {  # the tracker really follows the renderers into the report
         "compare": [("analysis", "layers", 0, "cka"), ("variants", "R", "curves", "roc"), ("deltas", "B-A1", "ece")],
-        "seeds": [("across_seeds", "B-A", "accuracy", "per_seed"), ("sweep", 0, "p_holm"), ("adapters", 1, "config")],
+        "seeds": [
+            ("across_seeds", "B-A", "accuracy", "per_seed"),
+            ("sweep", 0, "p_holm"),
+            ("adapters", 1, "config"),
+            ("seed_agreement", "layers", 0, "left"),
+            ("seed_agreement", "churn", "correctness", "pairwise"),
+        ],
         "sweep-adapter": [("notes", 0, "index"), ("fidelity", "prediction_flips"), ("head", "features")],
         "quick": [("data", "held_out", "evaluated_rows"), ("conclusion_records", 0, "sha256")],
     }[which]

@@ -9,9 +9,10 @@ keys (`additionalProperties: false`), so a key added to a report without an entr
 with a "kind"; each list of records enumerates its kinds and declares each kind's fields (`allOf` of
 `if kind == K then <K's fields>`), so an error names the field of the record that is wrong.
 
-Shapes by command: `compare` of one adapter writes every top-level key below except "adapters", "sweep" and
-"across_seeds"; a sweep (several adapters) writes them at its top level (with the shared variants A1 and R) and
-one compare-shaped report per adapter in adapters/NAME/report.json; "across_seeds" only for a seed set.
+Shapes by command: `compare` of one adapter writes every top-level key below except "adapters", "sweep",
+"across_seeds" and "seed_agreement"; a sweep (several adapters) writes them at its top level (with the shared
+variants A1 and R) and one compare-shaped report per adapter in adapters/NAME/report.json; "across_seeds" and
+"seed_agreement" only for a seed set.
 Reports of schema version 1 (statements as sentences) still render, but are not validated here.
 """
 
@@ -190,8 +191,13 @@ VARIANT = _obj(
                 "peak_memory_bytes": _integer("peak accelerator memory (null on CPU)", null=True),
             },
         ),
+        "cross_fitted": _boolean(
+            "A1 only: true when A1 was cross-fitted on the evaluation set itself (no probe data recorded or given and "
+            "too little beside the evaluation sample; every example scored by a probe fitted on the other folds, "
+            "see the probe_cross_fitted note), false when its probe was trained on separate data"
+        ),
     },
-    optional=("speed",),
+    optional=("speed", "cross_fitted"),
 )
 
 DELTA_ENTRY = _obj(
@@ -389,6 +395,23 @@ CONCLUSION_RECORD = _records(
             "ci": CI,
             "verdict": _string(enum=["robust", "not_robust", "variance_unknown"]),
         },
+        "seed_churn": {
+            "n_seeds": _integer(),
+            "n": _integer("evaluation examples"),
+            "examples": _integer("examples on which the seeds' B predictions are not all equal"),
+            "share": _num("examples / n"),
+            "pairwise": _num("mean over pairs of seeds of the share of examples their B predictions differ on"),
+            "correct_examples": _integer("examples on which B is right under one seed and wrong under another"),
+            "correct_share": _num("correct_examples / n"),
+            "correct_pairwise": _num("mean over pairs of seeds of the share of examples their correctness differs on"),
+        },
+        "seed_subspace": {
+            "n_seeds": _integer(),
+            "modules": _integer("adapted modules compared"),
+            "left": _ref("subspace_similarity", "output side, mean over modules and pairs of seeds"),
+            "right": _ref("subspace_similarity", "input side, mean over modules and pairs of seeds"),
+            "chance": _ref("subspace_chance"),
+        },
     },
 )
 
@@ -432,6 +455,23 @@ NOTE = _records(
         "probe_eval_rest": {"examples": _integer(), "data": _string(null=True)},
         "probe_skipped": {},
         "probe_fit": {"C": _num("A1's regularisation"), "cv_accuracy": _num()},
+        "probe_cross_fitted": {
+            "folds": _integer("stratified folds (5, fewer when a class is small)"),
+            "examples": _integer("evaluation examples A1 was cross-fitted on"),
+            "data": _string("the evaluation data", null=True),
+        },
+        "probe_fold_fits": {
+            "C": _array(_num(), "each fold's regularisation, chosen by CV inside its training part"),
+            "cv_accuracy": _array(_num(), "each fold's inner cross-validated accuracy at that C"),
+            "seconds": _num("every fold's fit"),
+        },
+        "a1_absent": {
+            "reason": _string(
+                "not_requested (not among --variants) or no_probe_data (too few evaluation examples per class to "
+                "cross-fit one)",
+                enum=["not_requested", "no_probe_data"],
+            )
+        },
         "shared_trunk": {
             "shared": _integer("layers B took from the frozen pass"),
             "total": _integer(null=True),
@@ -618,6 +658,117 @@ ACROSS_SEEDS = _obj(
     optional=DELTA_KEYS,
 )
 
+PHI = _obj(
+    "Hu et al. (2021)'s subspace similarity φ(i, j) = ‖U_iᵀU_j‖²_F / min(i, j) of two seeds' ΔW = scaling·B·A "
+    "(0..1, 1 = the same directions; null where a ΔW is zero)",
+    {
+        "top1": _num("the top singular direction of each", null=True),
+        "energy": _num("the directions holding 90% of ‖ΔW‖²_F, each seed its own count", null=True),
+        "rank": _num("every direction of ΔW (its numerical rank)", null=True),
+    },
+)
+PHI_CHANCE = _obj(
+    "φ of random directions at the same depths: max(i, j) / d (d: the side's dimension)",
+    {"left": _ref("subspace_similarity"), "right": _ref("subspace_similarity")},
+)
+SIMILARITY = {
+    "left": _ref("subspace_similarity", "output side (left singular vectors)"),
+    "right": _ref("subspace_similarity", "input side (right singular vectors)"),
+    "chance": _ref("subspace_chance"),
+}
+SEED_PAIR = _array(_integer(), "indices of the two seeds in seed_agreement.adapters", minItems=2, maxItems=2)
+DISAGREEMENT = _obj(
+    "how often the seeds' B models differ",
+    {
+        "examples": _integer("examples on which they are not all equal"),
+        "share": _num("examples / n"),
+        "pairwise": _array(_num(), "per pair of seeds (churn.pairs order): the share of examples they differ on"),
+        "pairwise_mean": _num("mean of pairwise"),
+    },
+)
+SEED_AGREEMENT = _obj(
+    "seed runs of one configuration: do their LoRA updates point the same way (stats/seed_agreement), do their B "
+    "models predict alike",
+    {
+        "adapters": _array(_string(), "the seed runs' adapter names, in sweep order"),
+        "modules": _array(
+            _obj(
+                "one adapted module: every pair of seeds, and their mean",
+                {
+                    "module": _string("module path in the base model"),
+                    "layer": _integer("transformer layer", null=True),
+                    "kind": _string("module name inside the layer, e.g. self_attn.q_proj"),
+                    "shape": _array(_integer(), "ΔW's shape, out x in"),
+                    "r": _integer("LoRA rank"),
+                    "ranks": _array(_integer(), "numerical rank of each seed's ΔW"),
+                    "energy_ranks": _array(_integer(), "directions holding 90% of each seed's ‖ΔW‖²_F"),
+                    **SIMILARITY,
+                    "pairs": _array(
+                        _obj("one pair of seeds", {"seeds": SEED_PAIR, **SIMILARITY}), "every pair of seeds"
+                    ),
+                },
+            ),
+            "per adapted module (those every seed adapts alike)",
+        ),
+        "layers": _array(
+            _obj(
+                "one transformer layer: mean over its modules and every pair of seeds",
+                {"layer": _integer(), "modules": _integer(), **SIMILARITY},
+            ),
+            "per layer",
+        ),
+        "pairs": _array(
+            _obj(
+                "one pair of seeds: mean over every module",
+                {"seeds": SEED_PAIR, "adapters": _array(_string()), **SIMILARITY},
+            ),
+            "per pair of seeds",
+        ),
+        "summary": _obj(
+            "every module and pair of seeds",
+            {
+                "modules": _integer(),
+                "n_seeds": _integer(),
+                "energy": _num("the energy share of the energy depth (0.9)"),
+                **SIMILARITY,
+                "most_alike": _ref("seed_extreme_layer"),
+                "least_alike": _ref("seed_extreme_layer"),
+            },
+        ),
+        "churn": _obj(
+            "B's predictions of every seed on the shared evaluation set",
+            {
+                "n_seeds": _integer(),
+                "n": _integer("evaluation examples"),
+                "pairs": _array(SEED_PAIR, "the pairs of seeds, in the order of the pairwise lists"),
+                "predictions": _ref("disagreement", "the predicted class"),
+                "correctness": _ref("disagreement", "right or wrong"),
+                "all_correct": _integer("examples B gets right under every seed"),
+                "none_correct": _integer("examples B gets wrong under every seed"),
+            },
+        ),
+        "notes": _array(
+            _records(
+                "what was left out of the weights' comparison",
+                {"seed_weights_dora": {}, "seed_weights_unshared": {"modules": _integer("modules left out")}},
+            ),
+            "notes on the weights' comparison",
+        ),
+        "seconds": _obj("cost", {"weights": _num("the subspaces"), "churn": _num("the predictions' churn")}),
+    },
+    optional=("churn",),
+)
+EXTREME_LAYER = _obj(
+    "the layer with the highest (most_alike) or lowest (least_alike) φ of the 90%-energy output directions",
+    {
+        "layer": _integer(),
+        "value": _num(),
+        "side": _string(enum=["left", "right"]),
+        "depth": _string(enum=["top1", "energy", "rank"]),
+    },
+    null=True,
+)
+
 
 # -- report.json -------------------------------------------------------------------------------------------------
 SCHEMA = {
@@ -650,6 +801,7 @@ SCHEMA = {
             "adapters": _array(_ref("adapter"), "a sweep: every adapter, in sweep order"),
             "sweep": _array(SWEEP_ROW, "a sweep: every adapter x delta x metric with Holm-adjusted p"),
             "across_seeds": ACROSS_SEEDS,
+            "seed_agreement": SEED_AGREEMENT,
         },
         optional=(
             "task_checks",
@@ -660,6 +812,7 @@ SCHEMA = {
             "adapters",
             "sweep",
             "across_seeds",
+            "seed_agreement",
         ),
     ),
     "$defs": {
@@ -678,6 +831,10 @@ SCHEMA = {
         "analysis_note": ANALYSIS_NOTE,
         "adapter": ADAPTER,
         "seed_summary": SEED_SUMMARY,
+        "subspace_similarity": PHI,
+        "subspace_chance": PHI_CHANCE,
+        "disagreement": DISAGREEMENT,
+        "seed_extreme_layer": EXTREME_LAYER,
     },
 }
 
