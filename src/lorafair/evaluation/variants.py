@@ -15,8 +15,7 @@ import numpy as np
 
 from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import analysis_pass as analysis_run
-from lorafair.evaluation import beyond_task
-from lorafair.evaluation import fidelity, frozen_pass, probe_data
+from lorafair.evaluation import beyond_task, fidelity, frozen_pass, probe_data
 from lorafair.models import heads, modeling
 from lorafair.models.inference import PassResult, length_sorted_batches, run_pass, tokenize
 
