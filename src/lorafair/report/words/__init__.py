@@ -13,11 +13,13 @@ re-renders in either language with the same numbers, and `report["conclusion"]` 
     checks.py         check records: seed_range, speed, fidelity, absent_labels, the task checks
     notes.py          note records, forward passes, the head's features, data losses
     analysis.py       the analysis summary and its notes
+    beyond.py         what LoRA changed beyond the task (out-of-domain text): its lines, reasons and notes
 """
 
 from __future__ import annotations
 
 from lorafair.report.words.analysis import analysis_lines, analysis_note_lines, analysis_note_sentence
+from lorafair.report.words.beyond import beyond_note_lines, beyond_note_sentence, beyond_task_lines, reason_sentence
 from lorafair.report.words.checks import check_lines, check_sentence, kind_of
 from lorafair.report.words.conclusions import conclusion_lines, records_of, sentence, sweep_records
 from lorafair.report.words.notes import (
@@ -61,6 +63,9 @@ __all__ = [
     "analysis_lines",
     "analysis_note_lines",
     "analysis_note_sentence",
+    "beyond_note_lines",
+    "beyond_note_sentence",
+    "beyond_task_lines",
     "check_lines",
     "check_sentence",
     "ci_level",
@@ -87,6 +92,7 @@ __all__ = [
     "pass_sentence",
     "pass_what",
     "pct",
+    "reason_sentence",
     "positive_label",
     "records_of",
     "sentence",
