@@ -197,3 +197,48 @@ def _cls_one_at_a_time(model, tokenizer, texts) -> np.ndarray:
             states = model(**batch, output_hidden_states=True).hidden_states
             rows.append(np.stack([h[0, 0].double().numpy() for h in states]))
     return np.stack(rows, axis=1)
+
+
+# ------------------------------------------------------------------------- options and user errors, through the CLI
+@pytest.fixture
+def no_model_load(monkeypatch):
+    import lorafair.models.modeling
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the failing check")
+
+    monkeypatch.setattr(lorafair.models.modeling, "load_base_classifier", refuse)
+
+
+@pytest.mark.parametrize(
+    "ood, extra, message",
+    [
+        ("missing.csv", [], "data file not found: '{tmp}/missing.csv'"),
+        ("no-text.csv", [], "text column 'text' not found in '{tmp}/no-text.csv'; columns present: sentence"),
+        ("ood.csv", ["--ood-samples", "-1"], "invalid option value: --ood-samples -1 (needs >= 0)"),
+        ("builtin:oanc-en:test", [], "builtin:oanc-en is one file of texts without splits; drop ':test'"),
+    ],
+)
+def test_bad_ood_options_fail_in_one_line_before_any_model_loads(
+    llama_setup, tmp_path, capsys, no_model_load, ood, extra, message
+):
+    write_csv([{"sentence": "a text"}], tmp_path / "no-text.csv")
+    write_csv(_ood_rows(), tmp_path / "ood.csv")
+    out = tmp_path / "out"
+    spec = ood if ood.startswith("builtin:") else str(tmp_path / ood)
+    argv = ["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--ood-data", spec]
+    assert main([*argv, *extra, "--output", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lorafair: error: {message.format(tmp=tmp_path)}"]
+    assert not out.exists()
+
+
+def test_no_ood_wins_and_without_b_the_reason_is_recorded(llama_setup, tmp_path):
+    ood = write_csv(_ood_rows(), tmp_path / "ood.csv")
+    off = _compare(llama_setup.adapter, llama_setup.data, ood, tmp_path / "off", "--no-ood")
+    assert "beyond_task" not in off and not [p for p in off["forward_passes"] if p["kind"].startswith("ood_")]
+    argv = ["compare", "--adapter", str(llama_setup.adapter), "--data", str(llama_setup.data), "--ood-data", str(ood)]
+    assert main([*argv, "--variants", "A", "--bootstrap", "0", "--output", str(tmp_path / "a"), "--quiet"]) == 0
+    block = json.loads((tmp_path / "a" / "report.json").read_text(encoding="utf-8"))["beyond_task"]
+    assert block["reason"] == {"kind": "ood_skipped", "reason": "no_lora_variant", "detail": None}
+    assert block["layers"] == [] and block["lm"] is None and block["data"]["n"] == OOD_ROWS  # 200 asked, 30 there

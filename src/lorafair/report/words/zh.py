@@ -273,7 +273,7 @@ WORDS = {
         "no_lora_variant": "未做域外分析：它比较 B 与基础模型，而 --variants 中没有 B。",
         "distributed": "未做域外分析：多进程运行时尚不汇总各层状态。",
         "ood_shared_trunk": "域外：B 的前向从冻结前向取用了第 0-{last} 层（共 {total} 层；共享主干）。",
-        "ood_no_shared_trunk": "域外：B 的前向计算了所有层。",
+        "ood_no_shared_trunk": "域外：B 的前向计算了全部 {total} 层。",
         "ood_trunk_too_large": "域外：未共享主干，记录其输出需要 {gib:.1f} GiB。",
         "ood_cost": "域外：共 {total:.1f} 秒（{parts}）。",
         "cost_part": "{what} {s:.1f} 秒",
