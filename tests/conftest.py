@@ -8,8 +8,11 @@ that B differs from A and A differs from the base's random head.
 from __future__ import annotations
 
 import csv
+import json
 import os
+import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,3 +214,73 @@ def any_setup(request) -> Setup:
 def _own_feature_cache(tmp_path_factory, monkeypatch):
     """Every test gets an empty frozen-feature cache: no test sees another's cached passes."""
     monkeypatch.setenv("LORAFAIR_FEATURE_CACHE", str(tmp_path_factory.mktemp("features")))
+
+
+# -- every report.json the suite writes is validated against lorafair.report.schema ----------------------------
+REPORTS_SEEN: list[dict] = []  # one {"kind", "entry"} per report.json written in this session, in order
+# (file, function) of a frame on the stack when a report is written -> the command that wrote it; the first wins
+ENTRY_POINTS = (
+    ("test_fair_comparison.py", "main", "test_fair_comparison"),
+    ("model_evaluation/run_full_eval.py", "main", "run_full_eval"),
+    ("lorafair/cli/quick.py", "run", "quick"),
+    ("lorafair/recipes/demo.py", "run_demo", "demo"),
+    ("lorafair/cli/compare.py", "run", "compare"),
+)
+REPORT_KINDS = (  # what tests/report/test_schema.py requires the hook to have seen
+    "compare",
+    "sweep top-level",
+    "sweep adapter",
+    "seed sweep",
+    "quick",
+    "run_full_eval",
+    "test_fair_comparison",
+)
+
+
+def entry_point() -> str:
+    """The command on the stack that is writing a report ("api": the Python API's .write, or a test's own call)."""
+    found, frame = set(), sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        filename = code.co_filename.replace(os.sep, "/")
+        found |= {entry for suffix, name, entry in ENTRY_POINTS if code.co_name == name and filename.endswith(suffix)}
+        frame = frame.f_back
+    return next((entry for _, _, entry in ENTRY_POINTS if entry in found), "api")
+
+
+def report_kind(report: dict, entry: str) -> str:
+    """seed sweep / sweep top-level / sweep adapter by the report's shape, else the command that wrote it."""
+    if report.get("across_seeds"):
+        return "seed sweep"
+    if "adapters" in report:
+        return "sweep top-level"
+    if any(note.get("kind") == "sweep_member" for note in report.get("notes") or []):
+        return "sweep adapter"
+    return entry
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _validate_every_report():
+    """Wraps the one function that writes report.json (single compare, a sweep's top level and each adapter,
+    quick, demo, the seed scripts, the API's .write): the file it wrote is read back and validated."""
+    from lorafair.report import schema, write
+
+    original = write.write_report_files
+
+    def validated(folder, report, probs, y):
+        original(folder, report, probs, y)
+        written = json.loads((Path(folder) / "report.json").read_text(encoding="utf-8"))
+        schema.validate(written)
+        entry = entry_point()
+        REPORTS_SEEN.append({"kind": report_kind(written, entry), "entry": entry})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(write, "write_report_files", validated)
+        yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORTS_SEEN:
+        counts = Counter(r["kind"] for r in REPORTS_SEEN)
+        seen = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+        terminalreporter.write_line(f"report.json files validated against lorafair.report.schema: {seen}")

@@ -62,12 +62,16 @@ def make_report(
         "token_ids_sha256": "ab" * 32,
         "tokenize_seconds": 0.42,
         "indices": list(range(0, 4 * n, 4)),
+        "dropped_rows": 0,
+        "truncated": 0,
+        "truncated_share": 0.0,
     }
     environment = {
         "torch": "2.13.0",
         "transformers": "5.24.0",
         "peft": "0.21.2",
         "python": "3.11.2",
+        "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
         "device": "cpu",
         "dtype": "float32",
         "peak_rss_bytes": 2_480_000_000,
@@ -102,12 +106,20 @@ def make_report(
 def add_issue8_keys(report: dict) -> dict:
     """The keys another branch adds to report.json, with values a real run could give."""
     report["data"].update(positive_label="pos", dropped_rows=3, truncated=12, truncated_share=0.04)
-    features = {"kind": "features", "pooling": "last_non_pad", "module": "score", "model_type": "llama"}
+    features = {
+        "kind": "features",
+        "pooling": "last_non_pad",
+        "module": "score",
+        "model_type": "llama",
+        "model_class": "LlamaForSequenceClassification",
+        "classifier_pooling": "cls",
+    }
     report["head"].update(modules=["score"], features=features)
     report["fidelity"] = {
         "merged_vs_unmerged_max_abs_logit_diff": 2.4e-06,
         "prediction_flips": 0,
         "checked_examples": 64,
         "merge_dtype": "float32",
+        "model_dtype": "float32",
     }
     return report

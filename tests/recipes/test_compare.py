@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report
+from report_checks import assert_outputs_hold_the_report, assert_tables_hold_the_report, html_text
 
 from lorafair.cli import main
 from lorafair.report import words
@@ -249,9 +249,7 @@ def test_held_out_evaluation_names_the_training_file_and_rows(held_out_adapter, 
     training file they came from and which of its rows they are."""
     adapter, data = held_out_adapter
     out = tmp_path / "quick"
-    code, stdout, err = _run(
-        ["quick", "--adapter", str(adapter), "--num-samples", "8", "--output", str(out), "--quiet"], capsys
-    )
+    code, console, err = _run(["quick", "--adapter", str(adapter), "--num-samples", "8", "--output", str(out)], capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     recorded = json.loads((adapter / "lorafair_run.json").read_text(encoding="utf-8"))["eval_data"]["indices"]
@@ -266,6 +264,7 @@ def test_held_out_evaluation_names_the_training_file_and_rows(held_out_adapter, 
     for position, row in zip(report["data"]["indices"], held["evaluated_rows"]):
         assert cached[position]["text"] == original[row]["text"] and cached[position]["label"] == original[row]["label"]
     assert "task_checks" in report and report["task_checks"] == []  # its own task: nothing to flag
+    _assert_held_out_rows_shown(out, console, data, sorted(recorded), report["data"]["indices"], capsys)
 
     other = tmp_path / "other"
     code, _, err = _run(
@@ -289,3 +288,23 @@ def test_held_out_evaluation_names_the_training_file_and_rows(held_out_adapter, 
     report = json.loads((other / "report.json").read_text(encoding="utf-8"))
     assert "held_out" not in report["data"]  # the training file itself: no held-out part named
     assert [r["kind"] for r in report["task_checks"]] == ["training_rows"]
+
+
+def _assert_held_out_rows_shown(out, console, data, held, indices, capsys):
+    """Console (as quick printed it), report.md and report.html, and in Chinese: the evaluation rows are named as
+    rows of the training file, with the rows of the cache file mapped back (row j of eval.jsonl = held[j])."""
+    rows = ", ".join(str(held[i]) for i in sorted(indices))  # held is sorted, so these are in file order
+    english = f"{len(indices)} of the {len(held)} rows held out of {data} when the adapter was trained (rows {rows}, "
+    english += "counted from 0)"
+    chinese = f"训练适配器时从 {data} 留出的 {len(held)} 行中的 {len(indices)} 行（行号 {rows}，从 0 起）"
+    assert f"- evaluation rows: {english}\n" in console
+    assert f"- evaluation rows: {english}\n" in (out / "report.md").read_text(encoding="utf-8")
+    text, _ = html_text((out / "report.html").read_text(encoding="utf-8"))
+    assert f"evaluation rows {english}" in text
+    for fmt, where in (
+        ("console", f"- 评估行：{chinese}\n"),
+        ("md", f"- 评估行：{chinese}\n"),
+        ("html", f"评估行 {chinese}"),
+    ):
+        code, page, _ = _run(["report", str(out), "--format", fmt, "--lang", "zh"], capsys)
+        assert code == 0 and where in (html_text(page)[0] if fmt == "html" else page), fmt

@@ -161,3 +161,19 @@ def test_the_english_for_scripts_is_what_every_renderer_says(tmp_path):
     checks = console[console.index("======== Checks") :].split("\n\n")[0].splitlines()[1:]
     assert [line[2:] for line in checks] == report["checks"]
     assert report["schema_version"] == 2 and all("kind" in r for r in report["conclusion_records"])
+
+
+def test_held_out_rows_name_ten_rows_then_an_ellipsis():
+    report = make_report(n=20)
+    held = {"from": "data/train.csv", "path": "/d/train.csv", "sha256": "ab" * 32, "n": 15}
+    report["data"]["held_out"] = {**held, "rows": list(range(100, 115)), "evaluated_rows": [114, *range(100, 112)]}
+    assert words.held_out_lines(report, "en") == [
+        "evaluation rows: 13 of the 15 rows held out of data/train.csv when the adapter was trained "
+        "(rows 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, …, counted from 0)"
+    ]
+    assert words.held_out_lines(report, "zh") == [
+        "评估行：训练适配器时从 data/train.csv 留出的 15 行中的 13 行（行号 100, 101, 102, 103, 104, 105, 106, 107, "
+        "108, 109, …，从 0 起）"
+    ]
+    del report["data"]["held_out"]
+    assert words.held_out_lines(report, "en") == [] and words.held_out_what(report, "zh") is None

@@ -13,10 +13,10 @@ import numpy as np
 
 from lorafair.core.names import ADAPTER_HEAD_VARIANTS, HEADLINE_METRICS
 from lorafair.report import words
+from lorafair.report.schema import SCHEMA_VERSION
 from lorafair.stats import metrics, multi_adapter, power, verdicts
 from lorafair.stats import paired as stats
 
-SCHEMA_VERSION = 2  # 2: statements are records with a "kind" (report/words words them)
 # The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
 SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05

@@ -31,6 +31,9 @@ def setup(page: Page) -> str:
 def data_rows(page: Page) -> list[tuple[str, str]]:
     s, data = page.s, page.report.get("data") or {}
     rows = [(s["source"], f"<code>{esc(data.get('source', '—'))}</code>"), (s["n"], esc(data.get("n", "—")))]
+    held_out = words.held_out_what(page.report, page.lang)
+    if held_out is not None:  # the source is a cache file: name the training file and its rows
+        rows.append((s["held_out"], esc(held_out)))
     if data.get("n_available") is not None:
         rows.append((s["n_available"], esc(data["n_available"])))
     rows.append((s["labels"], esc(", ".join(map(str, page.labels)) or "—")))

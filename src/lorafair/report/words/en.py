@@ -76,6 +76,9 @@ WORDS = {
     "notes": {
         "dropped": "{n} rows dropped while loading the data (empty text or label)",
         "truncated": "{n} examples ({share}) truncated to --max-length {m} tokens",
+        "held_out": "evaluation rows: {what}",
+        "held_out_what": "{n} of the {held} rows held out of {file} when the adapter was trained (rows {rows}, "
+        "counted from 0)",
         "modules": "head modules: {m}",
         "features": "features: {f}",
         "fidelity": "merged vs unmerged LoRA ({dtype}, {n} examples): max |logit difference| {d:.3g}, "
@@ -209,6 +212,7 @@ WORDS = {
         "tokenize": "tokenisation time",
         "dropped": "rows dropped",
         "truncated": "examples truncated",
+        "held_out": "evaluation rows",
         "module": "head module",
         "modules": "head modules",
         "features": "features",

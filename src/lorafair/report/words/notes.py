@@ -13,6 +13,8 @@ from lorafair.report.words.numbers import fmt_percent
 from lorafair.report.words.vocabulary import table
 
 GIB = 2**30
+CACHED_PASSES = ("frozen_eval", "frozen_probe")  # the passes the feature cache can serve
+ROWS_SHOWN = 10  # a held-out part's rows named in the text; the rest are in report.json (data.held_out)
 
 
 def note_sentence(note, lang: str) -> str:
@@ -48,12 +50,13 @@ def pass_what(entry: dict, lang: str) -> str:
     """What a forward pass was: its kind, the layers it shared, whether it was cached, its adapter (sweeps)."""
     if "kind" not in entry:  # schema 1: the sentence itself
         return str(entry.get("what", "?"))
-    text = table(lang, "passes")
-    what = text.get(entry["kind"], entry["kind"])
-    k, total = entry.get("shared_layers") or 0, entry.get("total_layers")
+    text, kind = table(lang, "passes"), entry["kind"]
+    what = text.get(kind, kind)
+    k = entry.get("shared_layers") if kind == "lora_eval" else 0  # fields of its kind only (report/schema.py)
     if k:
+        total = entry.get("total_layers")
         what += text["shared"].format(first=k, last=total - 1 if total else "?", k=k - 1)
-    if entry.get("cached"):
+    if kind in CACHED_PASSES and entry.get("cached"):
         what += text["cached"]
     if entry.get("adapter"):
         what += text["adapter"].format(adapter=entry["adapter"])
@@ -90,6 +93,22 @@ def data_loss_lines(report: dict, lang: str) -> list[str]:
     return lines
 
 
+def held_out_what(report: dict, lang: str) -> str | None:
+    """Which rows of which training file the evaluation examples are, when they are the part `lorafair train` held
+    out (report["data"]["held_out"]); None for any other data."""
+    held = (report.get("data") or {}).get("held_out")
+    if not held:
+        return None
+    rows = sorted(held["evaluated_rows"])
+    shown = ", ".join(map(str, rows[:ROWS_SHOWN])) + (", …" if len(rows) > ROWS_SHOWN else "")
+    return table(lang, "notes")["held_out_what"].format(n=len(rows), held=held["n"], file=held["from"], rows=shown)
+
+
+def held_out_lines(report: dict, lang: str) -> list[str]:
+    what = held_out_what(report, lang)
+    return [] if what is None else [table(lang, "notes")["held_out"].format(what=what)]
+
+
 def head_lines(report: dict, lang: str) -> list[str]:
     """The head's modules, the features A1 and R are given, merged vs unmerged B."""
     text, head, lines = table(lang, "notes"), report.get("head") or {}, []
@@ -111,7 +130,8 @@ def head_lines(report: dict, lang: str) -> list[str]:
 
 
 def note_lines(report: dict, lang: str) -> list[str]:
-    """Every note of the console and Markdown: the run's notes, data loss, head, fidelity, forward passes."""
+    """Every note of the console and Markdown: the run's notes, the held-out rows evaluated, data loss, head,
+    fidelity, forward passes."""
     lines = [note_sentence(n, lang) for n in report.get("notes") or []]
-    lines += data_loss_lines(report, lang) + head_lines(report, lang)
+    lines += held_out_lines(report, lang) + data_loss_lines(report, lang) + head_lines(report, lang)
     return lines + [pass_sentence(p, lang) for p in report.get("forward_passes") or []]

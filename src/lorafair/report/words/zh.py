@@ -54,6 +54,8 @@ WORDS = {
     "notes": {
         "dropped": "加载数据时丢弃 {n} 行（文本或标签为空）",
         "truncated": "{n} 个样本（{share}）被截断到 --max-length {m} 个 token",
+        "held_out": "评估行：{what}",
+        "held_out_what": "训练适配器时从 {file} 留出的 {held} 行中的 {n} 行（行号 {rows}，从 0 起）",
         "modules": "分类头模块：{m}",
         "features": "特征：{f}",
         "fidelity": "合并与未合并 LoRA（{dtype}，{n} 个样本）：最大 |logit 差| {d:.3g}，预测翻转 {flips} 个",
@@ -177,6 +179,7 @@ WORDS = {
         "tokenize": "分词耗时",
         "dropped": "丢弃行数",
         "truncated": "截断样本数",
+        "held_out": "评估行",
         "module": "分类头模块",
         "modules": "分类头模块",
         "features": "特征",
