@@ -11,8 +11,9 @@ import re
 import matplotlib.image as mpimg
 import pytest
 from synthetic_report import make_report
+from test_schema import _rendered_paths, declared
 
-from lorafair.report import words
+from lorafair.report import schema, words
 from lorafair.report.html import render_html
 from lorafair.report.render import render_console, render_markdown
 
@@ -60,7 +61,21 @@ NOTES = [
 
 def _report(lang: str = "en", lm=LM, reason=None) -> dict:
     report = make_report(lang=lang)
-    report["analysis"] = {"layers": TASK_LAYERS, "weights": [], "summary": {}, "notes": []}
+    report["analysis"] = {
+        "layers": TASK_LAYERS,
+        "weights": [],
+        "summary": {
+            "first_layer_cka_below": {"threshold": 0.99, "layer": 1},
+            "largest_probe_gain": {"layer": 2, "gain": 0.1},
+            "top_modules_by_delta_norm_ratio": [],
+            "total_intruders": None,
+            "modules_with_intruders_counted": 0,
+        },
+        "pooling": "last",
+        "probe": None,
+        "notes": [],
+        "seconds": {},
+    }
     report["beyond_task"] = {
         "data": {"source": "builtin:oanc-en", "path": "/c/texts.jsonl", "n": 200, "n_available": 15721,
                  "dropped_rows": 0, "indices": list(range(200)), "tokens": 5434, "truncated": 3,
@@ -158,3 +173,22 @@ def test_forward_pass_kinds_are_worded():
         entry = {"kind": kind, "examples": 200, "seconds": 1.0}
         english, chinese = words.pass_sentence(entry, "en"), words.pass_sentence(entry, "zh")
         assert "out-of-domain" in english and "域外" in chinese and "200" in english and "200" in chinese
+
+
+@pytest.mark.parametrize("with_lm", [True, False])
+def test_the_section_is_declared_by_the_schema_and_renderers_read_only_declared_keys(with_lm):
+    reason = {"kind": "lm_skipped", "reason": "no_lm_head", "detail": "tied"}
+    report = _report("en") if with_lm else _report("en", lm=None, reason=reason)
+    schema.validate(report)
+    seen = _rendered_paths(report)
+    assert sorted(map(str, (p for p in seen if not declared(p, report)))) == []
+    read = [
+        ("beyond_task", "lm", "kl_mean"),
+        ("beyond_task", "layers", 2, "cka"),
+        ("beyond_task", "notes", 0, "shared"),
+    ]
+    if not with_lm:
+        read = [("beyond_task", "reason", "reason"), ("beyond_task", "reason", "detail")]
+    assert [p for p in read if p not in seen] == []
+    report["beyond_task"]["lm_extra"] = 1  # an undeclared key fails
+    assert any("lm_extra" in e for e in schema.errors(report))
