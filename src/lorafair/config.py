@@ -114,6 +114,15 @@ class CompareConfig:
         "count intruder dimensions only in modules whose smaller side is at most this "
         "(exact eigendecompositions; larger modules are reported as not computed)",
     )
+    ood_data: str | None = opt(
+        None,
+        "out-of-domain text (a data file or builtin:NAME, e.g. builtin:oanc-en or builtin:news-zh; only "
+        "--text-column is read, no labels): what LoRA changed beyond the task, as layer-wise CKA and cosine of "
+        "A and B on it and, for decoders with a language-model head, KL(base || base+LoRA) of the next-token "
+        "distributions and both perplexities",
+    )
+    ood_samples: int = opt(200, "seeded random sample of this many --ood-data texts (0 = all)")
+    no_ood: bool = opt(False, "skip the out-of-domain analysis even when --ood-data is given (e.g. by a demo preset)")
 
     def __post_init__(self) -> None:
         bad = _at_least(
@@ -125,6 +134,7 @@ class CompareConfig:
             probe_samples=2,
             analysis_probe_samples=0,
             analysis_max_dim=1,
+            ood_samples=0,
         )
         if not 0 < self.alpha < 1:
             bad.append(f"--alpha {self.alpha} (needs 0 < alpha < 1)")

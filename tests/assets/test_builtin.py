@@ -146,7 +146,7 @@ def test_resolve_names():
         "qwen2.5-coder-1.5b",
     }
     assert set(assets.MODEL_BUILDERS) == set(assets.BUILTIN_MODELS)  # every listed name resolves
-    assert set(assets.BUILTIN_DATA) == {"polarity-en", "sentiment-zh"}
+    assert set(assets.BUILTIN_DATA) == {"polarity-en", "sentiment-zh", "oanc-en", "news-zh"}
 
 
 # --------------------------------------------------------------------------- splitting

@@ -43,6 +43,8 @@ def tiny_preset(llama_setup, monkeypatch, tmp_path):
         probe_samples=30,
         bootstrap=200,
         head_init="zero",  # as the Qwen presets
+        ood_data=str(write_csv([{"text": r["text"]} for r in toy_rows(30, seed=14)], tmp_path / "ood.csv")),
+        ood_samples=20,  # of 30: the demo's out-of-domain text, without builtin:oanc-en's download
     )
     monkeypatch.setitem(demo.PRESETS, "default", preset)
     before = torch.get_num_threads()
@@ -75,15 +77,21 @@ def test_demo_trains_compares_and_writes_both_folders(tiny_preset, tmp_path, cap
     assert list(report["variants"]) == ["B", "A", "A1", "R"]
     assert report["data"]["n"] == 40  # --num-samples 500 of 40 rows: all of them
     assert report["data"]["source"] == tiny_preset.test_data
-    assert [p["examples"] for p in report["forward_passes"]] == [
-        40,
-        30,
-        40,
-        40,
-    ]  # probe: 30 of the training file; fidelity: 40
+    assert [(p["kind"], p["examples"]) for p in report["forward_passes"]] == [
+        ("frozen_eval", 40),
+        ("frozen_probe", 30),
+        ("ood_frozen", 20),
+        ("lora_unmerged", 40),
+        ("lora_eval", 40),
+        ("ood_lora", 20),
+    ]  # probe: 30 of the training file; fidelity: 40; out-of-domain text: 20 of 30
+    beyond = report["beyond_task"]  # the demo shows what LoRA changed beyond the task
+    assert beyond["data"]["source"] == tiny_preset.ood_data and beyond["data"]["n"] == 20
+    assert len(beyond["layers"]) == 3 and beyond["reason"]["reason"] == "no_lm_head"  # saved as a classifier
     assert report["config"]["probe_samples"] == 30 and report["config"]["bootstrap"] == 200
 
     assert "Summary" in stdout and "Gain analysis" in stdout  # the seed-style console tables
+    assert "What LoRA changed beyond the task" in stdout
     assert_tables_hold_the_report(stdout, report)  # ... holding report.json's numbers
     assert f"adapter written to {out / demo.ADAPTER_DIR}/" in stdout
     assert f"reports written to {report_dir}/" in stdout
@@ -124,6 +132,9 @@ def test_presets_compare_on_the_test_split_and_tune_on_validation():
         assert preset.num_samples == 500
         # the Qwen presets were tuned on validation beforehand and skip the validation pass (time budget)
         assert preset.eval_data is None if name.startswith("qwen") else preset.eval_data.endswith(":validation")
+        # out-of-domain text in the language of the task's data: news for the Chinese reviews, prose otherwise
+        assert preset.ood_data == ("builtin:news-zh" if name.startswith("qwen") else "builtin:oanc-en")
+        assert preset.ood_samples == 200
 
 
 @pytest.mark.slow

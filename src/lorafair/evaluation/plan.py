@@ -18,6 +18,7 @@ from lorafair.config import CompareConfig, resolve_pos_label
 from lorafair.core.errors import LorafairError
 from lorafair.core.names import VARIANT_IDS
 from lorafair.data import examples as data_mod
+from lorafair.evaluation import beyond_task
 from lorafair.models import distributed, modeling, trunk
 from lorafair.models.inference import Encoded, PassResult, length_sorted_batches, tokenize
 
@@ -87,6 +88,7 @@ class ComparePlan:
     dtype: object
     ctx: distributed.Context
     cache_off: dict | None = None  # the unusable cache folder ({"folder", "variable", "error"}), though not --no-cache
+    ood: beyond_task.OodPlan | None = None  # --ood-data: the sampled out-of-domain texts
 
     @property
     def y(self) -> np.ndarray:
@@ -121,6 +123,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     resolve_pos_label(cfg.pos_label, label_names)  # a --pos-label that names no class fails here, not later
     label_ids = data_mod.encode_labels(examples.labels, label_names)
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
+    ood = beyond_task.plan_ood(cfg)  # a bad --ood-data fails here, before any weight loads
     device, dtype = resolve_device(cfg.device, cfg.dtype)
     ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
@@ -139,6 +142,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
         dtype,
         ctx,
         cache_off,
+        ood,
     )
 
 

@@ -124,6 +124,8 @@ class SweepPlan:
 def plan_sweep(cfg: CompareConfig, paths: list[Path]) -> SweepPlan:
     """Plan the first adapter like a single compare, then check every other one against it."""
     first = compare.plan_compare(dataclasses.replace(cfg, adapter=str(paths[0])))
+    if first.ood is not None:  # the OOD passes are per adapter; a sweep does not run them (yet)
+        log.warning("--ood-data is not used when several adapters are compared: compare one adapter for it")
     adapters = [first.adapter] + [modeling.read_adapter(p) for p in paths[1:]]
     for path, adapter in zip(paths[1:], adapters[1:]):
         _check_same_base(cfg, first, path, adapter)

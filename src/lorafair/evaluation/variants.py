@@ -15,7 +15,7 @@ import numpy as np
 
 from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import analysis_pass as analysis_run
-from lorafair.evaluation import fidelity, frozen_pass, probe_data
+from lorafair.evaluation import beyond_task, fidelity, frozen_pass, probe_data
 from lorafair.models import heads, modeling
 from lorafair.models.inference import PassResult, length_sorted_batches, run_pass, tokenize
 
@@ -40,6 +40,7 @@ class Outcome:
     feature_pooling: str | None = None  # how the frozen pass pooled the head's input (see inference.pool_head_input)
     fidelity: dict | None = None  # merged vs unmerged B
     analysis: analysis_run.Collector = field(default_factory=analysis_run.Collector)  # off until run_variants
+    beyond: beyond_task.Collector = field(default_factory=beyond_task.Collector)  # --ood-data; off until run_variants
 
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
@@ -162,9 +163,11 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
     (timed) B predicts like the model that was trained.
     """
     outcome.analysis.weights(session.model, plan.adapter)  # ΔW against the base weights, before they change
+    outcome.beyond.frozen_pass(plan, session, outcome)  # the base on the out-of-domain text, before the merge
     unmerged, checked, head_hash = _merge_checked(plan, session, outcome)
     lora_pass = _lora_eval_pass(plan, session, outcome)
     _lora_probe_pass(plan, session, outcome)
+    outcome.beyond.lora_pass(plan, session, outcome)
     outcome.fidelity = fidelity.measure(
         unmerged.logits[checked],
         lora_pass.logits[checked],
@@ -260,6 +263,7 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
     outcome.analysis = analysis_run.Collector.start(
         plan.cfg, plan.variants, session.model, distributed=plan.ctx.enabled
     )
+    outcome.beyond = beyond_task.Collector.start(plan, session)
     if wanted & set(FROZEN_VARIANTS):
         frozen = run_frozen(plan, session, outcome)
         if "A" in wanted:

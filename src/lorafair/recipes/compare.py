@@ -81,6 +81,9 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     )
     if outcome.analysis.enabled:
         report["analysis"] = outcome.analysis.report(plan.y)
+    beyond = outcome.beyond.report()
+    if beyond is not None:
+        report["beyond_task"] = beyond
     clock.append(("report", time.perf_counter()))  # statistics, bootstrap, the report dict
     report["timing"] = run_info.timing(clock, outcome.passes)
     return Comparison(report, probs, plan.y)

@@ -12,7 +12,7 @@ The same two steps by hand (default preset):
         --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --lora-r 16 --lora-alpha 32 \
         --learning-rate 2e-3 --max-length 64 --output outputs/demo/adapter
     lorafair compare --adapter outputs/demo/adapter --data builtin:polarity-en:test --num-samples 500 \
-        --probe-samples 1000 --max-length 64 --output outputs/demo/report
+        --probe-samples 1000 --max-length 64 --ood-data builtin:oanc-en --output outputs/demo/report
 
 Measured on the 2-core AMD EPYC machine (no GPU), OMP_WAIT_POLICY=PASSIVE:
     default: `lorafair demo` 5:49 wall at load 1.2-1.9 (train 194 s, validation 27 s, frozen pass 28 s,
@@ -64,6 +64,10 @@ class Preset:
     compare_dtype: str = "auto"  # the comparison's weights: auto = fp32 on CPU
     head_init: str = "random"  # the new head's output layer: random (transformers') or zero
     lang: str | None = None  # console language when --lang is not given (None: from the locale)
+    ood_data: str | None = (
+        "builtin:oanc-en"  # out-of-domain text: what LoRA changed beyond the task (news, not reviews)
+    )
+    ood_samples: int = 200  # OOD texts compared (seeded sample)
 
 
 # Real pretrained Qwen2.5 (instruction-tuned coder variants, Apache-2.0: stand-ins for the base model) on the
@@ -84,6 +88,7 @@ _QWEN_DATA = {
     "eval_data": None,
     "test_data": "builtin:sentiment-zh:test",
     "lang": "zh",
+    "ood_data": "builtin:news-zh",  # People's Daily 1998 news: another domain than the product reviews
 }
 _ALL_PROJECTIONS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 QWEN_PRESETS = {
@@ -255,6 +260,8 @@ def compare_config(chosen: Preset, adapter, output, overwrite: bool, quiet: bool
         variants=ALL_VARIANTS,
         probe_samples=chosen.probe_samples,
         max_length=chosen.max_length,
+        ood_data=chosen.ood_data,
+        ood_samples=chosen.ood_samples,
         bootstrap=chosen.bootstrap,
         seed=chosen.seed,
         dtype=chosen.compare_dtype,

@@ -19,6 +19,7 @@ import os
 from lorafair.core import atomic
 from lorafair.core.version import VERSION
 from lorafair.report import analysis_sections as render_analysis
+from lorafair.report import beyond_sections as render_beyond
 from lorafair.report import html_answer, html_setup, plots
 from lorafair.report import render as rr
 from lorafair.report import sweep_sections as render_sweep
@@ -74,6 +75,7 @@ def body(page: Page) -> str:
             gains(page),
             render_sweep.html(report, lang),
             analysis(page),
+            render_beyond.html_section(report, lang),
             html_section(rr.speed_section(report, lang)),
             figures(page),
             html_setup.setup(page),

@@ -134,6 +134,16 @@ def analysis_section(report: dict, lang: str) -> Section | None:
     )
 
 
+def beyond_task_section(report: dict, lang: str) -> Section | None:
+    """ "What LoRA changed beyond the task" (report["beyond_task"], --ood-data), after the analysis; None without it."""
+    lines = rt.beyond_task_lines(report, lang)
+    if not lines:
+        return None
+    return Section(
+        "beyond_task", rt.table(lang, "beyond_task")["heading"], lines=lines + rt.beyond_note_lines(report, lang)
+    )
+
+
 def conclusion_section(report: dict, lang: str) -> Section:
     return Section("conclusion", headings(lang)["conclusion"], lines=rt.conclusion_lines(report, lang))
 
@@ -204,6 +214,7 @@ def sections(report: dict, lang: str | None = None) -> list[Section]:
         *gain_sections(report, lang),
         *render_sweep.sections(report, lang),
         analysis_section(report, lang),
+        beyond_task_section(report, lang),
         conclusion_section(report, lang),
         speed_section(report, lang),
         checks_section(report, lang),

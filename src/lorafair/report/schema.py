@@ -504,8 +504,17 @@ PASS = _records(
             "shared_layers": _integer("layers taken from the frozen pass"),
             "total_layers": _integer(null=True),
         },
+        "ood_frozen": FORWARD_PASS,
+        "ood_lora": {
+            **FORWARD_PASS,
+            "shared_layers": _integer("layers taken from the frozen OOD pass"),
+            "total_layers": _integer(null=True),
+        },
     },
-    optional={kind: ("adapter",) for kind in ("frozen_eval", "frozen_probe", "lora_unmerged", "lora_eval")},
+    optional={
+        kind: ("adapter",)
+        for kind in ("frozen_eval", "frozen_probe", "lora_unmerged", "lora_eval", "ood_frozen", "ood_lora")
+    },
 )
 
 
@@ -595,6 +604,106 @@ ANALYSIS = _obj(
         ),
         "notes": _array(_ref("analysis_note")),
         "seconds": _mapping("seconds per part of the analysis", _num()),
+    },
+)
+
+
+# -- what LoRA changed beyond the task: out-of-domain text (--ood-data; DESIGN.md §12) -----------------------------
+BEYOND_NOTE = _records(
+    "how the out-of-domain analysis was done, and at what cost",
+    {
+        "ood_shared_trunk": {
+            "shared": _integer("layers of B's OOD pass taken from the frozen OOD pass (0: it ran every layer)"),
+            "total": _integer("the model's layers", null=True),
+        },
+        "ood_trunk_too_large": {"bytes": _integer("memory the recorded shared-layer output would take")},
+        "ood_cost": {"seconds": _mapping("seconds per part of the out-of-domain analysis, and total", _num())},
+    },
+)
+BEYOND_REASON = _records(
+    "why there is no next-token figure (lm_skipped), or no out-of-domain figure at all (ood_skipped)",
+    {
+        "lm_skipped": {
+            "reason": _string(
+                "encoder (no LM head), no_lm_head (neither lm_head.weight nor tied embeddings in the base "
+                "checkpoint), no_safetensors (no local .safetensors files), logit_transform (the causal LM changes "
+                "logits after its head), shape (the LM head is not vocabulary x hidden), no_next_token (every text "
+                "one token long)",
+                enum=["encoder", "no_lm_head", "no_safetensors", "logit_transform", "shape", "no_next_token"],
+            ),
+            "detail": {
+                "description": "no_lm_head: 'tied' when the embeddings are tied but absent; logit_transform: the "
+                "config field; shape: the LM head's shape",
+                "type": ["string", "array", "null"],
+            },
+        },
+        "ood_skipped": {
+            "reason": _string(
+                "no_lora_variant (B not among --variants), distributed (several processes)",
+                enum=["no_lora_variant", "distributed"],
+            ),
+            "detail": {"type": "null", "description": "always null"},
+        },
+    },
+)
+NEXT_TOKEN = _obj(
+    "the base's next-token distributions without and with the LoRA backbone, through the base checkpoint's LM head, "
+    "over every out-of-domain token that has a next token (null: see reason)",
+    {
+        "kl_mean": _num("mean per-token KL(base || base+LoRA), nats (the diagnosis reads this key)"),
+        "kl_per_token_quantiles": _obj(
+            "quantiles of the per-token KL, nats",
+            {"p50": _num(), "p90": _num(), "p99": _num(), "max": _num()},
+        ),
+        "perplexity_base": _num("exp(mean NLL of the next token) under the base"),
+        "perplexity_lora": _num("the same under the base with the LoRA backbone"),
+        "nll_base": _num("mean NLL of the next token under the base, nats"),
+        "nll_lora": _num("the same with LoRA"),
+        "tokens": _integer("predicted tokens the figures average over"),
+        "lm_head": _obj(
+            "the LM head used for both",
+            {
+                "tensor": _string("its tensor in the base checkpoint: lm_head.weight or the tied input embedding"),
+                "tied": _boolean("the input embedding, as tie_word_embeddings makes it"),
+                "vocab_size": _integer("rows of the LM head"),
+            },
+        ),
+    },
+    null=True,
+)
+BEYOND_TASK = _obj(
+    "what LoRA changed beyond the task: A (frozen base) and B (LoRA) on out-of-domain text (--ood-data)",
+    {
+        "data": _obj(
+            "the out-of-domain texts",
+            {
+                "source": _string("--ood-data as given (a file or builtin:NAME)"),
+                "path": _string("the file read"),
+                "n": _integer("texts compared (the seeded sample)"),
+                "n_available": _integer("non-empty texts in the file"),
+                "dropped_rows": _integer("rows without a text"),
+                "indices": _array(_integer(), "the sampled texts' positions among the file's non-empty texts"),
+                "tokens": _integer("real tokens of the sampled texts"),
+                "truncated": _integer("texts cut at --max-length"),
+                "token_ids_sha256": _sha256("the token ids both passes ran on"),
+            },
+            optional=("tokens", "truncated", "token_ids_sha256"),  # absent when no pass ran (ood_skipped)
+        ),
+        "pooling": _string("where the layers' hidden states are pooled, as the head pools: last or first", null=True),
+        "layers": _array(
+            _obj(
+                "one layer (0 = embeddings): A's and B's pooled hidden states on the out-of-domain text",
+                {
+                    "layer": _integer(),
+                    "cka": _num("linear CKA(A, B)", null=True),
+                    "cosine": _num("mean cosine(A, B)", null=True),
+                },
+            )
+        ),
+        "lm": NEXT_TOKEN,
+        "reason": {"anyOf": [{"type": "null"}, _ref("beyond_reason")], "description": "why lm (or all) is missing"},
+        "notes": _array(_ref("beyond_note")),
+        "seconds": _mapping("seconds per part of the out-of-domain analysis, and total", _num()),
     },
 )
 
@@ -797,6 +906,7 @@ SCHEMA = {
             "speed_difference": _num("QPS of A / QPS of B - 1"),
             "fidelity": FIDELITY,
             "analysis": ANALYSIS,
+            "beyond_task": BEYOND_TASK,
             "timing": TIMING,
             "adapters": _array(_ref("adapter"), "a sweep: every adapter, in sweep order"),
             "sweep": _array(SWEEP_ROW, "a sweep: every adapter x delta x metric with Holm-adjusted p"),
@@ -808,6 +918,7 @@ SCHEMA = {
             "speed_difference",
             "fidelity",
             "analysis",
+            "beyond_task",
             "timing",
             "adapters",
             "sweep",
@@ -829,6 +940,8 @@ SCHEMA = {
         "conclusion_record": CONCLUSION_RECORD,
         "check_record": CHECK_RECORD,
         "analysis_note": ANALYSIS_NOTE,
+        "beyond_note": BEYOND_NOTE,
+        "beyond_reason": BEYOND_REASON,
         "adapter": ADAPTER,
         "seed_summary": SEED_SUMMARY,
         "subspace_similarity": PHI,

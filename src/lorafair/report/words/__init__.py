@@ -14,11 +14,13 @@ re-renders in either language with the same numbers, and `report["conclusion"]` 
     notes.py          note records, forward passes, the head's features, data losses
     analysis.py       the analysis summary and its notes
     seeds.py          do the seeds agree: the seed_subspace and seed_churn records, the seed-agreement section
+    beyond.py         what LoRA changed beyond the task (out-of-domain text): its lines, reasons and notes
 """
 
 from __future__ import annotations
 
 from lorafair.report.words.analysis import analysis_lines, analysis_note_lines, analysis_note_sentence
+from lorafair.report.words.beyond import beyond_note_lines, beyond_note_sentence, beyond_task_lines, reason_sentence
 from lorafair.report.words.checks import check_lines, check_sentence, kind_of
 from lorafair.report.words.conclusions import conclusion_lines, records_of, sentence, sweep_records
 from lorafair.report.words.notes import (
@@ -66,6 +68,9 @@ __all__ = [
     "analysis_lines",
     "analysis_note_lines",
     "analysis_note_sentence",
+    "beyond_note_lines",
+    "beyond_note_sentence",
+    "beyond_task_lines",
     "check_lines",
     "check_sentence",
     "churn_sentence",
@@ -96,6 +101,7 @@ __all__ = [
     "pass_sentence",
     "pass_what",
     "pct",
+    "reason_sentence",
     "positive_label",
     "records_of",
     "sentence",

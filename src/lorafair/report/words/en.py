@@ -140,6 +140,8 @@ WORDS = {
         "frozen_probe": "frozen base, probe-training set (A1 only)",
         "lora_unmerged": "LoRA unmerged model, merge-fidelity check (B)",
         "lora_eval": "LoRA merged model, evaluation set (B)",
+        "ood_frozen": "frozen base, out-of-domain text (--ood-data)",
+        "ood_lora": "LoRA merged model, out-of-domain text (B)",
         "shared": ": layers {first}-{last} only, 0-{k} taken from the frozen pass (shared trunk)",
         "cached": " (cached: features of an earlier run on the same base and token ids; not run again)",
         "adapter": " [{adapter}]",
@@ -297,6 +299,50 @@ WORDS = {
         "smaller side exceeds {max_dim} (--analysis-max-dim); their norms and effective ranks are exact",
         "analysis_lora_probe_pass": "layers: one extra LoRA-model pass over {examples} probe examples gave B's "
         "probe-training features ({seconds:.1f} s)",
+    },
+    # report["beyond_task"]: what LoRA changed beyond the task, on out-of-domain text (--ood-data)
+    "beyond_task": {
+        "heading": "What LoRA changed beyond the task",
+        "data": "Out-of-domain text: {n} of {available} texts of {source} (seeded sample; {tokens} tokens).",
+        "layers": "A vs B on it, pooled as the head pools: CKA {cka} at the last layer {layer}, cosine {cos}; "
+        "lowest CKA {low} at layer {low_layer}.",
+        "layers_task": "A vs B on it, pooled as the head pools: CKA {cka} at the last layer {layer} (on the task's "
+        "data {task}), cosine {cos}; lowest CKA {low} at layer {low_layer}.",
+        "lm": "The base's next-token distributions without and with LoRA (its own LM head, {tokens} tokens): mean "
+        "KL(base || base+LoRA) {kl} nats per token (median {p50}, 90th percentile {p90}, max {max}); perplexity "
+        "{ppl_base} (base) -> {ppl_lora} (with LoRA, {change}).",
+        "plot": "CKA(A, B) by layer: the task's data vs out-of-domain text",
+        "table": "Per-layer values",
+        "table_layer": "Layer",
+        "table_cka_task": "CKA, task",
+        "table_cka_ood": "CKA, OOD",
+        "table_cos_task": "Cosine, task",
+        "table_cos_ood": "Cosine, OOD",
+        "notes": "What was computed",
+    },
+    # report["beyond_task"]["reason"] ("reason" codes) and ["notes"]
+    "beyond_notes": {
+        "encoder": "No next-token KL: the base is an encoder, without a language-model head.",
+        "no_lm_head": "No next-token KL: the base checkpoint holds no lm_head.weight{tied}.",
+        "tied": " and not the tied input embedding either",
+        "no_safetensors": "No next-token KL: the base's weights are not in local .safetensors files.",
+        "logit_transform": "No next-token KL: this model changes its logits after the LM head ({detail}).",
+        "shape": "No next-token KL: the LM head's shape {detail} is not the model's vocabulary x hidden size.",
+        "no_next_token": "No next-token KL: every out-of-domain text is a single token long.",
+        "no_lora_variant": "Out-of-domain analysis not run: it compares B with the base, and B is not among "
+        "--variants.",
+        "distributed": "Out-of-domain analysis not run: layer states are not gathered across processes yet.",
+        "ood_shared_trunk": "OOD: B's pass took layers 0-{last} of {total} from the frozen pass (shared trunk).",
+        "ood_no_shared_trunk": "OOD: B's pass ran all {total} layers.",
+        "ood_trunk_too_large": "OOD: shared trunk off, its recorded output would take {gib:.1f} GiB.",
+        "ood_cost": "OOD: {total:.1f} s in all ({parts}).",
+        "cost_part": "{what} {s:.1f} s",
+        "list_separator": ", ",
+        "tokenize": "tokenisation",
+        "frozen_pass": "frozen pass",
+        "lora_pass": "LoRA pass",
+        "layer_metrics": "CKA and cosine",
+        "next_token": "next-token KL and perplexities",
     },
     # report["adapters"], ["sweep"], ["across_seeds"]
     "sweep": {

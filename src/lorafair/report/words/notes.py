@@ -65,7 +65,7 @@ def pass_what(entry: dict, lang: str) -> str:
         return str(entry.get("what", "?"))
     text, kind = table(lang, "passes"), entry["kind"]
     what = text.get(kind, kind)
-    k = entry.get("shared_layers") if kind == "lora_eval" else 0  # fields of its kind only (report/schema.py)
+    k = entry.get("shared_layers") if kind in ("lora_eval", "ood_lora") else 0  # its kind's fields (report/schema.py)
     if k:
         total = entry.get("total_layers")
         what += text["shared"].format(first=k, last=total - 1 if total else "?", k=k - 1)

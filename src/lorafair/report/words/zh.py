@@ -106,6 +106,8 @@ WORDS = {
         "frozen_probe": "冻结基础模型，探针训练集（仅 A1）",
         "lora_unmerged": "未合并的 LoRA 模型，合并一致性检查（B）",
         "lora_eval": "合并后的 LoRA 模型，评估集（B）",
+        "ood_frozen": "冻结基础模型，域外文本（--ood-data）",
+        "ood_lora": "合并后的 LoRA 模型，域外文本（B）",
         "shared": "：仅计算第 {first}-{last} 层，第 0-{k} 层取自冻结前向（共享主干）",
         "cached": "（已缓存：同一基础模型与 token ids 的早前运行的特征；未重新计算）",
         "adapter": " [{adapter}]",
@@ -253,6 +255,49 @@ WORDS = {
         "analysis_intruders_skipped": "权重：{modules} 个模块中有 {skipped} 个较小一侧超过 {max_dim}"
         "（--analysis-max-dim），未计算入侵维度；它们的范数和有效秩是精确的",
         "analysis_lora_probe_pass": "层：对 {examples} 个探针样本额外进行一次 LoRA 模型前向，得到 B 的探针训练特征（{seconds:.1f} 秒）",
+    },
+    # report["beyond_task"]：任务之外 LoRA 改变了什么（--ood-data 的域外文本）
+    "beyond_task": {
+        "heading": "任务之外 LoRA 改变了什么",
+        "data": "域外文本：{source} 的 {available} 条文本中的 {n} 条（固定种子抽样；共 {tokens} 个 token）。",
+        "layers": "A 与 B 在其上的特征（按分类头的方式池化）：最后一层（第 {layer} 层）CKA {cka}，余弦 {cos}；"
+        "CKA 最低为 {low}，在第 {low_layer} 层。",
+        "layers_task": "A 与 B 在其上的特征（按分类头的方式池化）：最后一层（第 {layer} 层）CKA {cka}（任务数据上为 "
+        "{task}），余弦 {cos}；CKA 最低为 {low}，在第 {low_layer} 层。",
+        "lm": "基础模型在不加与加 LoRA 时的下一 token 分布（用其自身的语言模型头，共 {tokens} 个 token）：平均 "
+        "KL(base || base+LoRA) 为每 token {kl} nats（中位数 {p50}，第 90 百分位 {p90}，最大 {max}）；困惑度 "
+        "{ppl_base}（基础模型）-> {ppl_lora}（加 LoRA，{change}）。",
+        "plot": "逐层 CKA(A, B)：任务数据 vs 域外文本",
+        "table": "逐层数值",
+        "table_layer": "层",
+        "table_cka_task": "CKA（任务）",
+        "table_cka_ood": "CKA（域外）",
+        "table_cos_task": "余弦（任务）",
+        "table_cos_ood": "余弦（域外）",
+        "notes": "计算说明",
+    },
+    # report["beyond_task"]["reason"]（原因代码）与 ["notes"]
+    "beyond_notes": {
+        "encoder": "未计算下一 token 的 KL：基础模型是编码器，没有语言模型头。",
+        "no_lm_head": "未计算下一 token 的 KL：基础模型的权重文件中没有 lm_head.weight{tied}。",
+        "tied": "，也没有与之共享的输入嵌入",
+        "no_safetensors": "未计算下一 token 的 KL：基础模型的权重不在本地 .safetensors 文件中。",
+        "logit_transform": "未计算下一 token 的 KL：该模型在语言模型头之后还会变换 logits（{detail}）。",
+        "shape": "未计算下一 token 的 KL：语言模型头的形状 {detail} 与模型的词表大小 x 隐藏维度不符。",
+        "no_next_token": "未计算下一 token 的 KL：每条域外文本都只有一个 token。",
+        "no_lora_variant": "未做域外分析：它比较 B 与基础模型，而 --variants 中没有 B。",
+        "distributed": "未做域外分析：多进程运行时尚不汇总各层状态。",
+        "ood_shared_trunk": "域外：B 的前向从冻结前向取用了第 0-{last} 层（共 {total} 层；共享主干）。",
+        "ood_no_shared_trunk": "域外：B 的前向计算了全部 {total} 层。",
+        "ood_trunk_too_large": "域外：未共享主干，记录其输出需要 {gib:.1f} GiB。",
+        "ood_cost": "域外：共 {total:.1f} 秒（{parts}）。",
+        "cost_part": "{what} {s:.1f} 秒",
+        "list_separator": "，",
+        "tokenize": "分词",
+        "frozen_pass": "冻结前向",
+        "lora_pass": "LoRA 前向",
+        "layer_metrics": "CKA 与余弦",
+        "next_token": "下一 token 的 KL 与困惑度",
     },
     "sweep": {
         "sweep": "扫描：各适配器",
