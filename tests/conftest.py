@@ -20,6 +20,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# --dtype auto on CPU measures bf16 against fp32 (models/dtype_probe.py); the suite's tolerances are fp32's, so it
+# forces fp32 (the probe's own tests unset this).
+os.environ.setdefault("LORAFAIR_CPU_DTYPE", "float32")
 # Module- and session-scoped fixtures run before the per-test cache below is set: they get this
 # session's own empty folder, never the user's ~/.cache/lorafair/features (a hit from an earlier run).
 os.environ["LORAFAIR_FEATURE_CACHE"] = tempfile.mkdtemp(prefix="lorafair-test-features-")

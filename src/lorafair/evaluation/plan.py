@@ -33,15 +33,21 @@ def _resolve_assets(cfg: CompareConfig, base_model: str) -> tuple[str, Path]:
 
 
 def resolve_device(device: str, dtype: str):
+    """(device, torch dtype, how the dtype was chosen: a record for the report)."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise LorafairError(f"--device {device} asked for, but no CUDA device is available")
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
-    return device, getattr(torch, dtype)
+    choice = {"dtype": dtype, "source": "option"}
+    if dtype == "auto" and device.startswith("cuda"):
+        choice = {"dtype": "bfloat16" if torch.cuda.is_bf16_supported() else "float32", "source": "cuda"}
+    elif dtype == "auto":  # CPUs differ: bf16 is several times faster on some, slower on others; measure
+        from lorafair.models import dtype_probe
+
+        choice = dtype_probe.cpu_dtype()
+    return device, getattr(torch, choice["dtype"]), choice
 
 
 def check_variants(cfg: CompareConfig) -> list[str]:
@@ -89,6 +95,7 @@ class ComparePlan:
     ctx: distributed.Context
     cache_off: dict | None = None  # the unusable cache folder ({"folder", "variable", "error"}), though not --no-cache
     ood: beyond_task.OodPlan | None = None  # --ood-data: the sampled out-of-domain texts
+    dtype_choice: dict | None = None  # how the dtype was chosen (models/dtype_probe.py on CPU with --dtype auto)
 
     @property
     def y(self) -> np.ndarray:
@@ -124,7 +131,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
     label_ids = data_mod.encode_labels(examples.labels, label_names)
     eval_idx = data_mod.stratified_sample(label_ids, cfg.num_samples, cfg.seed)
     ood = beyond_task.plan_ood(cfg)  # a bad --ood-data fails here, before any weight loads
-    device, dtype = resolve_device(cfg.device, cfg.dtype)
+    device, dtype, dtype_choice = resolve_device(cfg.device, cfg.dtype)
     ctx = distributed.init(device)  # under torchrun/accelerate: each rank runs a share of the batches
     modeling.check_adapter_fits(base_model, adapter)  # fail before loading any weights
     cache_off = None if cfg.no_cache or ctx.enabled else _feature_cache_problem()
@@ -143,6 +150,7 @@ def plan_compare(cfg: CompareConfig) -> ComparePlan:
         ctx,
         cache_off,
         ood,
+        dtype_choice,
     )
 
 

@@ -80,6 +80,7 @@ def environment_info(plan: ComparePlan) -> dict:
         "platform": platform.platform(),
         "device": str(plan.device),
         "dtype": str(plan.dtype).replace("torch.", ""),
+        "dtype_choice": plan.dtype_choice or {"dtype": str(plan.dtype).replace("torch.", ""), "source": "option"},
         "peak_rss_bytes": peak_rss_bytes(),  # VmHWM: this process's own peak, however launched
         "world_size": plan.ctx.world_size,
     }

@@ -15,7 +15,7 @@ import numpy as np
 
 from lorafair.core.names import FROZEN_VARIANTS, OWN_HEAD_VARIANTS
 from lorafair.evaluation import analysis_pass as analysis_run
-from lorafair.evaluation import beyond_task, fidelity, frozen_pass, probe_data
+from lorafair.evaluation import beyond_task, fidelity, frozen_pass, probe_data, speed
 from lorafair.models import heads, modeling
 from lorafair.models.inference import PassResult, length_sorted_batches, run_pass, tokenize
 
@@ -41,6 +41,8 @@ class Outcome:
     fidelity: dict | None = None  # merged vs unmerged B
     analysis: analysis_run.Collector = field(default_factory=analysis_run.Collector)  # off until run_variants
     beyond: beyond_task.Collector = field(default_factory=beyond_task.Collector)  # --ood-data; off until run_variants
+    speed: dict | None = None  # report["speed"]: A and full merged B like for like (evaluation/speed.py)
+    speed_state: dict = field(default_factory=dict)  # the like-for-like sample's passes, between A and B
 
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
@@ -166,6 +168,8 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
     outcome.beyond.frozen_pass(plan, session, outcome)  # the base on the out-of-domain text, before the merge
     unmerged, checked, head_hash = _merge_checked(plan, session, outcome)
     lora_pass = _lora_eval_pass(plan, session, outcome)
+    if "A" in outcome.speed_state:  # before the analysis and OOD passes: the same state of the process as A's
+        speed.time_b(plan, session, outcome.speed_state, lora_pass)
     _lora_probe_pass(plan, session, outcome)
     outcome.beyond.lora_pass(plan, session, outcome)
     outcome.fidelity = fidelity.measure(
@@ -275,9 +279,27 @@ def run_variants(plan: ComparePlan, session: Session) -> Outcome:
             if a1 is not None:
                 outcome.results["A1"] = a1
         del frozen
+        if speed.reason_not_measured(plan) is None:
+            speed.time_a(plan, session, outcome.speed_state)
     if "A1" not in outcome.results:
         outcome.notes.append(a1_absent_note(plan))
     if "B" in wanted:
         outcome.results["B"] = run_variant_b(plan, session, outcome)
         outcome.notes.append(_trunk_note(session))
+    _speeds(plan, outcome)
     return outcome
+
+
+def _speeds(plan: ComparePlan, outcome: Outcome) -> None:
+    """report["speed"], and per-variant speed only where it is the model's own: like for like, or a full pass of
+    this run (not a cache hit's first-run seconds, not B's shared-trunk pass)."""
+    outcome.speed = speed.section(plan, outcome.speed_state, outcome.passes)
+    outcome.speed_state = {}
+    fair = speed.variant_speeds(outcome.speed)
+    for variant, result in outcome.results.items():
+        if variant in fair:
+            result.speed = fair[variant]
+    if "A" in outcome.results and "A" not in fair and outcome.speed.get("a_pass", {}).get("cached"):
+        outcome.results["A"].speed = None
+    if "B" in outcome.results and "B" not in fair and outcome.speed.get("b_pass", {}).get("shared_layers"):
+        outcome.results["B"].speed = None

@@ -76,6 +76,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             head_name=plan.adapter.head_name,
             head=head,
             fidelity=outcome.fidelity,
+            speed_section=outcome.speed,
             task_checks=adapter_data.task_records(cfg, data),
         )
     )

@@ -137,6 +137,88 @@ ROC = _obj(
     },
 )
 
+# -- speed like for like and the measured dtype (evaluation/speed.py, models/dtype_probe.py) ------------------------
+SPEED_FIGURES = {
+    "qps": _num("examples per second", null=True),
+    "tokens_per_s": _num("tokens per second", null=True),
+    "latency_ms_p50": _num("median batch latency, ms", null=True),
+    "latency_ms_p95": _num("95th percentile batch latency, ms", null=True),
+    "seconds": _num("pass time"),
+    "peak_memory_bytes": _integer("peak accelerator memory (null on CPU)", null=True),
+}
+LIKE_FOR_LIKE_PASS = _obj(
+    "one full pass (every layer, LoRA merged for B, no shared trunk) over the like-for-like sample, after warm-up",
+    {**SPEED_FIGURES, "examples": _integer("examples timed")},
+)
+SPEED_SECTION = _obj(
+    "deployment speed of A and B like for like, and the evaluation passes' own seconds as lorafair's cost",
+    {
+        "like_for_like": _obj(
+            "A and the full merged B over the same first examples of the evaluation sample, in the same batches",
+            {
+                "examples": _integer("examples in the sample: min(64, n)"),
+                "batches": _integer("length-sorted batches of the sample"),
+                "A": LIKE_FOR_LIKE_PASS,
+                "B": LIKE_FOR_LIKE_PASS,
+                "difference": _num("QPS of B / QPS of A - 1", null=True),
+                "b_vs_shared_trunk": _obj(
+                    "the full merged B's predictions on the sample against B's (shared-trunk) evaluation pass",
+                    {
+                        "max_abs_logit_diff": _num(),
+                        "prediction_mismatches": _integer("sample examples whose predicted class differs"),
+                    },
+                ),
+            },
+            null=True,
+        ),
+        "reason": _string("why there is no like-for-like sample", enum=["needs_a_and_b", "distributed", "not_run"]),
+        "a_pass": _obj(
+            "the frozen evaluation pass (A, A1's and R's features): lorafair's cost",
+            {
+                "cached": _boolean("served from the feature cache: no pass ran"),
+                "seconds": _num("this run's seconds (null when cached)", null=True),
+                "examples": _integer(),
+            },
+        ),
+        "b_pass": _obj(
+            "B's evaluation pass: lorafair's cost; with shared layers it is not the model's speed",
+            {
+                "shared_layers": _integer("layers taken from the frozen pass (0: every layer ran)"),
+                "total_layers": _integer(null=True),
+                "seconds": _num(),
+                "examples": _integer(),
+            },
+        ),
+    },
+    optional=("reason", "a_pass", "b_pass"),
+)
+DTYPE_CHOICE = _obj(
+    "how the model dtype was chosen: the option, CUDA's bf16 support, $LORAFAIR_CPU_DTYPE, or the CPU probe",
+    {
+        "dtype": _string(),
+        "source": _string(enum=["option", "cuda", "forced", "measured", "cached"]),
+        "matmul_speedup": _num("fp32 / bf16 seconds of a 1024x1024 matmul (best of 3)"),
+        "attention_speedup": _num("fp32 / bf16 seconds of scaled_dot_product_attention (8, 12, 128, 64)"),
+        "threshold": _num("bf16 is chosen when both speedups reach this"),
+        "seconds": _num("the probe's own cost (cached: the cost when it ran)"),
+    },
+    optional=("matmul_speedup", "attention_speedup", "threshold", "seconds"),
+)
+BF16_FLIPS = _obj(
+    "the fidelity sample through the unmerged LoRA model in bf16 and in fp32 (the same weights, upcast)",
+    {
+        "checked": _integer(),
+        "flips": _integer("examples whose predicted class bf16 changed"),
+        "max_abs_logit_diff": _num(null=True),
+    },
+)
+DTYPE_FLIPS_CHECK = {
+    "flips": _integer(),
+    "checked": _integer(),
+    "tolerance": _num("share of the sample"),
+}
+# -- end of speed and dtype ----------------------------------------------------------------------------------------
+
 VARIANT = _obj(
     "one variant: B (LoRA model), A (frozen base + the adapter's head), A1 (frozen base + linear probe), "
     "R (frozen base + random head)",
@@ -181,15 +263,10 @@ VARIANT = _obj(
             },
         ),
         "speed": _obj(
-            "timed forward pass over the evaluation set (after warm-up, identical length-sorted batches)",
-            {
-                "qps": _num("examples per second", null=True),
-                "tokens_per_s": _num("tokens per second", null=True),
-                "latency_ms_p50": _num("median batch latency, ms", null=True),
-                "latency_ms_p95": _num("95th percentile batch latency, ms", null=True),
-                "seconds": _num("pass time"),
-                "peak_memory_bytes": _integer("peak accelerator memory (null on CPU)", null=True),
-            },
+            "timed full forward pass after warm-up: A's and B's like-for-like sample (see speed), or a variant's own "
+            "full pass over the evaluation set in this run (never a cache hit, never B's shared-trunk pass)",
+            {**SPEED_FIGURES, "examples": _integer("examples timed (the like-for-like sample)")},
+            optional=("examples",),
         ),
         "cross_fitted": _boolean(
             "A1 only: true when A1 was cross-fitted on the evaluation set itself (no probe data recorded or given and "
@@ -311,6 +388,7 @@ HEAD = _obj(
     optional=("tensors", "sha256", "features"),
 )
 
+
 ENVIRONMENT = _obj(
     "where it ran",
     {
@@ -321,6 +399,7 @@ ENVIRONMENT = _obj(
         "platform": _string(),
         "device": _string(),
         "dtype": _string("model dtype"),
+        "dtype_choice": DTYPE_CHOICE,
         "peak_rss_bytes": _integer("this process's peak resident memory", null=True),
         "world_size": _integer("processes (torchrun / accelerate)"),
     },
@@ -334,7 +413,9 @@ FIDELITY = _obj(
         "checked_examples": _integer(),
         "merge_dtype": _string("dtype the LoRA deltas were merged in"),
         "model_dtype": _string(),
+        "bf16_vs_fp32": BF16_FLIPS,
     },
+    optional=("bf16_vs_fp32",),
 )
 
 TIMING = _obj(
@@ -430,7 +511,8 @@ CHECK_RECORD = _records(
     "a check: something about the run a reader should look at",
     {
         "seed_range": {"metric": METRIC, "value": _num(), "range": _array(_num(), "the seed's usual B - A gains")},
-        "speed": {"value": _num("QPS of A / QPS of B - 1"), "tolerance": _num()},
+        "speed": {"value": _num("like for like: QPS of B / QPS of A - 1"), "tolerance": _num()},
+        "dtype_flips": DTYPE_FLIPS_CHECK,
         "fidelity": {
             "flips": _integer(),
             "checked": _integer(),
@@ -903,7 +985,8 @@ SCHEMA = {
             "check_records": _array(_ref("check_record"), "the checks, as records"),
             "conclusion": _array(_string(), "the conclusion records in English, for scripts"),
             "checks": _array(_string(), "the check records in English, for scripts"),
-            "speed_difference": _num("QPS of A / QPS of B - 1"),
+            "speed_difference": _num("like for like: QPS of B / QPS of A - 1"),
+            "speed": SPEED_SECTION,
             "fidelity": FIDELITY,
             "analysis": ANALYSIS,
             "beyond_task": BEYOND_TASK,
@@ -916,6 +999,7 @@ SCHEMA = {
         optional=(
             "task_checks",
             "speed_difference",
+            "speed",
             "fidelity",
             "analysis",
             "beyond_task",

@@ -160,8 +160,12 @@ def _use_bf16(precision: str) -> bool:
     import torch
 
     cuda = torch.cuda.is_available()
-    if precision == "auto":
-        return cuda and torch.cuda.is_bf16_supported()
+    if precision == "auto" and cuda:
+        return torch.cuda.is_bf16_supported()
+    if precision == "auto":  # CPUs differ: bf16 autocast only where this one measured it clearly faster
+        from lorafair.models import dtype_probe
+
+        return dtype_probe.cpu_dtype()["dtype"] == "bfloat16"
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise LorafairError("--precision bf16: this CUDA device does not support bf16; use fp32")
     return precision == "bf16"
