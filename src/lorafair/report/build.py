@@ -255,10 +255,20 @@ def check_records(report: dict) -> list[dict]:
                 "merge_dtype": fid.get("merge_dtype"),
             }
         )
+    checks += dtype_checks(fid)
     absent = absent_labels(report["data"])
     if absent:  # scores that say nothing about a class the head predicts, with or without lorafair_run.json
         checks.append({"kind": "absent_labels", "labels": absent, "n_labels": len(report["data"]["labels"])})
     return checks + list(report.get("task_checks") or [])
+
+
+def dtype_checks(fid: dict) -> list[dict]:
+    """bf16 (chosen as faster) predicting unlike fp32 on more than FLIP_TOLERANCE of the fidelity sample."""
+    low = fid.get("bf16_vs_fp32") or {}
+    checked, flips = low.get("checked") or 0, low.get("flips") or 0
+    if checked and flips / checked > FLIP_TOLERANCE:
+        return [{"kind": "dtype_flips", "flips": flips, "checked": checked, "tolerance": FLIP_TOLERANCE}]
+    return []
 
 
 def speed_checks(report: dict) -> list[dict]:

@@ -18,6 +18,7 @@ from lorafair.core.names import VARIANT_IDS as VARIANT_ORDER
 from lorafair.report import sweep_sections as render_sweep
 from lorafair.report import words as rt
 from lorafair.report.tables import Section, Table, ordered
+from lorafair.report.words import speed_dtype
 from lorafair.stats import verdicts
 
 
@@ -171,6 +172,9 @@ def speed_table(report: dict, lang: str) -> Table | None:
     after = []
     if report.get("speed_difference") is not None:
         after.append(f"{h['speed_diff']}: {rt.fmt_percent(report['speed_difference'], signed=True)}")
+    after += speed_dtype.speed_lines(report, lang)
+    dtype = speed_dtype.dtype_line(report.get("environment") or {}, lang)
+    after += [dtype] if dtype else []
     headers = [h["model"], h["qps"], h["tps"], h["p50"], h["p95"], h["time"], *([h["memory"]] if with_memory else [])]
     return Table(headers, rows, numeric=[False, *([True] * (len(headers) - 1))], after=after)
 

@@ -403,6 +403,7 @@ ENVIRONMENT = _obj(
         "peak_rss_bytes": _integer("this process's peak resident memory", null=True),
         "world_size": _integer("processes (torchrun / accelerate)"),
     },
+    optional=("dtype_choice",),  # reports before the CPU dtype probe
 )
 
 FIDELITY = _obj(

@@ -1,13 +1,14 @@
 """The checks: report["check_records"] worded, one sentence per record, in English or Chinese.
 
-Record kinds: seed_range (B - A outside the seed's usual gains), speed (QPS of A and B apart), fidelity
-(merged B predicts unlike the unmerged model), absent_labels (labels with no evaluation example), and the
-evaluation data against the adapter's recorded task (data/adapter_data.task_records): unrecorded,
+Record kinds: seed_range (B - A outside the seed's usual gains), speed (QPS of A and B apart, like for like), fidelity
+(merged B predicts unlike the unmerged model), dtype_flips (bf16 predicts unlike fp32: words/speed_dtype.py),
+absent_labels (labels with no evaluation example), and the evaluation data against the adapter's recorded task (data/adapter_data.task_records): unrecorded,
 training_rows, other_task, labels (and absent, from schema-1 reports). Schema 1 named the kind "check".
 """
 
 from __future__ import annotations
 
+from lorafair.report.words import speed_dtype
 from lorafair.report.words.numbers import fmt_percent, fmt_pp
 from lorafair.report.words.vocabulary import lang_of, metric_label, table
 
@@ -35,6 +36,8 @@ def check_sentence(record: dict, lang: str) -> str:
         labels = [str(label) for label in record["labels"]]
         them = text["it" if len(labels) == 1 else "them"]
         return text["absent_labels"].format(labels=", ".join(labels), k=len(labels), n=record["n_labels"], them=them)
+    if kind == "dtype_flips":
+        return speed_dtype.dtype_flips_sentence(record, lang)
     if kind == "fidelity":
         f, n, d = record["flips"], record["checked"], record.get("max_abs_logit_diff") or 0.0
         return text["fidelity"].format(f=f, n=n, dtype=record.get("merge_dtype"), d=d)

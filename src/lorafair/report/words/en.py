@@ -386,4 +386,24 @@ WORDS = {
         "updates are not compared",
         "seed_weights_unshared": "weights: {modules} modules are not adapted alike by every seed; left out",
     },
+    # -- speed like for like and the measured dtype (words/speed_dtype.py) --
+    "speed_dtype": {
+        "like_for_like": "A and B timed like for like: full passes (every layer, LoRA merged into B, no shared "
+        "trunk) over the same first {n} examples in {b} batches; the full B predicts as B's evaluation pass "
+        "({m} mismatches, max |logit difference| {d:.2g})",
+        "no_like_for_like_needs_a_and_b": "no like-for-like timing: it needs both A and B",
+        "no_like_for_like_distributed": "no like-for-like timing: the passes ran sharded over several processes",
+        "no_like_for_like_not_run": "no like-for-like timing in this run",
+        "a_cached": "A's evaluation pass came from the feature cache (no pass ran); its speed is the like-for-like "
+        "sample's",
+        "b_shared": "B's evaluation pass ran only the top layers on the frozen pass's output ({s} of {t} layers "
+        "shared): {sec}, lorafair's own cost, not the model's speed",
+        "dtype_measured": "dtype {dtype}, measured on this CPU: bf16 is {mm}x (matmul) and {att}x (attention) as "
+        "fast as fp32; bf16 needs {thr}x on both (probe {sec})",
+        "dtype_cached": "dtype {dtype}, from this CPU's earlier probe: bf16 {mm}x (matmul) and {att}x (attention) "
+        "as fast as fp32; bf16 needs {thr}x on both (probe {sec}, remembered)",
+        "dtype_forced": "dtype {dtype}, forced by $LORAFAIR_CPU_DTYPE (no probe)",
+        "dtype_flips": "bf16 changed {f} of {n} predictions against fp32 on the fidelity sample (more than {tol}): "
+        "the speed costs accuracy here; consider --dtype float32",
+    },
 }

@@ -336,4 +336,22 @@ WORDS = {
         "seed_weights_dora": "权重：DoRA 适配器以学习到的幅度合并，而不是 scaling·B·A；未比较其更新",
         "seed_weights_unshared": "权重：{modules} 个模块并非每个种子都以相同方式适配；已排除",
     },
+    # -- speed like for like and the measured dtype (words/speed_dtype.py) --
+    "speed_dtype": {
+        "like_for_like": "A 与 B 同等条件计时：在相同的前 {n} 个样本、{b} 个批次上完整前向（全部层，B 已合并 LoRA，"
+        "不共享主干）；完整 B 的预测与 B 的评估前向一致（{m} 个不一致，最大 |logit 差| {d:.2g}）",
+        "no_like_for_like_needs_a_and_b": "无同等条件计时：需要同时有 A 和 B",
+        "no_like_for_like_distributed": "无同等条件计时：前向在多个进程上分片运行",
+        "no_like_for_like_not_run": "本次运行无同等条件计时",
+        "a_cached": "A 的评估前向来自特征缓存（未实际运行）；其速度取自同等条件样本",
+        "b_shared": "B 的评估前向只在冻结前向的输出上运行顶层（{t} 层中共享 {s} 层）：{sec}，"
+        "这是 lorafair 自身的开销，不是模型的速度",
+        "dtype_measured": "精度 {dtype}，在本机 CPU 上实测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力）；"
+        "两者都需达到 {thr} 倍才选 bf16（探测耗时 {sec}）",
+        "dtype_cached": "精度 {dtype}，取自本机 CPU 先前的探测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力）；"
+        "两者都需达到 {thr} 倍才选 bf16（探测耗时 {sec}，已缓存）",
+        "dtype_forced": "精度 {dtype}，由 $LORAFAIR_CPU_DTYPE 指定（未探测）",
+        "dtype_flips": "在保真度样本上，bf16 相对 fp32 改变了 {n} 个预测中的 {f} 个（超过 {tol}）："
+        "这里速度以准确率为代价；可考虑 --dtype float32",
+    },
 }
