@@ -284,10 +284,11 @@ def _timing_line(metadata, report: dict, train_s: float, compare_s: float) -> st
             else ""
         )
     ]
+    names = {"lora_eval": "B", "frozen_eval": "A"}  # the evaluation passes as they ran (B's may share a trunk)
     passes = [
-        f"{v} pass {block['speed']['seconds']:.0f} s"
-        for v, block in report.get("variants", {}).items()
-        if block.get("speed", {}).get("seconds") is not None
+        f"{names[p['kind']]} pass {p['seconds']:.0f} s"
+        for p in report.get("forward_passes", [])
+        if p["kind"] in names and not p.get("cached")
     ]
     parts.append(f"compare {compare_s:.0f} s" + (f" ({', '.join(passes)})" if passes else ""))
     return f"demo wall time {train_s + compare_s:.0f} s: " + "; ".join(parts)
