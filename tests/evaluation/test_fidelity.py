@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_report import make_report
 
 from lorafair.evaluation import fidelity
 from lorafair.report import words
 from lorafair.report.build import FLIP_TOLERANCE, check_records
-
-from synthetic_report import make_report
 
 
 def test_dtype_flips_counts_changed_predictions_by_hand():

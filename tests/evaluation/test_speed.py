@@ -9,13 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_report import make_report
 
 from lorafair.cli import main
 from lorafair.evaluation import plan as plan_mod
 from lorafair.report.build import SPEED_TOLERANCE, check_records
 
 from conftest import make_top_layer_adapter
-from synthetic_report import make_report
 
 N = 24
 BATCH = 4

@@ -54,7 +54,7 @@ def test_decision_rule_on_constructed_timings(probe_env, matmul, attention, expe
 def test_second_call_reads_the_file_and_a_corrupt_file_means_probing_again(probe_env):
     first_timer = timings((0.03, 0.01), (0.03, 0.01))
     first = dtype_probe.cpu_dtype(first_timer)
-    assert len(first_timer.calls) == 4 and probe_env.is_file()
+    assert len(first_timer.calls) == 4 and probe_env.is_file() and first["source"] == "measured"
     stored = json.loads(probe_env.read_text(encoding="utf-8"))
     assert list(stored) == [dtype_probe.machine_key()]
     again_timer = timings((0.01, 0.03), (0.01, 0.03))  # would say float32: it must not be asked

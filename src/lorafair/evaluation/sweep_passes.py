@@ -262,7 +262,10 @@ def lora_pass(run: AdapterRun, session: compare.Session, snapshot: BaseSnapshot)
     """B of one adapter: merge in place, one pass, then put the base back exactly."""
     session.head_hash_a = installed_head_sha256(run.plan.adapter, session.model)  # what B's head must equal
     try:
-        return variants.run_variant_b(run.plan, session, run.outcome)
+        result = variants.run_variant_b(run.plan, session, run.outcome)
+        if any(p["kind"] == "lora_eval" and p["shared_layers"] for p in run.outcome.passes):
+            result.speed = None  # a shared-trunk pass is lorafair's cost, not the model's speed (evaluation/speed.py)
+        return result
     finally:
         snapshot.restore(session.model)
 
@@ -306,7 +309,8 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
             if a1 is not None:
                 shared.results["A1"] = a1
         if "A" in wanted:
-            speed = frozen.speed(len(base.eval_idx))
+            cached = any(p["kind"] == "frozen_eval" and p["cached"] for p in shared.passes)
+            speed = None if cached else frozen.speed(len(base.eval_idx))  # a hit's seconds are the first run's
             for run in runs:
                 logits = head_logits_from_features(
                     run.plan.adapter, frozen.features, session.model, frozen.feature_pooling
