@@ -74,6 +74,7 @@ class _Recorded:
     states: trunk.TrunkStates
     storage: str
     folder: Path | None  # the spill folder, removed on close
+    pooled: trunk_cache.LowerLayers | None = None  # layers 0..k-2 pooled, for compare's layer-wise analysis
 
 
 @contextlib.contextmanager
@@ -182,9 +183,8 @@ def _pad(rows: list[dict], batch, pad_token_id: int, device):
 
 
 def record(model, rows: list[dict], summary: Summary, *, pad_token_id: int, batch_size: int, bf16: bool, spill_in):
-    """Run embeddings and layers 0..k-1 once over `rows`; the recorded output of layer k-1 (a `_Recorded`)."""
-    import torch
-
+    """Run embeddings and layers 0..k-1 once over `rows`; the recorded output of layer k-1 (a `_Recorded`), and
+    the outputs of layers 0..k-2 pooled as compare's layer-wise analysis pools them (first / last non-pad)."""
     plan = trunk.TrunkPlan(summary.shared_layers, summary.total_layers, trunk.find_layers(model)[0], "lowest")
     lengths = np.fromiter((len(r["input_ids"]) for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -196,40 +196,73 @@ def record(model, rows: list[dict], summary: Summary, *, pad_token_id: int, batc
         values = np.lib.format.open_memmap(folder / "states.npy", "w+", np.float32, (int(offsets[-1]), hidden))
     else:
         values = np.empty((int(offsets[-1]), hidden), dtype=np.float32)
-    states = trunk.TrunkStates(plan)
-    layer = model.get_submodule(plan.path)[plan.shared - 1]
-    device = next(model.parameters()).device
-    context = {"batch": None, "mask": None, "dtype": torch.float32}
+    pooled = trunk_cache.LowerLayers.empty(len(rows), plan.shared - 1, hidden, pad_token_id)
+    recorder = _Capture(plan, values, offsets, pooled, _last_non_pad(rows, pad_token_id))
+    layers = model.get_submodule(plan.path)
+    hooks = [layer.register_forward_hook(recorder.lower(i)) for i, layer in enumerate(layers[: plan.shared - 1])]
+    hooks.append(layers[plan.shared - 1].register_forward_hook(recorder.top))
+    try:
+        _run_lower_layers(model, rows, lengths, batch_size, bf16, recorder, pad_token_id)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    recorder.states.rows = _Rows(values, offsets, recorder.dtype)
+    return _Recorded(recorder.states, "disk" if folder else "memory", folder, pooled)
 
-    def keep(module, args, output):
+
+def _last_non_pad(rows: list[dict], pad_token_id: int) -> np.ndarray:
+    """Per example, the position compare's "last" pooling takes: the rightmost token that is not padding."""
+    positions = np.zeros(len(rows), dtype=np.int64)
+    for i, row in enumerate(rows):
+        real = np.flatnonzero(np.asarray(row["input_ids"]) != pad_token_id)
+        positions[i] = real[-1] if len(real) else 0
+    return positions
+
+
+class _Capture:
+    """Forward hooks of the recording pass (the batch's rows and mask set before each forward)."""
+
+    def __init__(self, plan, values, offsets, pooled, last_positions):
+        import torch
+
+        self.states, self.values, self.offsets, self.pooled = trunk.TrunkStates(plan), values, offsets, pooled
+        self.last_positions, self.dtype = last_positions, torch.float32
+        self.batch = self.mask = None
+
+    def lower(self, index: int):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            for row, example in enumerate(self.batch):
+                self.pooled.first[example, index] = hidden[row, 0].float().cpu().numpy()
+                self.pooled.last[example, index] = hidden[row, self.last_positions[example]].float().cpu().numpy()
+
+        return hook
+
+    def top(self, module, args, output):
         if isinstance(output, tuple):
-            states.tuple_len, output = len(output), output[0]
-        context["dtype"] = output.dtype
-        for row, example in enumerate(context["batch"]):
-            values[offsets[example] : offsets[example + 1]] = output[row][context["mask"][row]].float().cpu().numpy()
+            self.states.tuple_len, output = len(output), output[0]
+        self.dtype = output.dtype
+        for row, example in enumerate(self.batch):
+            start, end = self.offsets[example], self.offsets[example + 1]
+            self.values[start:end] = output[row][self.mask[row]].float().cpu().numpy()
         raise _Stop
 
-    _run_lower_layers(model, rows, lengths, batch_size, bf16, context, keep, pad_token_id, device, layer)
-    states.rows = _Rows(values, offsets, context["dtype"])
-    return _Recorded(states, "disk" if folder else "memory", folder)
 
-
-def _run_lower_layers(model, rows, lengths, batch_size, bf16, context, keep, pad_token_id, device, layer) -> None:
+def _run_lower_layers(model, rows, lengths, batch_size: int, bf16: bool, capture: _Capture, pad_token_id: int) -> None:
     import torch
 
     was_training = model.training
     model.eval()  # no dropout anywhere (the recorded layers apply none where reuse is exact)
-    hook = layer.register_forward_hook(keep)
+    device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     try:
         with torch.inference_mode(), autocast:
             for batch in length_sorted_batches(lengths, batch_size):
                 inputs = _pad(rows, batch, pad_token_id, device)
-                context["batch"], context["mask"] = batch, inputs["attention_mask"].bool()
+                capture.batch, capture.mask = batch, inputs["attention_mask"].bool()
                 with contextlib.suppress(_Stop):
                     model(**inputs)
     finally:
-        hook.remove()
         model.train(was_training)
 
 
@@ -268,7 +301,9 @@ class TrunkReuse:
             _remove(self.recorded.folder)
 
 
-def start(config, model, layers, tokenizer, train_rows: list[dict], *, base_folder, head_name, bf16: bool) -> TrunkReuse:
+def start(
+    config, model, layers, tokenizer, train_rows: list[dict], *, base_folder, head_name, bf16: bool
+) -> TrunkReuse:
     """Decide; when reusing, get the states (an earlier --seeds run's, the cache's, or record them) and add each
     training row's index (column INDEX) so the Trainer's batches say which recorded examples they hold."""
     summary = decide(config.trunk_reuse, model, layers, tokenizer.padding_side)
@@ -339,12 +374,12 @@ def _from_cache(key: str, model, summary: Summary) -> _Recorded | None:
     if feature_cache.unusable():
         return None
     plan = trunk.TrunkPlan(summary.shared_layers, summary.total_layers, trunk.find_layers(model)[0], "lowest")
-    states = trunk_cache.load(key, plan)
-    if states is None:
+    found = trunk_cache.load(key, plan)
+    if found is None:
         return None
     summary.source, summary.cache = "feature_cache", "loaded"
-    summary.bytes = sum(int(states.rows[e].numel()) * 4 for e in states.rows)
-    return _Recorded(states, "memory", None)
+    summary.bytes = sum(int(found.states.rows[e].numel()) * 4 for e in found.states.rows)
+    return _Recorded(found.states, "memory", None, found.pooled)
 
 
 def _to_cache(key: str, recorded: _Recorded) -> str:
@@ -353,7 +388,7 @@ def _to_cache(key: str, recorded: _Recorded) -> str:
     if feature_cache.unusable():
         return "unusable"
     try:
-        return "stored" if trunk_cache.store(key, recorded.states) is not None else "too_large"
+        return "stored" if trunk_cache.store(key, recorded.states, recorded.pooled) is not None else "too_large"
     except OSError as error:
         log.warning("feature cache: the recorded trunk states could not be stored (%s)", error)
         return "write_failed"
@@ -371,7 +406,9 @@ def _log_summary(summary: Summary) -> None:
             f"; dropout: {', '.join(summary.dropout)}" if summary.dropout else "",
         )
     else:
-        log.info("trunk reuse off (%s)", summary.reason + (f": {', '.join(summary.dropout)}" if summary.dropout else ""))
+        log.info(
+            "trunk reuse off (%s)", summary.reason + (f": {', '.join(summary.dropout)}" if summary.dropout else "")
+        )
 
 
 def replay_trainer_class():
