@@ -250,3 +250,25 @@ def test_cli_no_trunk_reuse_is_trunk_reuse_off():
     assert parser.parse_args(["train", "--base-model", "m", "--data", "d"]).trunk_reuse == "auto"
     assert parser.parse_args(["train", "--base-model", "m", "--data", "d", "--no-trunk-reuse"]).trunk_reuse == "off"
     assert parser.parse_args(["train", "--base-model", "m", "--data", "d", "--trunk-reuse", "on"]).trunk_reuse == "on"
+
+
+def test_decide_reasons_on_tiny_models():
+    from transformers import Qwen2Config, Qwen2ForSequenceClassification
+
+    def qwen(**extra):
+        config = Qwen2Config(
+            vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2, **extra
+        )
+        return Qwen2ForSequenceClassification(config)
+
+    model = qwen()
+    assert trunk_reuse.decide("auto", model, [2], "right").reason == "exact"
+    assert trunk_reuse.decide("auto", model, None, "right").reason == "all_layers"
+    assert trunk_reuse.decide("off", model, [2], "right").used is False
+    assert trunk_reuse.decide("auto", model, [2], "left").reason == "left_padding"
+    dropping = trunk_reuse.decide("auto", qwen(attention_dropout=0.1), [2], "right")
+    assert (
+        dropping.used is False and dropping.reason == "frozen_dropout" and dropping.dropout == ["attention_dropout=0.1"]
+    )
+    forced = trunk_reuse.decide("on", qwen(attention_dropout=0.1), [2], "right")
+    assert forced.used and forced.exact is False
