@@ -81,7 +81,8 @@ def test_reuse_trains_exactly_like_every_layer_every_step_across_seeds(llama_set
     first, second = (_run(folder)["trunk_reuse"] for folder in reused)
     assert first["used"] and first["exact"] and first["reason"] == "exact" and first["shared_layers"] == 1
     assert first["source"] == "computed" and second["source"] == "earlier_run"  # recorded once for both seeds
-    assert first["storage"] == "memory" and first["cache"] == "stored"
+    assert first["storage"] == second["storage"] == "memory" and first["cache"] == "stored"
+    assert first["bytes"] == second["bytes"] > 0
     assert _run(plain[0])["trunk_reuse"]["used"] is False and _run(plain[0])["trunk_reuse"]["reason"] == "off"
 
 

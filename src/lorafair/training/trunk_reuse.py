@@ -75,6 +75,7 @@ class _Recorded:
     storage: str
     folder: Path | None  # the spill folder, removed on close
     pooled: trunk_cache.LowerLayers | None = None  # layers 0..k-2 pooled, for compare's layer-wise analysis
+    nbytes: int = 0  # the states' size (fp32)
 
 
 @contextlib.contextmanager
@@ -207,7 +208,7 @@ def record(model, rows: list[dict], summary: Summary, *, pad_token_id: int, batc
         for hook in hooks:
             hook.remove()
     recorder.states.rows = _Rows(values, offsets, recorder.dtype)
-    return _Recorded(recorder.states, "disk" if folder else "memory", folder, pooled)
+    return _Recorded(recorder.states, "disk" if folder else "memory", folder, pooled, summary.bytes)
 
 
 def _last_non_pad(rows: list[dict], pad_token_id: int) -> np.ndarray:
@@ -334,7 +335,7 @@ def start(
         owned = True
     for i, row in enumerate(train_rows):
         row[INDEX] = i
-    summary.storage = recorded.storage
+    summary.storage, summary.bytes, summary.bound_bytes = recorded.storage, recorded.nbytes, memory_bound()
     summary.seconds = round(time.perf_counter() - started, 3)
     _log_summary(summary)
     return TrunkReuse(summary, recorded, owned)
@@ -378,8 +379,8 @@ def _from_cache(key: str, model, summary: Summary) -> _Recorded | None:
     if found is None:
         return None
     summary.source, summary.cache = "feature_cache", "loaded"
-    summary.bytes = sum(int(found.states.rows[e].numel()) * 4 for e in found.states.rows)
-    return _Recorded(found.states, "memory", None, found.pooled)
+    nbytes = sum(int(found.states.rows[e].numel()) * 4 for e in found.states.rows)
+    return _Recorded(found.states, "memory", None, found.pooled, nbytes)
 
 
 def _to_cache(key: str, recorded: _Recorded) -> str:
