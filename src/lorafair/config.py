@@ -180,9 +180,11 @@ class TrainConfig:
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
     head_init: str = opt(
         "random",
-        "the new head's output layer: random (transformers' initialisation) or zero (logits start at 0, so "
-        "the first steps are not spent undoing a random head's large logits on large-norm decoder features)",
-        choices=("random", "zero"),
+        "the new head's output layer: random (transformers' initialisation), zero (logits start at 0, so "
+        "the first steps are not spent undoing a random head's large logits on large-norm decoder features) or "
+        "probe (LP-FT, Kumar et al. 2022: a linear probe fitted on the frozen base's features of the training "
+        "rows, so LoRA starts from a head that already reads the features; recorded in lorafair_run.json)",
+        choices=("random", "zero", "probe"),
     )
     target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
     lora_layers: int = opt(

@@ -83,6 +83,9 @@ class RunMetadata:
     label_names: list[str] | None = None  # in label-id order
     head_name: str | None = None  # `score` / `classifier`
     head_replaced: dict | None = None  # {"base_labels": K, "labels": M}: the base was a K-label classifier
+    # --head-init probe (LP-FT): {layer, rows, features, C, cv_accuracy, train_accuracy, intercept} of the linear
+    # probe on the frozen features of the training rows that the head's output layer started from
+    head_probe: dict | None = None
     target_modules: list[str] | None = None
     layers_to_transform: list[int] | None = None  # None: every layer
     config: dict | None = None  # the TrainConfig, as a dict
