@@ -199,10 +199,11 @@ DTYPE_CHOICE = _obj(
         "source": _string(enum=["option", "cuda", "forced", "measured", "cached"]),
         "matmul_speedup": _num("fp32 / bf16 seconds of a 1024x1024 matmul (best of 3)"),
         "attention_speedup": _num("fp32 / bf16 seconds of scaled_dot_product_attention (8, 12, 128, 64)"),
-        "threshold": _num("bf16 is chosen when both speedups reach this"),
+        "layer_speedup": _num("a layer's estimated speedup: 90% of its time in matmuls, 10% in attention"),
+        "threshold": _num("bf16 is chosen when the layer speedup reaches this"),
         "seconds": _num("the probe's own cost (cached: the cost when it ran)"),
     },
-    optional=("matmul_speedup", "attention_speedup", "threshold", "seconds"),
+    optional=("matmul_speedup", "attention_speedup", "layer_speedup", "threshold", "seconds"),
 )
 BF16_FLIPS = _obj(
     "the fidelity sample through the unmerged LoRA model in bf16 and in fp32 (the same weights, upcast)",

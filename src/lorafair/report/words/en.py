@@ -399,9 +399,9 @@ WORDS = {
         "b_shared": "B's evaluation pass ran only the top layers on the frozen pass's output ({s} of {t} layers "
         "shared): {sec}, lorafair's own cost, not the model's speed",
         "dtype_measured": "dtype {dtype}, measured on this CPU: bf16 is {mm}x (matmul) and {att}x (attention) as "
-        "fast as fp32; bf16 needs {thr}x on both (probe {sec})",
+        "fast as fp32, about {layer}x for a layer; bf16 needs {thr}x (probe {sec})",
         "dtype_cached": "dtype {dtype}, from this CPU's earlier probe: bf16 {mm}x (matmul) and {att}x (attention) "
-        "as fast as fp32; bf16 needs {thr}x on both (probe {sec}, remembered)",
+        "as fast as fp32, about {layer}x for a layer; bf16 needs {thr}x (probe {sec}, remembered)",
         "dtype_forced": "dtype {dtype}, forced by $LORAFAIR_CPU_DTYPE (no probe)",
         "dtype_flips": "bf16 changed {f} of {n} predictions against fp32 on the fidelity sample (more than {tol}): "
         "the speed costs accuracy here; consider --dtype float32",

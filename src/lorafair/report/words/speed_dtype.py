@@ -45,6 +45,7 @@ def dtype_line(environment: dict, lang: str) -> str | None:
             dtype=choice["dtype"],
             mm=f"{choice['matmul_speedup']:.2f}",
             att=f"{choice['attention_speedup']:.2f}",
+            layer=f"{choice.get('layer_speedup', min(choice['matmul_speedup'], choice['attention_speedup'])):.2f}",
             thr=f"{choice['threshold']:g}",
             sec=fmt_seconds(choice["seconds"]),
         )

@@ -346,10 +346,10 @@ WORDS = {
         "a_cached": "A 的评估前向来自特征缓存（未实际运行）；其速度取自同等条件样本",
         "b_shared": "B 的评估前向只在冻结前向的输出上运行顶层（{t} 层中共享 {s} 层）：{sec}，"
         "这是 lorafair 自身的开销，不是模型的速度",
-        "dtype_measured": "精度 {dtype}，在本机 CPU 上实测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力）；"
-        "两者都需达到 {thr} 倍才选 bf16（探测耗时 {sec}）",
-        "dtype_cached": "精度 {dtype}，取自本机 CPU 先前的探测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力）；"
-        "两者都需达到 {thr} 倍才选 bf16（探测耗时 {sec}，已缓存）",
+        "dtype_measured": "精度 {dtype}，在本机 CPU 上实测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力），"
+        "折合一层约 {layer} 倍；达到 {thr} 倍才选 bf16（探测耗时 {sec}）",
+        "dtype_cached": "精度 {dtype}，取自本机 CPU 先前的探测：bf16 的速度为 fp32 的 {mm} 倍（矩阵乘）和 {att} 倍（注意力），"
+        "折合一层约 {layer} 倍；达到 {thr} 倍才选 bf16（探测耗时 {sec}，已缓存）",
         "dtype_forced": "精度 {dtype}，由 $LORAFAIR_CPU_DTYPE 指定（未探测）",
         "dtype_flips": "在保真度样本上，bf16 相对 fp32 改变了 {n} 个预测中的 {f} 个（超过 {tol}）："
         "这里速度以准确率为代价；可考虑 --dtype float32",
