@@ -27,14 +27,23 @@ def _gain(record: dict) -> dict:
     return {"v": fmt_pp(record["value"]), "ci": fmt_pp_ci(record.get("ci"), unit=True), "p": fmt_p(record["p_value"])}
 
 
+def _gain_sentence(record: dict, text: dict) -> str:
+    """head_coadapted, probe_suffices, b_a1_underpowered: each reads only its own kind's fields."""
+    kind, fields = record["kind"], _gain(record)
+    if kind == "head_coadapted":
+        return text[kind].format(**fields, t=fmt_pp(record["threshold"], signed=False))
+    mde = fmt_pp(record["mde"], signed=False) if record["mde"] is not None else None
+    if kind == "probe_suffices":
+        return text[kind].format(**fields, t=fmt_pp(record["gain"], signed=False), mde=mde)
+    key = kind if mde is not None else "b_a1_no_mde"
+    return text[key].format(**fields, mde=mde, n=record["n"], n3=record["n_for_3pp"])
+
+
 def diagnosis_sentence(record: dict, lang: str) -> str:
     """One report["diagnosis"] record in `lang`; a kind this version does not know as its record."""
     text, kind = table(lang, "diagnosis"), record.get("kind")
     if kind in ("head_coadapted", "probe_suffices", "b_a1_underpowered"):
-        fields = {**_gain(record), "t": fmt_pp(record.get("threshold") or record.get("gain"), signed=False)}
-        fields.update(mde=fmt_pp(record.get("mde"), signed=False), n=record.get("n"), n3=record.get("n_for_3pp"))
-        key = kind if kind != "b_a1_underpowered" or record.get("mde") is not None else "b_a1_no_mde"
-        return text[key].format(**fields)
+        return _gain_sentence(record, text)
     if kind == "a1_absent":
         return text["a1_absent"]
     if kind == "a1_cross_fitted":
