@@ -112,7 +112,7 @@ def diagnose(report: dict) -> list[dict]:
     alpha = (report.get("config") or {}).get("alpha", 0.05)
     records = _a1_records(report)
     for rule in (head_coadapted, b_a1_power, linear_at_layer, low_rank, train_longer, backbone_changed):
-        record = rule(report, alpha)
+        record = rule(report, alpha)  # one signature for every rule; those without a test ignore alpha
         if record is not None:
             records.append(record)
     return records
