@@ -180,15 +180,26 @@ class TrainConfig:
     lora_dropout: float = opt(0.05, "dropout on the LoRA input")
     head_init: str = opt(
         "random",
-        "the new head's output layer: random (transformers' initialisation) or zero (logits start at 0, so "
-        "the first steps are not spent undoing a random head's large logits on large-norm decoder features)",
-        choices=("random", "zero"),
+        "the new head's output layer: random (transformers' initialisation), zero (logits start at 0, so "
+        "the first steps are not spent undoing a random head's large logits on large-norm decoder features) or "
+        "probe (LP-FT, Kumar et al. 2022: a linear probe fitted on the frozen base's features of the training "
+        "rows, so LoRA starts from a head that already reads the features; recorded in lorafair_run.json)",
+        choices=("random", "zero", "probe"),
     )
     target_modules: str = opt("auto", "comma-separated module names to adapt, or auto (the attention projections)")
     lora_layers: int = opt(
         0,
         "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
         "pass then stops below them, so a step costs much less",
+    )
+    trunk_reuse: str = opt(
+        "auto",
+        "with --lora-layers: compute the frozen layers below the LoRA layers once per training example and "
+        "train the top layers on their recorded output in every epoch and --seeds run (the compare's A1 pass "
+        "then finds them in the feature cache); auto = on where exact (the frozen layers apply no dropout: "
+        "Qwen2, Llama), off where they do (BERT family); on = also there (not the same training then); "
+        "off = never (--no-trunk-reuse)",
+        choices=("auto", "on", "off"),
     )
     max_train_samples: int = opt(
         0,

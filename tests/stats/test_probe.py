@@ -40,6 +40,20 @@ def test_folded_head_equals_sklearn_pipeline(k):
         assert (probe.logits(feats).argmax(axis=1) == ref.predict(feats)).all()
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_probe_without_intercept_is_sklearns_and_has_zero_bias(k):
+    """For a head without a bias (decoders' score): scaled, not centred, and no intercept, as sklearn fits it."""
+    x, y = _blobs(2, 240, 12, k, sep=0.6)
+    probe = fit_linear_probe(x, y, num_labels=k, seed=0, Cs=(0.01, 1.0), fit_intercept=False)
+    np.testing.assert_array_equal(probe.bias, np.zeros(k))
+    ref = make_pipeline(
+        StandardScaler(with_mean=False), LogisticRegression(C=probe.C, max_iter=MAX_ITER, fit_intercept=False)
+    ).fit(x, y)
+    x_new, _ = _blobs(3, 50, 12, k, sep=0.6)
+    for feats in (x, x_new):
+        np.testing.assert_allclose(probe.predict_proba(feats), ref.predict_proba(feats), rtol=0, atol=1e-8)
+
+
 def test_c_is_the_cross_validated_choice():
     # few examples, many noisy features: regularisation strength genuinely matters
     x, y = _blobs(2, 90, 40, 3, sep=0.35, scale_spread=False)

@@ -11,6 +11,7 @@ import math
 import random
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -390,3 +391,80 @@ def test_zero_head_init_starts_at_chance_loss_and_trains_the_head(tiny_qwen, toy
     assert run["log_history"][0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
     head = [t for k, t in _safetensors(out).items() if "score" in k]
     assert head and all(t.any() for t in head)  # trained away from zero
+
+
+def _features_by_hand(base, arch: str, texts, max_length: int) -> np.ndarray:
+    """The output layer's input, one example at a time with plain transformers: a decoder's last token's final
+    hidden state (no padding, so the last token is the last real one), BERT's pooled output."""
+    model = transformers.AutoModel.from_pretrained(str(base)).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(base))
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            out = model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt"))
+            rows.append(out.last_hidden_state[0, -1] if arch == "qwen2" else out.pooler_output[0])
+    return torch.stack(rows).double().numpy()
+
+
+def _sklearn_probe(x, y, *, intercept: bool, seed: int):
+    """The probe lorafair documents (standardise, logistic regression, C by 5-fold stratified CV), by sklearn."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    search = GridSearchCV(
+        make_pipeline(
+            StandardScaler(with_mean=intercept),
+            LogisticRegression(max_iter=5000, random_state=seed, fit_intercept=intercept),
+        ),
+        {"logisticregression__C": sorted(10.0 ** np.arange(-4, 3))},
+        scoring="accuracy",
+        cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed),
+    )
+    return search.fit(x, y)
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "bert"])
+def test_probe_head_init_makes_the_model_compute_an_sklearn_probe_on_frozen_features(
+    arch, tiny_qwen, tiny_bert, toy_data, tmp_path
+):
+    from lorafair.training import train as train_mod
+
+    base = tiny_qwen if arch == "qwen2" else tiny_bert
+    data = toy_data / ("strings.jsonl" if arch == "qwen2" else "ints.jsonl")
+    config = _config(base, data, tmp_path / "adapter", head_init="probe", lora_dropout=0.0)
+    plan = train_mod.plan_run(config)
+    built = train_mod.build_model(config, plan.base, plan.splits.label_names, plan.splits)
+    texts, y = plan.splits.train.texts, plan.splits.train_ids
+    expected = _sklearn_probe(_features_by_hand(base, arch, texts, 16), y, intercept=arch == "bert", seed=0)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(base))
+    model = built.model.eval()  # LoRA's B starts at zero: the model is the frozen base with the probe head
+    with torch.no_grad():
+        got = [torch.softmax(model(**tokenizer(t, return_tensors="pt")).logits[0], -1) for t in texts]
+    # the tiny BERT's pooled outputs are nearly constant (feature sd ~2e-4), so the standardised probe's raw-feature
+    # weights are ~1e4 and the fp32 head loses digits to cancellation: there the probabilities agree to 5e-3
+    expected_probs = expected.predict_proba(_features_by_hand(base, arch, texts, 16))
+    np.testing.assert_allclose(torch.stack(got).numpy(), expected_probs, atol=1e-5 if arch == "qwen2" else 5e-3, rtol=0)
+    assert (torch.stack(got).numpy().argmax(1) == expected_probs.argmax(1)).all()
+    probe = built.head_probe
+    assert probe["layer"] == ("score" if arch == "qwen2" else "classifier")
+    assert probe["intercept"] is (arch == "bert") and probe["rows"] == len(texts) == 48
+    assert probe["C"] == expected.best_params_["logisticregression__C"]
+    assert probe["cv_accuracy"] == pytest.approx(expected.best_score_)
+
+
+def test_probe_head_init_is_recorded_and_trained_from(tiny_qwen, toy_data, tmp_path):
+    out = tmp_path / "adapter"
+    train_model(_config(tiny_qwen, toy_data / "strings.jsonl", out, max_steps=3, head_init="probe"))
+    run = json.loads((out / "lorafair_run.json").read_text())
+    assert run["config"]["head_init"] == "probe"
+    assert run["head_probe"]["layer"] == "score" and run["head_probe"]["rows"] == 48
+    assert 0.5 <= run["head_probe"]["train_accuracy"] <= 1.0
+
+
+def test_probe_head_init_needs_a_known_output_layer():
+    from lorafair.training.probe_head import output_layer
+
+    with pytest.raises(LorafairError, match="--head-init probe: no known output layer"):
+        output_layer(torch.nn.Sequential(torch.nn.Linear(2, 2)))

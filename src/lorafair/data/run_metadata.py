@@ -83,6 +83,9 @@ class RunMetadata:
     label_names: list[str] | None = None  # in label-id order
     head_name: str | None = None  # `score` / `classifier`
     head_replaced: dict | None = None  # {"base_labels": K, "labels": M}: the base was a K-label classifier
+    # --head-init probe (LP-FT): {layer, rows, features, C, cv_accuracy, train_accuracy, intercept} of the linear
+    # probe on the frozen features of the training rows that the head's output layer started from
+    head_probe: dict | None = None
     target_modules: list[str] | None = None
     layers_to_transform: list[int] | None = None  # None: every layer
     config: dict | None = None  # the TrainConfig, as a dict
@@ -97,6 +100,9 @@ class RunMetadata:
     resumed_from: str | None = None  # checkpoint-N of a --resume
     log_history: list | None = None  # the Trainer's log
     wall_time_s: float | None = None
+    # --trunk-reuse: {mode, used, reason, exact, shared_layers, total_layers, dropout, source, storage, bytes,
+    # bound_bytes, cache, seconds} (training/trunk_reuse.Summary); None in files written before it existed
+    trunk_reuse: dict | None = None
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as read
 
     @classmethod

@@ -48,8 +48,12 @@ class LinearProbe:
         return softmax(self.logits(features), axis=1)
 
 
-def _pipeline(C: float, seed: int):
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
+def _pipeline(C: float, seed: int, fit_intercept: bool = True):
+    # without an intercept (a head with no bias) the features are only scaled: centring would hide an intercept
+    return make_pipeline(
+        StandardScaler(with_mean=fit_intercept),
+        LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed, fit_intercept=fit_intercept),
+    )
 
 
 def fit_linear_probe(
@@ -59,8 +63,11 @@ def fit_linear_probe(
     seed: int = 0,
     cv: int = 5,
     Cs: tuple[float, ...] = DEFAULT_CS,
+    fit_intercept: bool = True,
 ) -> LinearProbe:
     """Standardise + multinomial logistic regression, C picked by stratified k-fold CV accuracy.
+
+    `fit_intercept=False` fits logits = features @ weight.T exactly (bias 0), for a head without a bias.
 
     Folds = min(cv, size of the smallest class) so every fold holds every class; ties between Cs
     go to the smaller C (stronger regularisation). The scaler sits inside the CV pipeline, so fold
@@ -73,7 +80,7 @@ def fit_linear_probe(
             "linear probe: %d CV folds instead of %d (smallest class has %d examples)", folds, cv, class_counts.min()
         )
     search = GridSearchCV(
-        _pipeline(1.0, seed),
+        _pipeline(1.0, seed, fit_intercept),
         {"logisticregression__C": sorted(float(c) for c in Cs)},
         scoring="accuracy",
         cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
@@ -173,7 +180,8 @@ def _raw_feature_head(pipeline, num_labels: int) -> tuple[np.ndarray, np.ndarray
     clf = pipeline.named_steps["logisticregression"]
     # (x - mean) / scale @ coef.T + b  ==  x @ (coef / scale).T + (b - (coef / scale) @ mean)
     coef = clf.coef_ / scaler.scale_
-    intercept = clf.intercept_ - coef @ scaler.mean_
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(coef.shape[1])  # not centred (no intercept): no shift
+    intercept = np.broadcast_to(clf.intercept_, (coef.shape[0],)) - coef @ mean
     if num_labels == 2:
         # sklearn keeps one row (logit of class 1); softmax([0, s]) == [1 - sigmoid(s), sigmoid(s)]
         coef = np.vstack([np.zeros_like(coef), coef])

@@ -52,6 +52,7 @@ _FREE_ON_RESUME = (
     "output",
     "data",
     "base_model",
+    "trunk_reuse",  # where it is exact the training is the same; a forced reuse (--trunk-reuse on) is recorded
 )
 
 # LoRA targets for `--target-modules auto`: the attention projections of each architecture.
@@ -409,6 +410,7 @@ class _Built:
     layers: list[int] | None
     accepted_inputs: set
     head_replaced: dict | None = None  # {"base_labels": K, "labels": M}: the base was saved as a K-label classifier
+    head_probe: dict | None = None  # --head-init probe: the probe the output layer started from (probe_head.py)
 
 
 @dataclass
@@ -429,8 +431,10 @@ def plan_run(config: TrainConfig) -> _Plan:
     return _Plan(output, resume_from, base, splits, resume_config)
 
 
-def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Built:
-    """Base classifier with a fresh head, wrapped by peft LoRA (SEQ_CLS); both initialised from --seed."""
+def build_model(config: TrainConfig, base: str, label_names: list[str], splits: _Splits | None = None) -> _Built:
+    """Base classifier with a fresh head, wrapped by peft LoRA (SEQ_CLS); both initialised from --seed.
+
+    `splits`: the training rows, which --head-init probe fits the head's output layer on."""
     import inspect
 
     import transformers
@@ -446,6 +450,7 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
     head_name = next((n for n in HEAD_NAMES if hasattr(model, n)), None)
     if config.head_init == "zero":  # before peft copies the head into modules_to_save
         log.info("head output layer %s initialised to zero", heads.zero_output_layer(model))
+    head_probe = _probe_head(config, model, tokenizer, splits) if config.head_init == "probe" else None
     targets = _target_modules(config.target_modules, model)
     layers = _top_layers(model, config.lora_layers)
     model.config.use_cache = False  # a classifier's training forward needs no key/value cache
@@ -470,7 +475,24 @@ def build_model(config: TrainConfig, base: str, label_names: list[str]) -> _Buil
         sum(p.numel() for p in model.parameters()),
         label_names,
     )
-    return _Built(model, tokenizer, head_name, targets, layers, accepted, head_replaced)
+    return _Built(model, tokenizer, head_name, targets, layers, accepted, head_replaced, head_probe)
+
+
+def _probe_head(config: TrainConfig, model, tokenizer, splits: _Splits | None) -> dict:
+    """LP-FT: the output layer starts as a linear probe on the frozen features of the training rows."""
+    from lorafair.training.probe_head import init_head_from_probe
+
+    if splits is None:
+        raise ValueError("--head-init probe needs the training rows")
+    return init_head_from_probe(
+        model,
+        tokenizer,
+        splits.train,
+        splits.train_ids,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
 
 
 def build_datasets(config: TrainConfig, built: _Built, splits: _Splits) -> _Datasets:
@@ -497,13 +519,15 @@ def _loss_log_callback():
     return LossLog()
 
 
-def build_trainer(config: TrainConfig, built: _Built, datasets: _Datasets, output: Path, callbacks=()):
-    """transformers Trainer over the datasets; without a progress bar the losses go to the log instead."""
+def build_trainer(
+    config: TrainConfig, built: _Built, datasets: _Datasets, output: Path, callbacks=(), trainer_class=None
+):
+    """transformers Trainer (or `trainer_class`) over the datasets; without a progress bar the losses go to the log."""
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
     quiet = config.quiet or not sys.stderr.isatty()
     args = _training_arguments(config, output, bf16=_use_bf16(config.precision), quiet=quiet)
-    trainer = Trainer(
+    trainer = (trainer_class or Trainer)(
         model=built.model,
         args=args,
         data_collator=DataCollatorWithPadding(built.tokenizer),
@@ -554,6 +578,7 @@ def _run_metadata(config: TrainConfig, plan: _Plan, built: _Built, trainer, metr
         label_names=list(plan.splits.label_names),
         head_name=built.head_name,
         head_replaced=built.head_replaced,
+        head_probe=built.head_probe,
         target_modules=built.targets,
         layers_to_transform=built.layers,
         config=asdict(config),
@@ -585,14 +610,36 @@ def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
     """The whole run; `callbacks` are extra transformers TrainerCallbacks (tests use them to interrupt)."""
     started = time.perf_counter()
     plan = plan_run(config)
-    built = build_model(config, plan.base, plan.splits.label_names)
+    built = build_model(config, plan.base, plan.splits.label_names, plan.splits)
     datasets = build_datasets(config, built, plan.splits)
-    trainer = build_trainer(config, built, datasets, plan.output, callbacks)
-    _prepare_checkpoints(trainer, plan)
-    metrics = _train_and_evaluate(trainer, plan, has_eval=bool(datasets.eval))
+    reuse = start_trunk_reuse(config, plan, built, datasets)
+    try:
+        trainer = build_trainer(config, built, datasets, plan.output, callbacks, trainer_class=reuse.trainer_class())
+        reuse.attach(trainer, built.model)
+        _prepare_checkpoints(trainer, plan)
+        metrics = _train_and_evaluate(trainer, plan, has_eval=bool(datasets.eval))
+    finally:
+        reuse.close()
     model = trainer.model.eval()
     metadata = _run_metadata(config, plan, built, trainer, metrics)
+    metadata.trunk_reuse = reuse.summary.to_dict()
     if trainer.is_world_process_zero():
         publish(plan.output, model, built.tokenizer, metadata, started)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(plan.output, model, built.tokenizer, metadata)
+
+
+def start_trunk_reuse(config: TrainConfig, plan: _Plan, built: _Built, datasets: _Datasets):
+    """--trunk-reuse (training/trunk_reuse.py): the frozen layers' output recorded once, replayed every step."""
+    from lorafair.training import trunk_reuse
+
+    return trunk_reuse.start(
+        config,
+        built.model,
+        built.layers,
+        built.tokenizer,
+        datasets.train,
+        base_folder=plan.base,
+        head_name=built.head_name,
+        bf16=_use_bf16(config.precision),
+    )
