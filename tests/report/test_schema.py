@@ -328,7 +328,12 @@ def test_renderers_read_only_what_the_schema_defines(every_kind, which):
     seen = _rendered_paths(report)
     assert sorted(map(str, (p for p in seen if not declared(p, report)))) == []
     must_read = {  # the tracker really follows the renderers into the report
-        "compare": [("analysis", "layers", 0, "cka"), ("variants", "R", "curves", "roc"), ("deltas", "B-A1", "ece")],
+        "compare": [
+            ("analysis", "layers", 0, "cka"),
+            ("variants", "R", "curves", "roc"),
+            ("deltas", "B-A1", "ece"),
+            ("diagnosis", 0, "kind"),
+        ],
         "seeds": [
             ("across_seeds", "B-A", "accuracy", "per_seed"),
             ("sweep", 0, "p_holm"),

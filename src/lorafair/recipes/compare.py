@@ -21,7 +21,7 @@ import numpy as np
 
 from lorafair.config import CompareConfig
 from lorafair.core.names import DELTAS
-from lorafair.data import adapter_data
+from lorafair.data import adapter_data, run_metadata
 from lorafair.evaluation import run_info
 from lorafair.evaluation.plan import ComparePlan, Session, plan_compare, setup_model  # noqa: F401
 from lorafair.evaluation.variants import run_variants
@@ -57,7 +57,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     probs = {v: softmax(outcome.results[v].logits) for v in plan.variants if v in outcome.results}
     if not plan.ctx.is_main:  # every rank holds the same gathered results; rank 0 alone reports
         return Comparison({}, probs, plan.y)
-    from lorafair.report.build import ReportInput, build_report
+    from lorafair.report.build import ReportInput, add_diagnosis, build_report
 
     data = with_held_out(cfg, run_info.data_info(plan, token_sha, token_seconds, truncated))
     report = build_report(
@@ -85,9 +85,15 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     beyond = outcome.beyond.report()
     if beyond is not None:
         report["beyond_task"] = beyond
+    add_diagnosis(report, recorded_run(cfg))  # after the last figure it reads
     clock.append(("report", time.perf_counter()))  # statistics, bootstrap, the report dict
     report["timing"] = run_info.timing(clock, outcome.passes)
     return Comparison(report, probs, plan.y)
+
+
+def recorded_run(cfg: CompareConfig):
+    """The adapter's lorafair_run.json (RunMetadata), or None: a plain peft adapter, or a sweep's list."""
+    return run_metadata.read(cfg.adapter) if isinstance(cfg.adapter, str) else None
 
 
 def with_held_out(cfg: CompareConfig, data: dict) -> dict:

@@ -28,7 +28,7 @@ from lorafair.evaluation.analysis_pass import single_threaded_blas
 from lorafair.evaluation.sweep_passes import ADAPTERS_DIR, SHARED_VARIANTS, plan_sweep, run_sweep_variants
 from lorafair.models.inference import softmax
 from lorafair.recipes import compare
-from lorafair.report.build import ReportInput, add_sweep_conclusions, build_report
+from lorafair.report.build import ReportInput, add_diagnosis, add_sweep_conclusions, build_report
 from lorafair.stats import multi_adapter as sweep_stats
 from lorafair.stats import seed_agreement
 
@@ -77,6 +77,7 @@ def adapter_comparison(cfg, plan, outcome, index: int) -> compare.Comparison:
     inp.data = compare.with_held_out(run.plan.cfg, inp.data)  # held-out rows: named by their training file
     inp.task_checks = adapter_data.task_records(run.plan.cfg, inp.data)  # this adapter's recorded task
     report = build_report(inp)
+    add_diagnosis(report, compare.recorded_run(run.plan.cfg))  # this adapter's training; A1 shared
     return compare.Comparison(report, inp.probs, plan.base.y)
 
 

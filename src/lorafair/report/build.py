@@ -14,11 +14,9 @@ import numpy as np
 from lorafair.core.names import HEADLINE_METRICS
 from lorafair.report import words
 from lorafair.report.schema import SCHEMA_VERSION
-from lorafair.stats import metrics, multi_adapter, power, seed_agreement, verdicts
+from lorafair.stats import diagnosis, metrics, multi_adapter, power, seed_agreement, verdicts
 from lorafair.stats import paired as stats
 
-# The seed's expected ranges for B - A (fractions) and the hints it gave when a run falls outside.
-SEED_RANGES = {"accuracy": (0.03, 0.08), "f1": (0.03, 0.08), "auc_roc": (0.02, 0.05)}
 SPEED_TOLERANCE = 0.05
 FLIP_TOLERANCE = 0.005  # merged vs unmerged B: more prediction flips than this is a check
 
@@ -234,13 +232,10 @@ def conclusion_records(report: dict, alpha: float) -> list[dict]:
 
 
 def check_records(report: dict) -> list[dict]:
-    """The seed's sanity hints: gains outside its expected ranges, QPS of A and B more than 5% apart; merged B
-    predicting unlike the trained model; labels of the head absent from the evaluation sample; the task checks."""
+    """The seed's sanity hints: QPS of A and B more than 5% apart; merged B predicting unlike the trained model;
+    labels of the head absent from the evaluation sample; the task checks. (What to try next given the figures is
+    report["diagnosis"], add_diagnosis.)"""
     checks = []
-    for metric, (lo, hi) in SEED_RANGES.items():
-        entry = report["deltas"].get("B-A", {}).get(metric)
-        if entry and entry["value"] is not None and not lo <= entry["value"] <= hi:
-            checks.append({"kind": "seed_range", "metric": metric, "value": entry["value"], "range": [lo, hi]})
     checks += speed_checks(report)
     fid = report.get("fidelity") or {}
     checked, flips = fid.get("checked_examples") or 0, fid.get("prediction_flips") or 0
@@ -280,6 +275,15 @@ def speed_checks(report: dict) -> list[dict]:
         return []
     report.setdefault("speed_difference", diff)
     return [{"kind": "speed", "value": diff, "tolerance": SPEED_TOLERANCE}] if abs(diff) > SPEED_TOLERANCE else []
+
+
+def add_diagnosis(report: dict, run_metadata=None) -> None:
+    """report["training"] (the adapter's recorded training, from its lorafair_run.json as data/run_metadata reads
+    it; absent without one) and report["diagnosis"]: call it after the last figure (analysis, beyond_task) is in."""
+    training = diagnosis.training_summary(run_metadata, (report.get("config") or {}).get("alpha", 0.05))
+    if training is not None:
+        report["training"] = training
+    report["diagnosis"] = diagnosis.diagnose(report)
 
 
 def absent_labels(data: dict) -> list[str]:

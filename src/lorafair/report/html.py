@@ -71,6 +71,7 @@ def body(page: Page) -> str:
             f"<h1>{esc(page.s['title'])}</h1>",
             html_answer.answer(page),
             metrics(page),
+            html_section(rr.diagnosis_section(report, lang), "lines diagnosis"),
             html_section(rr.checks_section(report, lang), "lines checks"),
             gains(page),
             render_sweep.html(report, lang),

@@ -145,6 +145,12 @@ def beyond_task_section(report: dict, lang: str) -> Section | None:
     )
 
 
+def diagnosis_section(report: dict, lang: str) -> Section | None:
+    """ "Diagnosis": what to try next, from the evidence (report["diagnosis"], report["training"]); None without."""
+    lines = rt.diagnosis_lines(report, lang)
+    return Section("diagnosis", rt.table(lang, "diagnosis")["heading"], lines=lines) if lines else None
+
+
 def conclusion_section(report: dict, lang: str) -> Section:
     return Section("conclusion", headings(lang)["conclusion"], lines=rt.conclusion_lines(report, lang))
 
@@ -210,7 +216,8 @@ def setup_lines(report: dict, lang: str) -> list[str]:
 
 
 def sections(report: dict, lang: str | None = None) -> list[Section]:
-    """Every section in the console's order (the seed's): tables, analysis, conclusion, speed, checks, notes."""
+    """Every section in the console's order (the seed's): tables, analysis, conclusion, diagnosis, speed, checks,
+    notes."""
     lang = rt.lang_of(report, lang)
 
     out = [
@@ -220,6 +227,7 @@ def sections(report: dict, lang: str | None = None) -> list[Section]:
         analysis_section(report, lang),
         beyond_task_section(report, lang),
         conclusion_section(report, lang),
+        diagnosis_section(report, lang),
         speed_section(report, lang),
         checks_section(report, lang),
         notes_section(report, lang),
@@ -270,9 +278,9 @@ def render_markdown(report: dict, lang: str | None = None) -> str:
     """The answer first (the conclusion), then the tables and notes, the setup last."""
     lang = rt.lang_of(report, lang)
     all_sections = sections(report, lang)
-    first = [s for s in all_sections if s.key == "conclusion"]
+    first = [s for s in all_sections if s.key in ("conclusion", "diagnosis")]
     parts = [f"# {headings(lang)['title']}"]
-    for s in first + [s for s in all_sections if s.key != "conclusion"]:
+    for s in first + [s for s in all_sections if s not in first]:
         body = [markdown_table(t) for t in s.tables] + (
             ["\n".join(f"- {_md_cell(x)}" for x in s.lines)] if s.lines else []
         )

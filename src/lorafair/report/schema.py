@@ -512,7 +512,6 @@ TASK_CHECK = _records("the evaluation data against the task the adapter's lorafa
 CHECK_RECORD = _records(
     "a check: something about the run a reader should look at",
     {
-        "seed_range": {"metric": METRIC, "value": _num(), "range": _array(_num(), "the seed's usual B - A gains")},
         "speed": {"value": _num("like for like: QPS of B / QPS of A - 1"), "tolerance": _num()},
         "dtype_flips": DTYPE_FLIPS_CHECK,
         "fidelity": {
@@ -972,6 +971,76 @@ EXTREME_LAYER = _obj(
     null=True,
 )
 
+# -- what to try next, from the evidence (stats/diagnosis.py; issue 21) ------------------------------------------
+TREND = _obj(
+    "the training loss over the last tenth of the recorded steps: Theil-Sen slope and one-sided Mann-Kendall test",
+    {
+        "from_step": _num("the window: steps above this"),
+        "to_step": _num("the last step"),
+        "points": _integer("logged losses in the window"),
+        "min_points": _integer("fewer than this: no slope or test"),
+        "slope": _num("Theil-Sen slope, loss per step (null: too few points)", null=True),
+        "p_value": _num("one-sided Mann-Kendall p (Kendall's tau of loss vs step < 0)", null=True),
+        "relative_drop": _num("the fitted fall over the window / the window's median loss", null=True),
+        "falling": _boolean("slope < 0, p < alpha and relative_drop at least 1%"),
+        "alpha": _num(),
+    },
+    null=True,
+)
+TRAINING = _obj(
+    "the adapter's recorded training (its lorafair_run.json; absent without one)",
+    {
+        "steps": _integer("optimizer steps", null=True),
+        "epochs": _num("epochs at the last log", null=True),
+        "logged_losses": _integer("training losses in the Trainer's log"),
+        "first_loss": _num(null=True),
+        "last_loss": _num(null=True),
+        "eval_accuracy": _num("accuracy on the held-out part after training, if recorded", null=True),
+        "trend": TREND,
+    },
+)
+GAIN_FIELDS = {
+    "value": _num("the accuracy delta"),
+    "ci": CI,
+    "p_value": _num(null=True),
+}
+DIAGNOSIS_RECORD = _records(
+    "what to try next: a rule of stats/diagnosis.py that fired, with the figures that fired it",
+    {
+        "a1_absent": {"reason": _string("the a1_absent note's reason", null=True)},
+        "a1_cross_fitted": {"folds": _integer(null=True), "examples": _integer(null=True)},
+        "head_coadapted": {**GAIN_FIELDS, "threshold": _num("A1 - A at least this")},
+        "probe_suffices": {**GAIN_FIELDS, "mde": _num("B - A1's MDE at 80% power"), "gain": _num("at most this")},
+        "b_a1_underpowered": {
+            **GAIN_FIELDS,
+            "mde": _num("B - A1's MDE at 80% power (null: none reachable)", null=True),
+            "n": _integer("evaluation examples", null=True),
+            "n_for_3pp": _integer("examples needed to detect 3 pp", null=True),
+        },
+        "linear_at_layer": {
+            "layer": _integer(),
+            "probe_accuracy": _num("A's per-layer probe accuracy there"),
+            "b_accuracy": _num(),
+        },
+        "low_rank": {
+            "k": _integer("the largest 90%-energy rank over the modules"),
+            "r": _integer("the largest LoRA rank"),
+            "modules": _integer(),
+            "energy": _num(),
+        },
+        "train_longer": {
+            "slope": _num(),
+            "relative_drop": _num(),
+            "p_value": _num(),
+            "from_step": _num(),
+            "to_step": _num(),
+            "points": _integer(),
+        },
+        "backbone_changed": {"kl_mean": _num(), "threshold": _num(), "perplexity_factor": _num("exp(kl_mean)")},
+    },
+)
+# -- end of the diagnosis block -----------------------------------------------------------------------------------
+
 
 # -- report.json -------------------------------------------------------------------------------------------------
 SCHEMA = {
@@ -1002,6 +1071,8 @@ SCHEMA = {
             "fidelity": FIDELITY,
             "analysis": ANALYSIS,
             "beyond_task": BEYOND_TASK,
+            "training": TRAINING,
+            "diagnosis": _array(_ref("diagnosis_record"), "what to try next, from the evidence (stats/diagnosis)"),
             "timing": TIMING,
             "adapters": _array(_ref("adapter"), "a sweep: every adapter, in sweep order"),
             "sweep": _array(SWEEP_ROW, "a sweep: every adapter x delta x metric with Holm-adjusted p"),
@@ -1015,6 +1086,8 @@ SCHEMA = {
             "fidelity",
             "analysis",
             "beyond_task",
+            "training",
+            "diagnosis",
             "timing",
             "adapters",
             "sweep",
@@ -1044,6 +1117,7 @@ SCHEMA = {
         "subspace_chance": PHI_CHANCE,
         "disagreement": DISAGREEMENT,
         "seed_extreme_layer": EXTREME_LAYER,
+        "diagnosis_record": DIAGNOSIS_RECORD,
     },
 }
 

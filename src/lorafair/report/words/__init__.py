@@ -10,11 +10,12 @@ re-renders in either language with the same numbers, and `report["conclusion"]` 
     vocabulary.py     table lookup, variant / metric / delta / test names, language and CI level
     numbers.py        percentage points, p-values, sizes, times: the one formatter of each
     conclusions.py    conclusion records: same_head, delta, underpowered, holm, across_seeds
-    checks.py         check records: seed_range, speed, fidelity, absent_labels, the task checks
+    checks.py         check records: speed, fidelity, absent_labels, the task checks (seed_range: schema-1 only)
     notes.py          note records, forward passes, the head's features, data losses
     analysis.py       the analysis summary and its notes
     seeds.py          do the seeds agree: the seed_subspace and seed_churn records, the seed-agreement section
     beyond.py         what LoRA changed beyond the task (out-of-domain text): its lines, reasons and notes
+    diagnosis.py      what to try next, from the evidence: report["diagnosis"] records and report["training"]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lorafair.report.words.analysis import analysis_lines, analysis_note_lines, 
 from lorafair.report.words.beyond import beyond_note_lines, beyond_note_sentence, beyond_task_lines, reason_sentence
 from lorafair.report.words.checks import check_lines, check_sentence, kind_of
 from lorafair.report.words.conclusions import conclusion_lines, records_of, sentence, sweep_records
+from lorafair.report.words.diagnosis import diagnosis_lines, diagnosis_sentence, training_line
 from lorafair.report.words.notes import (
     data_loss_lines,
     features_sentence,
@@ -78,6 +80,8 @@ __all__ = [
     "ci_text",
     "conclusion_lines",
     "data_loss_lines",
+    "diagnosis_lines",
+    "diagnosis_sentence",
     "delta_name",
     "features_sentence",
     "finite",
@@ -109,6 +113,7 @@ __all__ = [
     "sweep_records",
     "table",
     "test_name",
+    "training_line",
     "variant_name",
     "variant_names",
 ]

@@ -1,9 +1,11 @@
 """The checks: report["check_records"] worded, one sentence per record, in English or Chinese.
 
-Record kinds: seed_range (B - A outside the seed's usual gains), speed (QPS of A and B apart, like for like), fidelity
-(merged B predicts unlike the unmerged model), dtype_flips (bf16 predicts unlike fp32: words/speed_dtype.py),
-absent_labels (labels with no evaluation example), and the evaluation data against the adapter's recorded task (data/adapter_data.task_records): unrecorded,
-training_rows, other_task, labels (and absent, from schema-1 reports). Schema 1 named the kind "check".
+Record kinds: speed (QPS of A and B apart, like for like), fidelity (merged B predicts unlike the unmerged model),
+dtype_flips (bf16 predicts unlike fp32: words/speed_dtype.py), absent_labels (labels with no evaluation example),
+and the evaluation data against the adapter's recorded task (data/adapter_data.task_records): unrecorded,
+training_rows, other_task, labels (and absent, from schema-1 reports). Schema 1 named the kind "check"; its
+seed_range records (B - A outside the seed's usual 3-8 pp) are worded only to re-render those old reports: the
+report now says what to try next from its own figures instead (report["diagnosis"], words/diagnosis.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def kind_of(record: dict) -> str | None:
 def check_sentence(record: dict, lang: str) -> str:
     """A check record as a sentence; a kind this version does not know keeps its recorded text."""
     text, kind = table(lang, "checks"), kind_of(record)
-    if kind == "seed_range":
+    if kind == "seed_range":  # schema-1 reports only
         lo, hi = record["range"]
         return text["seed_range"].format(
             m=metric_label(record["metric"], lang),

@@ -58,6 +58,7 @@ WORDS = {
     },
     # report["check_records"]
     "checks": {
+        # seed_range: schema-1 reports only (report["diagnosis"] replaced it)
         "seed_range": "B - A {m} gain {v} is outside the usual {lo}-{hi} pp: check the training parameters, "
         "LoRA rank/alpha, or train more epochs.",
         "speed": "QPS of B and A differ by {v}: after merging, both do the same FLOPs, so this is measurement "
@@ -405,5 +406,35 @@ WORDS = {
         "dtype_forced": "dtype {dtype}, forced by $LORAFAIR_CPU_DTYPE (no probe)",
         "dtype_flips": "bf16 changed {f} of {n} predictions against fp32 on the fidelity sample (more than {tol}): "
         "the speed costs accuracy here; consider --dtype float32",
+    },
+    # report["diagnosis"] and report["training"]: what to try next, from the evidence (words/diagnosis.py)
+    "diagnosis": {
+        "heading": "Diagnosis",
+        "training": "Training (lorafair_run.json): {steps} steps, {epochs} epochs; loss {first} -> {last} ({n} logged)",
+        "trend": "; last tenth: Theil-Sen slope {slope} per step, Mann-Kendall {p} ({k} points)",
+        "no_trend": "; last tenth: {k} logged losses, too few for a trend (at least {m})",
+        "eval": "; held-out accuracy after training {acc}",
+        "nothing": "No rule fired: none of the report's figures points to a next step.",
+        "a1_absent": "No A1 (linear probe): B - A alone cannot separate the head's co-adaptation with LoRA from what "
+        "LoRA changed in the features.",
+        "a1_cross_fitted": "A1 is cross-fitted on the evaluation set itself ({folds} folds, no separate probe data): "
+        "B - A1 compares LoRA with a cross-fitted probe.",
+        "head_coadapted": "A1 - A = {v} (CI {ci}, {p}), at least {t} and significant: the head was trained for the "
+        "adapted features, so B - A overstates LoRA; B - A1 measures what LoRA added.",
+        "probe_suffices": "B - A1 = {v} (CI {ci}, {p}) is not significant, and the test would detect {t} (MDE {mde} "
+        "at 80% power): a linear probe on the frozen features does as well.",
+        "b_a1_underpowered": "B - A1 = {v} (CI {ci}, {p}) is not significant, but the sample cannot tell (MDE {mde} at "
+        "80% power, above the observed difference): underpowered; about {n3} examples would detect 3 pp (now {n}).",
+        "b_a1_no_mde": "B - A1 = {v} (CI {ci}, {p}) is not significant, but too few examples disagree for any "
+        "difference to be detectable at 80% power: underpowered; about {n3} examples would detect 3 pp (now {n}).",
+        "linear_at_layer": "A probe on the frozen base's layer {layer} reaches {a}, B's accuracy being {b}: the task is "
+        "already linear at layer {layer}.",
+        "low_rank": "In every one of the {m} adapted modules ΔW's {e}-energy rank is at most {k}, against r = {r}: "
+        "r = {k} holds {e} of ΔW's energy; a smaller rank would do.",
+        "train_longer": "The training loss was still falling over the last tenth of training (steps {a}-{b}, {points} "
+        "logged losses): Theil-Sen slope {slope} per step, {drop} of the loss over the window, Mann-Kendall {p}: "
+        "train longer.",
+        "backbone_changed": "Mean next-token KL(base || base+LoRA) on out-of-domain text {kl} nats per token (at least "
+        "{t}; the base's own text costs x{f} in perplexity): the backbone changed beyond the task.",
     },
 }

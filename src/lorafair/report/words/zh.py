@@ -42,6 +42,7 @@ WORDS = {
         "{pairwise}）；在一个种子下正确、另一个种子下错误的样本占 {cshare}（{cexamples} 个；两两 {cpairwise}）。",
     },
     "checks": {
+        # seed_range：仅用于 schema 1 的旧报告（已由 report["diagnosis"] 取代）
         "seed_range": "B - A 的{m}提升 {v} 不在常见范围 {lo}-{hi} pp：请检查训练参数、LoRA rank/alpha，或增加训练轮数。",
         "speed": "B 与 A 的 QPS 相差 {v}：合并后两者计算量相同，差异来自测量噪声或负载。",
         "fidelity": "合并后的 B 与未合并的 LoRA 模型在 {f}/{n} 条检查样本上预测不同（最大 logit 差 {d:.3g}，合并精度 "
@@ -353,5 +354,31 @@ WORDS = {
         "dtype_forced": "精度 {dtype}，由 $LORAFAIR_CPU_DTYPE 指定（未探测）",
         "dtype_flips": "在保真度样本上，bf16 相对 fp32 改变了 {n} 个预测中的 {f} 个（超过 {tol}）："
         "这里速度以准确率为代价；可考虑 --dtype float32",
+    },
+    # report["diagnosis"] 与 report["training"]：依据证据，下一步可以尝试什么（words/diagnosis.py）
+    "diagnosis": {
+        "heading": "诊断",
+        "training": "训练（lorafair_run.json）：{steps} 步，{epochs} 轮；损失 {first} -> {last}（记录 {n} 次）",
+        "trend": "；最后十分之一：Theil-Sen 斜率每步 {slope}，Mann-Kendall {p}（{k} 个点）",
+        "no_trend": "；最后十分之一：仅记录 {k} 次损失，不足以判断趋势（至少 {m} 次）",
+        "eval": "；训练后留出集准确率 {acc}",
+        "nothing": "没有规则触发：报告中的数字未指向下一步。",
+        "a1_absent": "没有 A1（线性探针）：仅凭 B - A 无法区分分类头与 LoRA 的共同适应和 LoRA 对特征的改变。",
+        "a1_cross_fitted": "A1 在评估集本身上交叉拟合（{folds} 折，没有单独的探针数据）：B - A1 比较的是 LoRA 与交叉拟合的探针。",
+        "head_coadapted": "A1 - A = {v}（CI {ci}，{p}），不小于 {t} 且显著：分类头是为适配后的特征训练的，B - A 高估了 "
+        "LoRA；B - A1 衡量 LoRA 带来的增益。",
+        "probe_suffices": "B - A1 = {v}（CI {ci}，{p}）不显著，而检验能检测到 {t}（80% 功效下 MDE {mde}）：冻结特征上的"
+        "线性探针同样好。",
+        "b_a1_underpowered": "B - A1 = {v}（CI {ci}，{p}）不显著，但样本不足以判断（80% 功效下 MDE {mde}，大于观测到的"
+        "差异）：功效不足；约需 {n3} 个样本才能检测 3 pp（当前 {n}）。",
+        "b_a1_no_mde": "B - A1 = {v}（CI {ci}，{p}）不显著，但不一致的样本太少，80% 功效下检测不到任何差异：功效不足；约需 "
+        "{n3} 个样本才能检测 3 pp（当前 {n}）。",
+        "linear_at_layer": "冻结基座第 {layer} 层上的探针达到 {a}，而 B 的准确率为 {b}：任务在第 {layer} 层已经线性可分。",
+        "low_rank": "在全部 {m} 个适配模块中，ΔW 占 {e} 能量的秩至多为 {k}，而 r = {r}：r = {k} 即可容纳 ΔW {e} 的"
+        "能量；更小的秩就够了。",
+        "train_longer": "训练的最后十分之一（第 {a}-{b} 步，记录 {points} 次损失）中训练损失仍在下降：Theil-Sen 斜率每步 "
+        "{slope}，窗口内下降损失的 {drop}，Mann-Kendall {p}：请训练更久。",
+        "backbone_changed": "域外文本上下一个词的平均 KL(base || base+LoRA) 为每词元 {kl} nats（不小于 {t}；基座自身文本"
+        "的困惑度变为 x{f}）：主干在任务之外也改变了。",
     },
 }
