@@ -297,7 +297,7 @@ def _auto_dtype(m: dict) -> str:
 
 def _dtype_probe(report: dict):
     """The CPU dtype probe's figures as the --dtype auto compare's report states them (None: no probe)."""
-    return report["environment"].get("dtype_probe")
+    return report["environment"].get("dtype_choice")
 
 
 def _loss_difference(on: dict, off: dict) -> float:
