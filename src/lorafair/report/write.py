@@ -116,7 +116,8 @@ def write_report_files(folder: Path, report: dict, probs: dict, y: np.ndarray) -
     (folder / "report.json").write_text(text, encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "predictions.csv").write_text(predictions_csv(report, probs, y), encoding="utf-8")
-    (folder / "flips.csv").write_text(flips_csv(report, probs, y), encoding="utf-8")
+    if report.get("flips"):  # a sweep's top level compares no B: its adapters' folders hold their flips
+        (folder / "flips.csv").write_text(flips_csv(report, probs, y), encoding="utf-8")
     from lorafair.report.html import render_html
 
     (folder / "report.html").write_text(render_html(report), encoding="utf-8")

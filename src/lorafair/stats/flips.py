@@ -20,7 +20,6 @@ from scipy.stats import norm
 
 CI_METHOD = "wilson"
 SLICE_DELTA_CI_METHOD = "paired_bootstrap"
-_MAX_CELLS = 2_000_000  # resamples x examples per bootstrap chunk (~16 MB of int64 indices)
 
 
 def paired_table(correct_ref, correct_new) -> dict:
@@ -91,16 +90,17 @@ def length_quartiles(lengths) -> list[np.ndarray]:
 
 
 def _bootstrap_mean_ci(diff: np.ndarray, n_resamples: int, seed: int, alpha: float) -> list:
-    """Percentile CI of the mean of `diff` (the slice's paired correctness differences) over resamples."""
+    """Percentile CI of the mean of `diff` (the slice's paired correctness differences, each -1, 0 or +1) over
+    bootstrap resamples. A resample of m examples holds Multinomial(m; shares of -1, 0, +1) of each value, so the
+    counts are drawn directly: the same distribution as drawing m indices, in O(resamples) instead of O(resamples m).
+    """
     if n_resamples < 1 or diff.size == 0:
         return [None, None]
     rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    rows = max(1, _MAX_CELLS // diff.size)
-    for start in range(0, n_resamples, rows):
-        stop = min(start + rows, n_resamples)
-        idx = rng.integers(0, diff.size, size=(stop - start, diff.size))
-        means[start:stop] = diff[idx].mean(axis=1)
+    m = diff.size
+    shares = [np.sum(diff < 0) / m, np.sum(diff == 0) / m, np.sum(diff > 0) / m]
+    counts = rng.multinomial(m, shares, size=n_resamples)
+    means = (counts[:, 2] - counts[:, 0]) / m
     lo, hi = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return [float(lo), float(hi)]
 
