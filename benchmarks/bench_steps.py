@@ -73,15 +73,71 @@ def compare_child(adapters: list[Path], out: Path, args: list[str], env: dict | 
     return {**child, "report": report, "command": " ".join(["lorafair compare", *cmd[4:], *args])}
 
 
-def runtime_peak_rss() -> int:
-    """VmHWM of a child that only imports what `lorafair compare` imports: the runtime's own footprint."""
+def import_child() -> dict:
+    """A child that only starts Python and imports what `lorafair compare` imports: its wall time (the
+    interpreter and import time `work_efficiency` takes out of a compare's wall) and its own peak RSS."""
     code = (
         "import torch, peft, lorafair.recipes.compare, lorafair.report.write; "
         "from transformers import AutoModelForSequenceClassification, modeling_utils; "
         "from lorafair.core.peak_memory import peak_rss_bytes; print(peak_rss_bytes())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return {"wall_seconds": time.perf_counter() - start, "peak_rss_bytes": int(out.stdout.strip().splitlines()[-1])}
+
+
+def bare_passes(base: str, adapter: Path, texts: list[str], *, batch_size: int, max_length: int) -> dict:
+    """The forward passes a compare of variants B and A needs, and nothing else: `run_pass` over A (the frozen
+    base with the adapter's head, every layer, recording the shared trunk's output) and over B (LoRA merged,
+    only the layers above the shared trunk), fp32, the compare's length-sorted batches. Seconds of each call."""
+    from lorafair.models import inference, modeling, trunk
+
+    read = modeling.read_adapter(adapter)
+    tokenizer = modeling.load_tokenizer(adapter, base)
+    model = modeling.load_base_classifier(base, read.num_labels, label_names=["neg", "pos"])
+    modeling.ensure_pad_token(tokenizer, model)
+    modeling.install_head(model, read)
+    encoded = inference.tokenize(tokenizer, texts, max_length=max_length)
+    batches = inference.length_sorted_batches(encoded.lengths, batch_size)
+    kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, quiet=True)
+    plan = trunk.plan_trunk(model, read.lora)
+    states = trunk.TrunkStates(plan)
+    start = time.perf_counter()
+    inference.run_pass(model, encoded, batches, trunk=states.recorder(model) if plan.shared else None, **kw)
+    a_seconds = time.perf_counter() - start
+    merged = modeling.merge_lora(model, read)
+    start = time.perf_counter()
+    inference.run_pass(merged, encoded, batches, trunk=states.replayer(merged) if plan.shared else None, **kw)
+    b_seconds = time.perf_counter() - start
+    return {
+        "examples": len(texts),
+        "a_seconds": a_seconds,
+        "b_seconds": b_seconds,
+        "shared_layers": plan.shared,
+        "total_layers": plan.total,
+    }
+
+
+def bare_passes_in_child(base: str, adapter: Path, subset: Path, out: Path, *, batch_size: int, max_length: int):
+    """bare_passes in a fresh process (nothing warm from this one), texts from the compare's sampled subset."""
+    code = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]); from pathlib import Path; from bench_steps import "
+        "bare_passes; texts = [json.loads(l)['text'] for l in open(sys.argv[4], encoding='utf-8')]; "
+        "r = bare_passes(sys.argv[2], Path(sys.argv[3]), texts, batch_size=int(sys.argv[6]), max_length=int(sys.argv[7])); "
+        "Path(sys.argv[5]).write_text(json.dumps(r))"
+    )
+    args = [str(ROOT / "benchmarks"), base, str(adapter), str(subset), str(out), str(batch_size), str(max_length)]
+    child = run_child([sys.executable, "-c", code, *args])
+    return {**child, **json.loads(out.read_text(encoding="utf-8"))}
+
+
+def train_child(out: Path, args: list[str], env: dict | None = None) -> dict:
+    """`lorafair train` as a child: its wall time and every seed's lorafair_run.json (loss log included)."""
+    cmd = [sys.executable, "-m", "lorafair", "train", "--output", str(out), "--quiet", *args]
+    child = run_child(cmd, env=env)
+    runs = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*/lorafair_run.json"))}
+    return {**child, "runs": runs, "command": " ".join(["lorafair train", *args])}
 
 
 def run_child(cmd: list[str], env: dict | None = None) -> dict:

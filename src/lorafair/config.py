@@ -190,6 +190,15 @@ class TrainConfig:
         "adapt only the N transformer layers nearest the head (0 = every layer); the backward "
         "pass then stops below them, so a step costs much less",
     )
+    trunk_reuse: str = opt(
+        "auto",
+        "with --lora-layers: compute the frozen layers below the LoRA layers once per training example and "
+        "train the top layers on their recorded output in every epoch and --seeds run (the compare's A1 pass "
+        "then finds them in the feature cache); auto = on where exact (the frozen layers apply no dropout: "
+        "Qwen2, Llama), off where they do (BERT family); on = also there (not the same training then); "
+        "off = never (--no-trunk-reuse)",
+        choices=("auto", "on", "off"),
+    )
     max_train_samples: int = opt(
         0,
         "train on a seeded stratified subsample of this many examples, drawn after "

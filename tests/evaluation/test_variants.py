@@ -71,7 +71,9 @@ def test_a1_is_cross_fitted_on_the_evaluation_set_and_equals_sklearn(cross_fitte
     expected = cross_val_predict(search, x, y, cv=outer, method="predict_proba")
     with open(cross_fitted / "predictions.csv", encoding="utf-8") as handle:
         got = np.array([[float(r["prob_A1_neg"]), float(r["prob_A1_pos"])] for r in csv.DictReader(handle)])
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-8)
+    # fp32 features from batched passes vs one example at a time differ in the last bits (which bits depends on
+    # the CPU's kernels: 5e-8 on an AVX512 machine), so the probabilities agree to 1e-6, not to float64 precision
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     accuracy = (expected.argmax(axis=1) == y).mean()
     assert report["variants"]["A1"]["metrics"]["accuracy"]["value"] == pytest.approx(accuracy)
 

@@ -17,6 +17,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train a LoRA sequence classifier (transformers Trainer + peft)")
     add_arguments(parser, TrainConfig)
     parser.add_argument("--seeds", default=None, help=SEEDS_HELP)
+    parser.add_argument(
+        "--no-trunk-reuse", dest="trunk_reuse", action="store_const", const="off", help="same as --trunk-reuse off"
+    )
     parser.set_defaults(handler=run)
     return parser
 

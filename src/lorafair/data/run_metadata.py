@@ -97,6 +97,9 @@ class RunMetadata:
     resumed_from: str | None = None  # checkpoint-N of a --resume
     log_history: list | None = None  # the Trainer's log
     wall_time_s: float | None = None
+    # --trunk-reuse: {mode, used, reason, exact, shared_layers, total_layers, dropout, source, storage, bytes,
+    # bound_bytes, cache, seconds} (training/trunk_reuse.Summary); None in files written before it existed
+    trunk_reuse: dict | None = None
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as read
 
     @classmethod

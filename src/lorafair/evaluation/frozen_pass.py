@@ -19,14 +19,17 @@ import logging
 
 import numpy as np
 
-from lorafair.models import feature_cache, heads, trunk, weights_fingerprint
+from lorafair.models import feature_cache, heads, trunk, trunk_cache, weights_fingerprint
 from lorafair.models.inference import Encoded, PassResult
 
 log = logging.getLogger(__name__)
 
 
-def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=True, record=False, keep=None):
-    """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`."""
+def run(
+    plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=True, record=False, keep=None, trained=False
+):
+    """(PassResult, TrunkStates or None, cached?) of the frozen model over `encoded`; `trained`: look for the
+    trunk states `lorafair train --lora-layers` recorded on these very token ids (then only layers k.. run)."""
     pool = outcome.analysis.pool
     if plan.cache_off:
         _note_once(outcome, {"kind": "cache_off", **plan.cache_off})
@@ -36,7 +39,11 @@ def run(plan, session, outcome, encoded: Encoded, batches, desc: str, *, warmup=
         states = cached_trunk(plan, session, encoded, key, keep) if record else None
         return from_entry(session, entry), states, True
     states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
-    result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=recorder)
+    replay = trained_trunk(plan, session, encoded) if trained and key else None
+    context = recorder if replay is None else trunk_cache.Replay(replay.states.replayer(session.model), recorder)
+    result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=context)
+    if replay is not None:
+        _lower_layers_from_training(result, replay, pool, session)
     if key and result.features is not None:
         _store(outcome, key, result, states, session, keep)
     return result, states, False
@@ -100,9 +107,13 @@ def cached_trunk(plan, session, encoded: Encoded, key: str, keep=None):
 
 def entry(kind: str, examples: int, result: PassResult, cached: bool) -> dict:
     """A report["forward_passes"] record: which pass (frozen_eval, frozen_probe), on how many examples, whether
-    it came from the feature cache, its seconds (0 when cached)."""
+    it came from the feature cache, its seconds (0 when cached), and how many lower layers it replayed from the
+    states `lorafair train` recorded (when it did)."""
     seconds = 0.0 if cached else float(sum(result.batch_seconds))
-    return {"kind": kind, "examples": examples, "cached": cached, "seconds": seconds}
+    record = {"kind": kind, "examples": examples, "cached": cached, "seconds": seconds}
+    if result.trained_trunk_layers:
+        record["trained_trunk_layers"] = result.trained_trunk_layers
+    return record
 
 
 def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | None:
@@ -167,3 +178,37 @@ def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
         return None, None
     states = trunk.TrunkStates(shared)
     return states, states.recorder(session.model, keep)
+
+
+# -- the A1 probe pass on the trunk states `lorafair train` recorded (training/trunk_reuse.py) ------------------
+def trained_trunk(plan, session, encoded: Encoded) -> trunk_cache.Trained | None:
+    """The states a `lorafair train --lora-layers` run recorded on exactly these token ids, or None.
+
+    Keyed as training keys them (models/trunk_cache.py): the base weights fingerprint (the same one the frozen
+    pass's key uses), the token ids, the lowest LoRA layer k of this adapter, dtype and device type.
+    """
+    if plan.cfg.no_shared_trunk:
+        return None
+    shared = trunk.plan_trunk(session.model, plan.adapter.lora)
+    if shared.shared == 0:
+        return None
+    key = trunk_cache.states_key(
+        base=session.weights_key,
+        model_type=getattr(session.model.config, "model_type", ""),
+        token_ids=encoded.sha256(),
+        token_types=trunk_cache.types_sha(encoded.token_type_ids),
+        shared=shared.shared,
+        dtype=str(plan.dtype),
+        device=str(plan.device),
+    )
+    found = trunk_cache.load(key, shared)
+    if found is not None:
+        log.info("%s: layers 0-%d replayed from the training's recorded states", "frozen probe pass", shared.shared - 1)
+    return found
+
+
+def _lower_layers_from_training(result: PassResult, replay: trunk_cache.Trained, pool, session) -> None:
+    """The replayed pass skipped layers 0..k-1: its pooled states of layers 0..k-2 come from the training."""
+    result.trained_trunk_layers = replay.states.plan.shared
+    if result.layers is not None and not replay.pooled.fill(result.layers, pool, session.pass_kw["pad_token_id"]):
+        raise RuntimeError("the training's recorded lower-layer states do not fit this pass")

@@ -110,6 +110,7 @@ def run_variant_a1(plan: ComparePlan, session: Session, frozen: PassResult, outc
         warmup=False,
         record=keep is not None,
         keep=keep,
+        trained=True,  # the adapter's training rows: `lorafair train` may have recorded their lower layers
     )
     outcome.passes.append(frozen_pass.entry("frozen_probe", len(probe_y), probe_pass, cached))
     probe = fit_linear_probe(probe_pass.features, probe_y, plan.adapter.num_labels, seed=cfg.seed)

@@ -133,6 +133,7 @@ class PassResult:
     elapsed: float | None = None  # sharded pass: the slowest rank's time (ranks run side by side)
     feature_pooling: str | None = None  # "last_non_pad", "first" or "vector" (see pool_head_input)
     layers: np.ndarray | None = None  # (L + 1, n, d) pooled hidden_states[l] when run_pass(layer_pool=...)
+    trained_trunk_layers: int = 0  # layers 0..k-1 replayed from the states `lorafair train` recorded (frozen_pass)
 
     def speed(self, n: int) -> dict:
         total = float(self.elapsed if self.elapsed is not None else sum(self.batch_seconds))

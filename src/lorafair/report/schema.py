@@ -488,6 +488,13 @@ NOTE = _records(
     },
 )
 
+# -- trunk reuse (lorafair train --lora-layers): the A1 probe pass on the lower layers' states training recorded --
+TRAINED_TRUNK = {
+    "trained_trunk_layers": _integer("layers 0..k-1 replayed from the states lorafair train recorded on these rows")
+}
+TRAINED_TRUNK_OPTIONAL = {"frozen_probe": ("adapter", "trained_trunk_layers")}
+# -- end trunk reuse --
+
 FORWARD_PASS = {
     "examples": _integer(),
     "seconds": _num("0 when cached"),
@@ -497,7 +504,7 @@ PASS = _records(
     "one forward pass the run made",
     {
         "frozen_eval": {**FORWARD_PASS, "cached": _boolean("served from the feature cache")},
-        "frozen_probe": {**FORWARD_PASS, "cached": _boolean("served from the feature cache")},
+        "frozen_probe": {**FORWARD_PASS, "cached": _boolean("served from the feature cache"), **TRAINED_TRUNK},
         "lora_unmerged": FORWARD_PASS,
         "lora_eval": {
             **FORWARD_PASS,
@@ -512,8 +519,11 @@ PASS = _records(
         },
     },
     optional={
-        kind: ("adapter",)
-        for kind in ("frozen_eval", "frozen_probe", "lora_unmerged", "lora_eval", "ood_frozen", "ood_lora")
+        **{
+            kind: ("adapter",)
+            for kind in ("frozen_eval", "frozen_probe", "lora_unmerged", "lora_eval", "ood_frozen", "ood_lora")
+        },
+        **TRAINED_TRUNK_OPTIONAL,
     },
 )
 

@@ -38,6 +38,7 @@ def seed_folder(output: str | Path, seed: int) -> Path:
 
 def run_seed_runs(config, seeds: list[int]) -> list[Path]:
     """Train one adapter per seed into OUTPUT/seed-K (config: a TrainConfig); returns the folders."""
+    from lorafair.training import trunk_reuse
     from lorafair.training.train import run_train
 
     folders = [seed_folder(config.output, seed) for seed in seeds]
@@ -50,7 +51,8 @@ def run_seed_runs(config, seeds: list[int]) -> list[Path]:
             )
     data_seed = config.seed if config.data_seed is None else config.data_seed
     done = []
-    for seed, folder in zip(seeds, folders):
-        log.info("training seed %d of %s into %s", seed, ",".join(map(str, seeds)), folder)
-        done.append(run_train(replace(config, seed=seed, data_seed=data_seed, output=str(folder))))
+    with trunk_reuse.shared_between_runs():  # same rows and base: the frozen layers' output is recorded once
+        for seed, folder in zip(seeds, folders):
+            log.info("training seed %d of %s into %s", seed, ",".join(map(str, seeds)), folder)
+            done.append(run_train(replace(config, seed=seed, data_seed=data_seed, output=str(folder))))
     return done

@@ -52,6 +52,7 @@ _FREE_ON_RESUME = (
     "output",
     "data",
     "base_model",
+    "trunk_reuse",  # where it is exact the training is the same; a forced reuse (--trunk-reuse on) is recorded
 )
 
 # LoRA targets for `--target-modules auto`: the attention projections of each architecture.
@@ -497,13 +498,15 @@ def _loss_log_callback():
     return LossLog()
 
 
-def build_trainer(config: TrainConfig, built: _Built, datasets: _Datasets, output: Path, callbacks=()):
-    """transformers Trainer over the datasets; without a progress bar the losses go to the log instead."""
+def build_trainer(
+    config: TrainConfig, built: _Built, datasets: _Datasets, output: Path, callbacks=(), trainer_class=None
+):
+    """transformers Trainer (or `trainer_class`) over the datasets; without a progress bar the losses go to the log."""
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
     quiet = config.quiet or not sys.stderr.isatty()
     args = _training_arguments(config, output, bf16=_use_bf16(config.precision), quiet=quiet)
-    trainer = Trainer(
+    trainer = (trainer_class or Trainer)(
         model=built.model,
         args=args,
         data_collator=DataCollatorWithPadding(built.tokenizer),
@@ -587,12 +590,34 @@ def train_model(config: TrainConfig, callbacks=()) -> TrainResult:
     plan = plan_run(config)
     built = build_model(config, plan.base, plan.splits.label_names)
     datasets = build_datasets(config, built, plan.splits)
-    trainer = build_trainer(config, built, datasets, plan.output, callbacks)
-    _prepare_checkpoints(trainer, plan)
-    metrics = _train_and_evaluate(trainer, plan, has_eval=bool(datasets.eval))
+    reuse = start_trunk_reuse(config, plan, built, datasets)
+    try:
+        trainer = build_trainer(config, built, datasets, plan.output, callbacks, trainer_class=reuse.trainer_class())
+        reuse.attach(trainer, built.model)
+        _prepare_checkpoints(trainer, plan)
+        metrics = _train_and_evaluate(trainer, plan, has_eval=bool(datasets.eval))
+    finally:
+        reuse.close()
     model = trainer.model.eval()
     metadata = _run_metadata(config, plan, built, trainer, metrics)
+    metadata.trunk_reuse = reuse.summary.to_dict()
     if trainer.is_world_process_zero():
         publish(plan.output, model, built.tokenizer, metadata, started)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(plan.output, model, built.tokenizer, metadata)
+
+
+def start_trunk_reuse(config: TrainConfig, plan: _Plan, built: _Built, datasets: _Datasets):
+    """--trunk-reuse (training/trunk_reuse.py): the frozen layers' output recorded once, replayed every step."""
+    from lorafair.training import trunk_reuse
+
+    return trunk_reuse.start(
+        config,
+        built.model,
+        built.layers,
+        built.tokenizer,
+        datasets.train,
+        base_folder=plan.base,
+        head_name=built.head_name,
+        bf16=_use_bf16(config.precision),
+    )
