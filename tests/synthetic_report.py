@@ -37,7 +37,9 @@ def make_report(
     bootstrap: int = 300,
     with_speed: bool = True,
     labels=None,
+    **extra,
 ) -> dict:
+    """A report of a real `build_report` on synthetic probabilities; `extra`: more ReportInput fields (texts, ...)."""
     y, probs = synthetic_probs(k, n, variants, seed)
     labels = labels or (["neg", "pos"] if k == 2 else [f"class_{c}" for c in range(k)])
     cfg = CompareConfig(adapter="out/adapter", data="data/test.csv", lang=lang, bootstrap=bootstrap, seed=seed)
@@ -98,6 +100,7 @@ def make_report(
             head_name="score",
             speed_section=_speed_section(speed, n),
             task_checks=[{"kind": "unrecorded", "file": "lorafair_run.json", "data": "data/test.csv"}],
+            **extra,
         )
     )
     report["timing"] = {"total_seconds": 131.0}

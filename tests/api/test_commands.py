@@ -82,6 +82,7 @@ def test_readme_example_result_equals_the_cli_report(readme_run):
     # what .write() wrote is what the CLI wrote: the same predictions, byte for byte, and consistent files
     api_csv = (root / "api" / "predictions.csv").read_bytes()
     assert api_csv == (root / "cli" / "predictions.csv").read_bytes()
+    assert (root / "api" / "flips.csv").read_bytes() == (root / "cli" / "flips.csv").read_bytes()
     assert_outputs_hold_the_report(root / "api", probs=result.probs)
     assert json.loads((root / "api" / "report.json").read_text(encoding="utf-8"))["deltas"] == cli["deltas"]
     # the DataFrame is predictions.csv (read here with the csv module), its probabilities exactly the result's

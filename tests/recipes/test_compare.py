@@ -160,7 +160,7 @@ def test_chinese_console_report(llama_setup, tmp_path, capsys):
     )
     assert f"{speed['qps']:.1f}" in b_row.split()
     assert out.endswith(
-        f"reports written to {tmp_path / 'zh'}/ (report.json, report.md, report.html, predictions.csv)\n"
+        f"reports written to {tmp_path / 'zh'}/ (report.json, report.md, report.html, predictions.csv, flips.csv)\n"
     )
 
 
@@ -308,3 +308,26 @@ def _assert_held_out_rows_shown(out, console, data, held, indices, capsys):
     ):
         code, page, _ = _run(["report", str(out), "--format", fmt, "--lang", "zh"], capsys)
         assert code == 0 and where in (html_text(page)[0] if fmt == "html" else page), fmt
+
+
+def test_which_examples_changed_through_the_cli_in_both_languages(qwen2_report, capsys):
+    """The tiny model's run: flips.csv beside predictions.csv, the flips tables in console, Markdown and HTML."""
+    report = json.loads((qwen2_report / "report.json").read_text(encoding="utf-8"))
+    predictions = list(csv.DictReader(open(qwen2_report / "predictions.csv", encoding="utf-8")))
+    flipped = list(csv.DictReader(open(qwen2_report / "flips.csv", encoding="utf-8")))
+    for key, pair in report["flips"]["pairs"].items():
+        ref = pair["reference"]
+        by_hand = {r["index"] for r in predictions if (r["pred_B"] == r["label"]) != (r[f"pred_{ref}"] == r["label"])}
+        assert {r["index"] for r in flipped if r["pair"] == key} == by_hand
+        t = pair["table"]
+        assert t["only_new_right"] + t["only_reference_right"] == len(by_hand) and t["n"] == len(predictions)
+    by_length = report["flips"]["slices"]["by_length"]
+    assert sum(r["n"] for r in by_length) == len(predictions) and by_length[0]["min_tokens"] >= 1
+    for lang, heading in (("en", "Which examples changed"), ("zh", "哪些样本发生了变化")):
+        code, out, _ = _run(["report", str(qwen2_report), "--lang", lang], capsys)
+        assert code == 0 and f"======== {heading} ========" in out
+        assert words.table(lang, "flips")["nfr"] in out
+        code, md, _ = _run(["report", str(qwen2_report), "--lang", lang, "--format", "md"], capsys)
+        assert code == 0 and f"## {heading}" in md and words.table(lang, "flips")["prf"] in md
+        code, page, _ = _run(["report", str(qwen2_report), "--lang", lang, "--format", "html"], capsys)
+        assert code == 0 and '<section id="flips">' in page and heading in html_text(page)[0]

@@ -77,10 +77,10 @@ class _Rendered:
 class CompareResult(_Rendered):
     """One adapter compared: B, A, A1 and R on the same examples."""
 
-    FILES = "report.json, report.md, report.html, predictions.csv"
+    FILES = "report.json, report.md, report.html, predictions.csv, flips.csv"
 
     def write(self, folder: str | Path | None = None, overwrite: bool | None = None) -> Path:
-        """Write report.json, report.md, report.html and predictions.csv into `folder` (default: the config's
+        """Write report.json, report.md, report.html, predictions.csv and flips.csv into `folder` (default: the config's
         output), swapped into place as one folder; an existing folder needs overwrite=True. Returns the folder."""
         from lorafair.report.write import write_outputs
 

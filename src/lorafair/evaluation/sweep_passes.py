@@ -34,7 +34,7 @@ from lorafair.models.inference import tokenize
 
 log = logging.getLogger(__name__)
 
-ADAPTERS_DIR = "adapters"  # OUTPUT/adapters/NAME/{report.json, predictions.csv, report.md, report.html}
+ADAPTERS_DIR = "adapters"  # OUTPUT/adapters/NAME/{report.json, predictions.csv, flips.csv, report.md, report.html}
 SHARED_VARIANTS = OWN_HEAD_VARIANTS  # adapter-independent: computed once, shown once at the top level
 
 
@@ -256,6 +256,7 @@ class SweepOutcome:
     token_seconds: float
     truncated: int = 0  # evaluation examples cut at --max-length
     head: dict | None = None  # report["head"] of the first adapter (every adapter has the same head layout)
+    token_lengths: np.ndarray | None = None  # tokens per evaluation example (report["flips"]'s length quartiles)
 
 
 def lora_pass(run: AdapterRun, session: compare.Session, snapshot: BaseSnapshot) -> variants.VariantResult:
@@ -328,5 +329,11 @@ def run_sweep_variants(plan: SweepPlan, session: compare.Session) -> SweepOutcom
         del snapshot
     head = run_info.head_section(base, session, shared)
     return SweepOutcome(
-        shared, runs, session.encoded.sha256(), session.encoded.seconds, session.encoded.truncated, head
+        shared,
+        runs,
+        session.encoded.sha256(),
+        session.encoded.seconds,
+        session.encoded.truncated,
+        head,
+        session.encoded.lengths,
     )

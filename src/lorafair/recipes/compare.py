@@ -50,7 +50,7 @@ def run_compare(cfg: CompareConfig) -> Comparison:
     outcome = run_variants(plan, session)
     clock.append(("variants", time.perf_counter()))  # every forward pass, probe fits, analysis
     token_sha, token_seconds = session.encoded.sha256(), session.encoded.seconds
-    truncated = session.encoded.truncated
+    truncated, token_lengths = session.encoded.truncated, session.encoded.lengths
     head = run_info.head_section(plan, session, outcome)
     del session  # the weights are not needed for the report: keep them out of its peak memory
     gc.collect()
@@ -78,6 +78,8 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             fidelity=outcome.fidelity,
             speed_section=outcome.speed,
             task_checks=adapter_data.task_records(cfg, data),
+            texts=plan.examples.subset(plan.eval_idx).texts,
+            token_lengths=token_lengths,
         )
     )
     if outcome.analysis.enabled:

@@ -5,7 +5,7 @@
 
 OUTPUT (default `outputs/demo`) ends up holding
     adapter/   what `lorafair train` writes: the LoRA adapter with its head, tokenizer, lorafair_run.json
-    report/    what `lorafair compare` writes: report.json, report.md, report.html, predictions.csv
+    report/    what `lorafair compare` writes: report.json, report.md, report.html, predictions.csv, flips.csv
 The same two steps by hand (default preset):
     lorafair train --base-model smollm2-135m --data builtin:polarity-en:train \
         --eval-data builtin:polarity-en:validation --max-train-samples 2000 --lora-layers 12 \

@@ -50,6 +50,8 @@ def _report_input(cfg, plan, outcome, variants, results, passes, notes, fidelity
         head_name=plan.base.adapter.head_name,
         head=outcome.head,
         fidelity=fidelity,
+        texts=plan.base.examples.subset(plan.base.eval_idx).texts,
+        token_lengths=outcome.token_lengths,
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from lorafair.core.names import HEADLINE_METRICS
 from lorafair.report import words
 from lorafair.report.schema import SCHEMA_VERSION
-from lorafair.stats import diagnosis, metrics, multi_adapter, power, seed_agreement, verdicts
+from lorafair.stats import diagnosis, flips, metrics, multi_adapter, power, seed_agreement, verdicts
 from lorafair.stats import paired as stats
 
 SPEED_TOLERANCE = 0.05
@@ -88,6 +88,8 @@ class ReportInput:
     fidelity: dict | None = None  # merged vs unmerged B (see fidelity.measure)
     speed_section: dict | None = None  # report["speed"]: like-for-like A and full merged B (evaluation/speed.py)
     task_checks: list | None = None  # adapter_data.task_records, computed by the recipe (None: a sweep's top level)
+    texts: list | None = None  # the evaluated texts, in y's order (report["flips"] quotes the most changed ones)
+    token_lengths: np.ndarray | None = None  # tokens per evaluated example (report["flips"]'s length quartiles)
 
 
 def build_report(inp: ReportInput) -> dict:
@@ -115,6 +117,9 @@ def build_report(inp: ReportInput) -> dict:
     if inp.speed_section is not None:
         report["speed"] = inp.speed_section
     power.annotate_report(report, cfg.alpha)  # "mde" / "n_for_3pp" per accuracy delta; report["power"]
+    flip_block = flips_section(inp, blocks)
+    if flip_block is not None:
+        report["flips"] = flip_block
     if inp.task_checks is not None:  # one adapter: is the evaluation data the task it recorded? (a sweep: each)
         report["task_checks"] = list(inp.task_checks)
     add_conclusions(report, cfg.alpha)
@@ -290,3 +295,65 @@ def absent_labels(data: dict) -> list[str]:
     """The head's labels with no example in the evaluation sample (report["data"]["label_counts"])."""
     counts = {str(k): v for k, v in (data.get("label_counts") or {}).items()}
     return [str(label) for label in data.get("labels") or [] if counts.get(str(label)) == 0]
+
+
+# -- which examples changed (report["flips"]) ---------------------------------------------------------------
+FLIP_TOP = 10  # the most fixed and most broken examples quoted per pair
+FLIP_TEXT_CHARS = 300  # quoted texts are cut here, to keep report.json small
+
+
+def flip_pairs(deltas, variants) -> list[tuple[str, str]]:
+    """The pairs whose changed examples are shown: B against each reference that ran (B - A, B - A1)."""
+    return [(new, ref) for new, ref in deltas if new == "B" and new in variants and ref in variants]
+
+
+def flips_section(inp: ReportInput, blocks: dict) -> dict | None:
+    """report["flips"]: per pair B - ref the paired 2x2 table, the flip rates with Wilson CIs and the most changed
+    examples; slices of accuracy by true class and by token-length quartile. None without such a pair."""
+    pairs = flip_pairs(inp.deltas, blocks)
+    if not pairs:
+        return None
+    cfg, y = inp.cfg, np.asarray(inp.y)
+    sliced = {v: inp.probs[v] for v in inp.variants if v in ("B", "A", "A1")}
+    return {
+        "alpha": cfg.alpha,
+        "top": FLIP_TOP,
+        "text_chars": FLIP_TEXT_CHARS,
+        "pairs": {f"{new}-{ref}": _flip_pair(inp, blocks, new, ref) for new, ref in pairs},
+        "slices": flips.slices(
+            y, sliced, pairs, inp.data["labels"], inp.token_lengths, cfg.alpha, cfg.bootstrap, cfg.seed
+        ),
+    }
+
+
+def _flip_pair(inp: ReportInput, blocks: dict, new: str, ref: str) -> dict:
+    y = np.asarray(inp.y)
+    probs_new, probs_ref = inp.probs[new], inp.probs[ref]
+    table = flips.paired_table(probs_ref.argmax(axis=1) == y, probs_new.argmax(axis=1) == y)
+    changed = flips.changed_examples(y, probs_ref, probs_new)
+    return {
+        "new": new,
+        "reference": ref,
+        "reference_cross_fitted": bool(blocks[ref].get("cross_fitted")),
+        "table": table,
+        "negative_flip_rate": flips.flip_rate(table["only_reference_right"], table["n"], inp.cfg.alpha),
+        "positive_flip_rate": flips.flip_rate(table["only_new_right"], table["n"], inp.cfg.alpha),
+        "fixed": [_flip_example(inp, row, probs_ref, probs_new) for row in changed["fixed"][:FLIP_TOP]],
+        "broken": [_flip_example(inp, row, probs_ref, probs_new) for row in changed["broken"][:FLIP_TOP]],
+    }
+
+
+def _flip_example(inp: ReportInput, row: int, probs_ref: np.ndarray, probs_new: np.ndarray) -> dict:
+    labels, true = inp.data["labels"], int(inp.y[row])
+    text = inp.texts[row] if inp.texts is not None else None
+    return {
+        "index": int(inp.data["indices"][row]),
+        "label": str(labels[true]),
+        "predicted_reference": str(labels[int(probs_ref[row].argmax())]),
+        "predicted_new": str(labels[int(probs_new[row].argmax())]),
+        "p_true_reference": float(probs_ref[row, true]),
+        "p_true_new": float(probs_new[row, true]),
+        "tokens": int(inp.token_lengths[row]) if inp.token_lengths is not None else None,
+        "text": None if text is None else str(text)[:FLIP_TEXT_CHARS],
+        "text_truncated": text is not None and len(str(text)) > FLIP_TEXT_CHARS,
+    }

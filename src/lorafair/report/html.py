@@ -20,6 +20,7 @@ from lorafair.core import atomic
 from lorafair.core.version import VERSION
 from lorafair.report import analysis_sections as render_analysis
 from lorafair.report import beyond_sections as render_beyond
+from lorafair.report import flips_sections as render_flips
 from lorafair.report import html_answer, html_setup, plots
 from lorafair.report import render as rr
 from lorafair.report import sweep_sections as render_sweep
@@ -74,6 +75,7 @@ def body(page: Page) -> str:
             html_section(rr.diagnosis_section(report, lang), "lines diagnosis"),
             html_section(rr.checks_section(report, lang), "lines checks"),
             gains(page),
+            render_flips.html(report, lang),
             render_sweep.html(report, lang),
             analysis(page),
             render_beyond.html_section(report, lang),

@@ -15,6 +15,7 @@ from lorafair.core.names import DELTA_KEYS as DELTA_ORDER
 from lorafair.core.names import METRIC_NAMES as ALL_METRICS
 from lorafair.core.names import SUMMARY_METRICS
 from lorafair.core.names import VARIANT_IDS as VARIANT_ORDER
+from lorafair.report import flips_sections as render_flips
 from lorafair.report import sweep_sections as render_sweep
 from lorafair.report import words as rt
 from lorafair.report.tables import Section, Table, ordered
@@ -223,6 +224,7 @@ def sections(report: dict, lang: str | None = None) -> list[Section]:
     out = [
         summary_section(report, lang),
         *gain_sections(report, lang),
+        render_flips.section(report, lang),
         *render_sweep.sections(report, lang),
         analysis_section(report, lang),
         beyond_task_section(report, lang),
@@ -284,6 +286,9 @@ def render_markdown(report: dict, lang: str | None = None) -> str:
         body = [markdown_table(t) for t in s.tables] + (
             ["\n".join(f"- {_md_cell(x)}" for x in s.lines)] if s.lines else []
         )
+        if s.key == "flips":  # the texts and per-class P/R/F1 stay out of the console
+            body += [markdown_table(t) for t in render_flips.markdown_extra(report, lang)]
+            body.append(rt.table(lang, "flips")["texts_note"].format(chars=report["flips"]["text_chars"]))
         parts.append(f"## {s.title}\n\n" + "\n\n".join(body))
     parts.append(f"## {headings(lang)['setup']}\n\n" + "\n".join(f"- {_md_cell(x)}" for x in setup_lines(report, lang)))
     return "\n\n".join(parts) + "\n"

@@ -1042,6 +1042,98 @@ DIAGNOSIS_RECORD = _records(
 # -- end of the diagnosis block -----------------------------------------------------------------------------------
 
 
+# -- which examples changed: report["flips"] (report/build.flips_section, stats/flips) ---------------------------
+FLIP_RATE = _obj(
+    "a share of all n examples with its Wilson score interval",
+    {
+        "value": _num("count / n", null=True),
+        "ci": CI,
+        "count": _integer("examples in the cell"),
+        "n": _integer("evaluation examples"),
+        "method": _string("how the CI is computed", enum=["wilson"]),
+    },
+)
+FLIP_EXAMPLE = _obj(
+    "one flipped example: the true class's probability under the reference and under the new variant",
+    {
+        "index": _integer("row in the data file"),
+        "label": _string("the true class"),
+        "predicted_reference": _string("the reference's predicted class"),
+        "predicted_new": _string("the new variant's predicted class"),
+        "p_true_reference": _num("the reference's probability of the true class"),
+        "p_true_new": _num("the new variant's probability of the true class"),
+        "tokens": _integer("input tokens (after truncation)", null=True),
+        "text": _string("the text, cut at text_chars characters", null=True),
+        "text_truncated": _boolean("the text was longer than text_chars"),
+    },
+)
+FLIP_PAIR = _obj(
+    "one pair new - reference: the paired 2x2 table of correctness (McNemar's b = only_reference_right, "
+    "c = only_new_right) and the examples that flipped",
+    {
+        "new": _string("the new variant id (B)"),
+        "reference": _string("the reference variant id (A or A1)"),
+        "reference_cross_fitted": _boolean("the reference is A1 cross-fitted on the evaluation set itself"),
+        "table": _obj(
+            "the paired 2x2 table",
+            {
+                "both_right": _integer(),
+                "only_new_right": _integer("fixed: the reference wrong, the new variant right"),
+                "only_reference_right": _integer("broken: the reference right, the new variant wrong"),
+                "both_wrong": _integer(),
+                "n": _integer(),
+            },
+        ),
+        "negative_flip_rate": _ref("flip_rate", "share of examples the reference got right and the new one wrong"),
+        "positive_flip_rate": _ref("flip_rate", "share of examples the reference got wrong and the new one right"),
+        "fixed": _array(_ref("flip_example"), "the top fixed examples, largest rise of p(true) first"),
+        "broken": _array(_ref("flip_example"), "the top broken examples, largest fall of p(true) first"),
+    },
+)
+SLICE_ACCURACY = _obj("an accuracy or a paired accuracy delta on a slice", {"value": _num(null=True), "ci": CI})
+SLICE = {
+    "n": _integer("examples in the slice"),
+    "accuracy": _mapping("variant id -> accuracy (Wilson CI)", _ref("slice_value")),
+    "deltas": _mapping("pair new-reference -> accuracy delta (paired bootstrap CI)", _ref("slice_value")),
+}
+FLIPS = _obj(
+    "which examples changed between B and each reference (A, A1), and accuracy slices by class and input length",
+    {
+        "alpha": _num("1 - the CIs' level"),
+        "top": _integer("examples quoted per direction and pair"),
+        "text_chars": _integer("quoted texts are cut at this many characters"),
+        "pairs": _mapping("pair new-reference (B-A, B-A1) -> its flips", _ref("flip_pair")),
+        "slices": _obj(
+            "accuracy per true class and per token-length quartile",
+            {
+                "accuracy_ci": _string("the accuracies' CI", enum=["wilson"]),
+                "delta_ci": _string("the deltas' CI (null: --bootstrap 0)", null=True, enum=["paired_bootstrap", None]),
+                "by_class": _array(_obj("one true class", {"label": _string(), **SLICE})),
+                "by_length": _array(
+                    _obj(
+                        "one quartile of input tokens; ties at an edge go to the lower quartile (it can be empty)",
+                        {
+                            "quartile": _integer("1 (shortest) .. 4 (longest)"),
+                            "min_tokens": _integer(null=True),
+                            "max_tokens": _integer(null=True),
+                            **SLICE,
+                        },
+                    )
+                ),
+            },
+            optional=("by_length",),
+        ),
+    },
+)
+FLIPS_DEFS = {
+    "flip_rate": FLIP_RATE,
+    "flip_example": FLIP_EXAMPLE,
+    "flip_pair": FLIP_PAIR,
+    "slice_value": SLICE_ACCURACY,
+}
+# -- end of report["flips"] --------------------------------------------------------------------------------------
+
+
 # -- report.json -------------------------------------------------------------------------------------------------
 SCHEMA = {
     "$schema": DRAFT,
@@ -1078,6 +1170,7 @@ SCHEMA = {
             "sweep": _array(SWEEP_ROW, "a sweep: every adapter x delta x metric with Holm-adjusted p"),
             "across_seeds": ACROSS_SEEDS,
             "seed_agreement": SEED_AGREEMENT,
+            "flips": FLIPS,
         },
         optional=(
             "task_checks",
@@ -1093,6 +1186,7 @@ SCHEMA = {
             "sweep",
             "across_seeds",
             "seed_agreement",
+            "flips",
         ),
     ),
     "$defs": {
@@ -1118,6 +1212,7 @@ SCHEMA = {
         "disagreement": DISAGREEMENT,
         "seed_extreme_layer": EXTREME_LAYER,
         "diagnosis_record": DIAGNOSIS_RECORD,
+        **FLIPS_DEFS,
     },
 }
 

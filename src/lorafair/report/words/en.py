@@ -437,4 +437,42 @@ WORDS = {
         "backbone_changed": "Mean next-token KL(base || base+LoRA) on out-of-domain text {kl} nats per token (at least "
         "{t}; the base's own text costs x{f} in perplexity): the backbone changed beyond the task.",
     },
+    # report["flips"]: which examples changed between B and each reference (report/words/flips.py)
+    "flips": {
+        "heading": "Which examples changed",
+        "pair": "Pair",
+        "both_right": "Both right",
+        "only_new_right": "Only {new} right (fixed)",
+        "only_reference_right": "Only the reference right (broken)",
+        "both_wrong": "Both wrong",
+        "nfr": "Negative flip rate",
+        "nfr_line": "{pair}: negative flip rate {rate} {ci} ({count} of {n} examples {ref} got right and {new} got "
+        "wrong); fixed: {fixed_rate} ({fixed} of {n}); McNemar's test uses the two middle cells",
+        "method": "CIs of the flip rates: Wilson score intervals at {level}; slices: accuracies with Wilson intervals, "
+        "deltas with a paired bootstrap of the slice ({level})",
+        "method_no_bootstrap": "CIs of the flip rates and slice accuracies: Wilson score intervals at {level}; slice "
+        "deltas have no CI (--bootstrap 0)",
+        "cross_fitted": "{ref} is cross-fitted on the evaluation set itself (no probe data): its flips are indicative",
+        "by_class": "Accuracy by true class",
+        "by_length": "Accuracy by input length (token quartiles)",
+        "class": "True class",
+        "n": "n",
+        "quartile": "Quartile",
+        "tokens": "Tokens",
+        "accuracy_of": "Acc. {v}",
+        "delta_pp": "{pair} (pp)",
+        "prf": "Precision / recall / F1 per class",
+        "support": "Support",
+        "prf_of": "P / R / F1 {v}",
+        "fixed_title": "{pair}: fixed by LoRA, top {k} by rise of p(true class) ({count} in all)",
+        "broken_title": "{pair}: broken by LoRA, top {k} by fall of p(true class) ({count} in all)",
+        "index": "Row",
+        "label": "True class",
+        "p_ref": "p(true) {ref}",
+        "p_new": "p(true) {new}",
+        "change": "Change",
+        "text": "Text",
+        "no_text": "(text not recorded)",
+        "texts_note": "Every flipped example of every pair is in flips.csv; texts here are cut at {chars} characters.",
+    },
 }
