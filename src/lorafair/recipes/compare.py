@@ -82,15 +82,20 @@ def run_compare(cfg: CompareConfig) -> Comparison:
             token_lengths=token_lengths,
         )
     )
-    if outcome.analysis.enabled:
-        report["analysis"] = outcome.analysis.report(plan.y)
-    beyond = outcome.beyond.report()
-    if beyond is not None:
-        report["beyond_task"] = beyond
+    _add_sections(report, outcome, plan.y)
     add_diagnosis(report, recorded_run(cfg))  # after the last figure it reads
     clock.append(("report", time.perf_counter()))  # statistics, bootstrap, the report dict
     report["timing"] = run_info.timing(clock, outcome.passes)
     return Comparison(report, probs, plan.y)
+
+
+def _add_sections(report: dict, outcome, y: np.ndarray) -> None:
+    """The layer-wise analysis and what changed beyond the task, where this run computed them."""
+    if outcome.analysis.enabled:
+        report["analysis"] = outcome.analysis.report(y)
+    beyond = outcome.beyond.report()
+    if beyond is not None:
+        report["beyond_task"] = beyond
 
 
 def recorded_run(cfg: CompareConfig):
