@@ -257,7 +257,7 @@ class TrainConfig:
             bad.append(f"--epochs {self.epochs} (needs > 0, or set --max-steps)")
         if self.learning_rate <= 0:
             bad.append(f"--learning-rate {self.learning_rate} (needs > 0)")
-        bad += _unknown_encoding(self.encoding)
+        bad += _unknown_encoding(self.encoding) + _not_a_choice(self)
         _raise_if(bad)
         if self.resume and self.overwrite:
             raise LorafairError(
@@ -285,6 +285,16 @@ def _at_least(cfg, **minimum) -> list[str]:
         f"--{name.replace('_', '-')} {getattr(cfg, name)} (needs >= {low})"
         for name, low in minimum.items()
         if getattr(cfg, name) < low
+    ]
+
+
+def _not_a_choice(cfg) -> list[str]:
+    """'--flag value (choose a, b)' for every field with choices whose value is not one: argparse checks the CLI's,
+    this the Python API's (`lorafair.train(head_init="prob")` would otherwise train with a random head)."""
+    return [
+        f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)} (choose {', '.join(f.metadata['choices'])})"
+        for f in dataclasses.fields(cfg)
+        if f.metadata.get("choices") and getattr(cfg, f.name) not in f.metadata["choices"]
     ]
 
 

@@ -478,6 +478,21 @@ def test_probe_head_init_is_recorded_and_trained_from(tiny_qwen, toy_data, tmp_p
     assert 0.5 <= run["head_probe"]["train_accuracy"] <= 1.0
 
 
+def test_an_invalid_head_init_is_one_line_from_the_api_and_the_cli(tiny_qwen, toy_data, tmp_path, capsys):
+    from lorafair.cli import main
+
+    data = toy_data / "strings.jsonl"
+    with pytest.raises(LorafairError, match=r"^invalid option value: --head-init prob \(choose random, zero, probe\)$"):
+        run_train(_config(tiny_qwen, data, tmp_path / "api", head_init="prob"))
+    with pytest.raises(LorafairError, match=r"--head-init prob \(choose .*\); --precision fp16 \(choose auto, bf16"):
+        _config(tiny_qwen, data, tmp_path / "api", head_init="prob", precision="fp16")
+    args = ["train", "--base-model", str(tiny_qwen), "--data", str(data), "--output", str(tmp_path / "cli")]
+    assert main([*args, "--head-init", "linear"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'linear'" in err and "Traceback" not in err
+    assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()  # nothing half-written
+
+
 def test_probe_head_init_needs_a_known_output_layer():
     from lorafair.training.probe_head import output_layer
 
