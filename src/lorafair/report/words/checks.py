@@ -10,8 +10,8 @@ report now says what to try next from its own figures instead (report["diagnosis
 
 from __future__ import annotations
 
-from lorafair.report.words import speed_dtype
 from lorafair.report.words.numbers import fmt_percent, fmt_pp
+from lorafair.report.words.speed_dtype import dtype_flips_sentence
 from lorafair.report.words.vocabulary import lang_of, metric_label, table
 
 TASK_KINDS = ("unrecorded", "training_rows", "other_task", "labels", "absent")
@@ -39,7 +39,7 @@ def check_sentence(record: dict, lang: str) -> str:
         them = text["it" if len(labels) == 1 else "them"]
         return text["absent_labels"].format(labels=", ".join(labels), k=len(labels), n=record["n_labels"], them=them)
     if kind == "dtype_flips":
-        return speed_dtype.dtype_flips_sentence(record, lang)
+        return dtype_flips_sentence(record, lang)
     if kind == "fidelity":
         f, n, d = record["flips"], record["checked"], record.get("max_abs_logit_diff") or 0.0
         return text["fidelity"].format(f=f, n=n, dtype=record.get("merge_dtype"), d=d)

@@ -10,8 +10,8 @@ only the delta records: the others are rebuilt here from the numbers it holds (i
 
 from __future__ import annotations
 
-from lorafair.report.words import seeds
 from lorafair.report.words.numbers import fmt_p, fmt_pp
+from lorafair.report.words.seeds import churn_sentence, subspace_sentence
 from lorafair.report.words.vocabulary import (
     ci_level,
     delta_name,
@@ -73,8 +73,8 @@ def sentence(
         "underpowered": lambda: underpowered_sentence(record, lang),
         "holm": lambda: holm_sentence(record, lang),
         "across_seeds": lambda: seed_sentence(record, lang),
-        "seed_subspace": lambda: seeds.subspace_sentence(record, lang),
-        "seed_churn": lambda: seeds.churn_sentence(record, lang),
+        "seed_subspace": lambda: subspace_sentence(record, lang),
+        "seed_churn": lambda: churn_sentence(record, lang),
     }.get(kind)
     return wording() if wording else str(record.get("text", record))
 
