@@ -48,3 +48,22 @@ def test_fill_puts_layers_0_to_k_minus_2_at_hidden_states_1_to_k_minus_1():
     assert (states[0] == -1).all() and (states[k:] == -1).all()  # embeddings and layers k-1.. are the pass's own
     assert not pooled.fill(states, "last", pad_token_id=5)  # "last" found with another pad token
     assert not pooled.fill(np.zeros((total + 1, n + 1, d)), "first", pad_token_id=0)  # other examples
+
+
+def test_load_rows_maps_a_sample_of_the_recorded_rows_and_misses_a_row_never_recorded():
+    plan = trunk.TrunkPlan(2, 3, "model.layers", "lowest")
+    ids = [[5, 6, 7], [8], [9, 10], [5, 6]]
+    rows = {i: torch.full((len(r), 2), float(i)) for i, r in enumerate(ids)}
+    pooled = trunk_cache.LowerLayers.empty(4, 1, 2, pad_token_id=0)
+    pooled.last[:, 0, 0] = np.arange(4)
+    parts = {k: v for k, v in KEY_PARTS.items() if k not in ("token_ids", "token_types")}
+    index = trunk_cache.index_key(**parts, device="cpu")
+    key = trunk_cache.states_key(**KEY_PARTS, device="cpu")
+    digests = trunk_cache.row_digests(ids)
+    trunk_cache.store(key, trunk.TrunkStates(plan, rows, None), pooled, digests=digests, index=index)
+    found = trunk_cache.load_rows(index, trunk_cache.row_digests([[9, 10], [5, 6, 7]]), plan)
+    assert found.index_map.tolist() == [2, 0]  # hand-mapped: [9, 10] is row 2, [5, 6, 7] row 0
+    assert found.pooled.last[:, 0, 0].tolist() == [2.0, 0.0]
+    assert torch.equal(found.states.rows[2], rows[2])
+    assert trunk_cache.load_rows(index, trunk_cache.row_digests([[5, 6, 7], [5, 6, 7, 8]]), plan) is None
+    assert trunk_cache.load_rows(index, digests, trunk.TrunkPlan(1, 3, "model.layers", "lowest")) is None

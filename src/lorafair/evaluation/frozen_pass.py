@@ -40,7 +40,9 @@ def run(
         return from_entry(session, entry), states, True
     states, recorder = trunk_recorder(plan, session, encoded, outcome, keep) if record else (None, None)
     replay = trained_trunk(plan, session, encoded) if trained and key else None
-    context = recorder if replay is None else trunk_cache.Replay(replay.states.replayer(session.model), recorder)
+    context = recorder
+    if replay is not None:
+        context = trunk_cache.Replay(replay.states.replayer(session.model, replay.index_map), recorder)
     result = session.run(encoded, batches, desc, warmup=warmup, ctx=plan.ctx, layer_pool=pool, trunk=context)
     if replay is not None:
         _lower_layers_from_training(result, replay, pool, session)
@@ -182,7 +184,8 @@ def trunk_recorder(plan, session, encoded: Encoded, outcome, keep=None):
 
 # -- the A1 probe pass on the trunk states `lorafair train` recorded (training/trunk_reuse.py) ------------------
 def trained_trunk(plan, session, encoded: Encoded) -> trunk_cache.Trained | None:
-    """The states a `lorafair train --lora-layers` run recorded on exactly these token ids, or None.
+    """The states a `lorafair train --lora-layers` run recorded on these token ids (all of its rows, or some of
+    them: a probe sample), or None.
 
     Keyed as training keys them (models/trunk_cache.py): the base weights fingerprint (the same one the frozen
     pass's key uses), the token ids, the lowest LoRA layer k of this adapter, dtype and device type.
@@ -192,16 +195,19 @@ def trained_trunk(plan, session, encoded: Encoded) -> trunk_cache.Trained | None
     shared = trunk.plan_trunk(session.model, plan.adapter.lora)
     if shared.shared == 0:
         return None
-    key = trunk_cache.states_key(
+    parts = dict(
         base=session.weights_key,
         model_type=getattr(session.model.config, "model_type", ""),
-        token_ids=encoded.sha256(),
-        token_types=trunk_cache.types_sha(encoded.token_type_ids),
         shared=shared.shared,
         dtype=str(plan.dtype),
         device=str(plan.device),
     )
+    types = encoded.token_type_ids
+    key = trunk_cache.states_key(**parts, token_ids=encoded.sha256(), token_types=trunk_cache.types_sha(types))
     found = trunk_cache.load(key, shared)
+    if found is None:
+        digests = trunk_cache.row_digests(encoded.input_ids, types)
+        found = trunk_cache.load_rows(trunk_cache.index_key(**parts), digests, shared)
     if found is not None:
         log.info("%s: layers 0-%d replayed from the training's recorded states", "frozen probe pass", shared.shared - 1)
     return found

@@ -13,6 +13,11 @@ below the lowest LoRA layer never change while training). The entry is keyed by
 and nothing else: a real token's output does not depend on the head, on padding (it is recorded at real
 tokens only, the positions starting at each example's first token) or on the option values that led to the
 ids. So `compare`'s A1 pass over the adapter's own training rows finds it and runs only layers k.. .
+
+A compare usually probes a sample of the training rows (the default demo: 1,000 of 2,000), whose ids hash
+to another key. So the entry also holds each row's own digest, and an index entry (keyed by the same parts
+less the token ids) lists the entries recorded for a base, k, dtype and device: `load_rows` finds an entry
+that holds every wanted row and maps each wanted example to its recorded one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,29 @@ def states_key(*, base: str, model_type: str, token_ids: str, token_types, share
         dtype=dtype,
         device=device.split(":")[0],
     )
+
+
+def index_key(*, base: str, model_type: str, shared: int, dtype: str, device: str) -> str:
+    """The entry listing the trunk-state entries recorded for one base, k, dtype and device, whatever the rows."""
+    return feature_cache.entry_key(
+        entry="trunk_states_index",
+        base=base,
+        model_type=model_type,
+        shared=int(shared),
+        dtype=dtype,
+        device=device.split(":")[0],
+    )
+
+
+def row_digests(input_ids, token_types=None) -> np.ndarray:
+    """(n, 16) bytes: each example's token ids (and token types) hashed on their own."""
+    digests = np.empty((len(input_ids), 16), dtype=np.uint8)
+    for i, ids in enumerate(input_ids):
+        digest = hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes())
+        if token_types is not None:
+            digest.update(b"|" + np.asarray(token_types[i], dtype=np.int64).tobytes())
+        digests[i] = np.frombuffer(digest.digest()[:16], dtype=np.uint8)
+    return digests
 
 
 def weights_key(model, stack: list[str], base_folder, installed: dict) -> str:
@@ -72,7 +100,8 @@ class Trained:
     """A training's recorded trunk states as read back (states: TrunkStates; pooled: LowerLayers)."""
 
     states: trunk.TrunkStates
-    pooled: LowerLayers
+    pooled: LowerLayers  # in the order of the examples asked for
+    index_map: np.ndarray | None = None  # example i asked for is recorded example index_map[i] (None: the same)
 
 
 def load(key: str, plan: trunk.TrunkPlan) -> Trained | None:
@@ -80,15 +109,50 @@ def load(key: str, plan: trunk.TrunkPlan) -> Trained | None:
     if found is None or found[1].get("shared") != plan.shared:
         return None
     arrays, meta = found
+    arrays.pop("row_digests", None)
     pooled = LowerLayers(arrays.pop("pooled_first"), arrays.pop("pooled_last"), meta.get("pad_token_id"))
     return Trained(trunk.TrunkStates.from_arrays(plan, arrays, meta), pooled)
 
 
-def store(key: str, states: trunk.TrunkStates, pooled: LowerLayers):
-    """The entry's path, or None when it exceeds the cache bound; an OSError (a full disk) propagates."""
+def load_rows(index: str, digests: np.ndarray, plan: trunk.TrunkPlan) -> Trained | None:
+    """The newest entry listed in `index` that recorded every row of `digests` (row_digests), mapped to them."""
+    listed = feature_cache.load_arrays(index)
+    for key in reversed(listed[1].get("entries", []) if listed else []):
+        found = feature_cache.load_arrays(key)
+        if found is None or found[1].get("shared") != plan.shared or "row_digests" not in found[0]:
+            continue
+        arrays, meta = found
+        position = {row.tobytes(): i for i, row in enumerate(arrays.pop("row_digests"))}
+        wanted = [position.get(row.tobytes()) for row in digests]
+        if None in wanted:
+            continue
+        index_map = np.asarray(wanted, dtype=np.int64)
+        first, last = arrays.pop("pooled_first")[index_map], arrays.pop("pooled_last")[index_map]
+        pooled = LowerLayers(first, last, meta.get("pad_token_id"))
+        return Trained(trunk.TrunkStates.from_arrays(plan, arrays, meta), pooled, index_map)
+    return None
+
+
+def store(key: str, states: trunk.TrunkStates, pooled: LowerLayers, *, digests=None, index: str | None = None):
+    """The entry's path, or None when it exceeds the cache bound; an OSError (a full disk) propagates.
+
+    `digests` (row_digests of the recorded rows, in example order) and `index` (index_key) let a compare that
+    probes some of the rows find them (load_rows)."""
     arrays, meta = states.to_arrays()
     arrays.update(pooled_first=pooled.first, pooled_last=pooled.last)
-    return feature_cache.store_arrays(key, arrays, {**meta, "pad_token_id": pooled.pad_token_id})
+    if digests is not None:
+        arrays["row_digests"] = np.asarray(digests, dtype=np.uint8)
+    path = feature_cache.store_arrays(key, arrays, {**meta, "pad_token_id": pooled.pad_token_id})
+    if path is not None and index is not None:
+        _list_in_index(index, key)
+    return path
+
+
+def _list_in_index(index: str, key: str) -> None:
+    """Add `key` to the index entry (newest last; entries trimmed from the cache are skipped when read)."""
+    listed = feature_cache.load_arrays(index)
+    entries = [k for k in (listed[1].get("entries", []) if listed else []) if k != key][-31:]
+    feature_cache.store_arrays(index, {"none": np.zeros(0, dtype=np.uint8)}, {"entries": [*entries, key]})
 
 
 class Replay:

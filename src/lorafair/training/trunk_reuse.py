@@ -312,7 +312,7 @@ def start(
         _log_summary(summary)
         return TrunkReuse(summary)
     started = time.perf_counter()
-    key = _key(model, train_rows, summary, base_folder, head_name, bf16)
+    key, index = _keys(model, train_rows, summary, base_folder, head_name, bf16)
     recorded, owned = _shared_runs.get(key) if _shared_runs is not None else None, False
     summary.source = "earlier_run" if recorded is not None else None
     if recorded is None:
@@ -328,7 +328,7 @@ def start(
             spill_in=config.output,
         )
         summary.source, summary.storage = "computed", recorded.storage
-        summary.cache = _to_cache(key, recorded)
+        summary.cache = _to_cache(key, index, recorded, train_rows)
     if _shared_runs is not None:
         _shared_runs[key] = recorded
     else:
@@ -341,21 +341,25 @@ def start(
     return TrunkReuse(summary, recorded, owned)
 
 
-def _key(model, rows: list[dict], summary: Summary, base_folder, head_name, bf16: bool) -> str:
+def _keys(model, rows: list[dict], summary: Summary, base_folder, head_name, bf16: bool) -> tuple[str, str]:
+    """(the states' key, the index key compare looks a subset of the rows up by): models/trunk_cache.py."""
     plain = model.get_base_model() if hasattr(model, "get_base_model") else model
     ids = Encoded([r["input_ids"] for r in rows], None)
-    types = [r["token_type_ids"] for r in rows] if rows and "token_type_ids" in rows[0] else None
-    # bf16 autocast (fp32 weights) computes otherwise than a model run in plain bf16: a name of its own
-    dtype = "autocast:torch.bfloat16" if bf16 else str(next(model.parameters()).dtype)
-    return trunk_cache.states_key(
+    types = _token_types(rows)
+    parts = dict(
         base=trunk_cache.weights_key(_PlainNames(plain), [head_name] if head_name else [], base_folder, {}),
         model_type=getattr(plain.config, "model_type", ""),
-        token_ids=ids.sha256(),
-        token_types=trunk_cache.types_sha(types),
         shared=summary.shared_layers,
-        dtype=dtype,
+        # bf16 autocast (fp32 weights) computes otherwise than a model run in plain bf16: a name of its own
+        dtype="autocast:torch.bfloat16" if bf16 else str(next(model.parameters()).dtype),
         device=str(next(model.parameters()).device),
     )
+    key = trunk_cache.states_key(**parts, token_ids=ids.sha256(), token_types=trunk_cache.types_sha(types))
+    return key, trunk_cache.index_key(**parts)
+
+
+def _token_types(rows: list[dict]) -> list | None:
+    return [r["token_type_ids"] for r in rows] if rows and "token_type_ids" in rows[0] else None
 
 
 class _PlainNames:
@@ -383,13 +387,15 @@ def _from_cache(key: str, model, summary: Summary) -> _Recorded | None:
     return _Recorded(found.states, "memory", None, found.pooled, nbytes)
 
 
-def _to_cache(key: str, recorded: _Recorded) -> str:
+def _to_cache(key: str, index: str, recorded: _Recorded, rows: list[dict]) -> str:
     if recorded.storage == "disk":
         return "too_large"  # storing would read them all into memory
     if feature_cache.unusable():
         return "unusable"
+    digests = trunk_cache.row_digests([r["input_ids"] for r in rows], _token_types(rows))
     try:
-        return "stored" if trunk_cache.store(key, recorded.states, recorded.pooled) is not None else "too_large"
+        stored = trunk_cache.store(key, recorded.states, recorded.pooled, digests=digests, index=index)
+        return "stored" if stored is not None else "too_large"
     except OSError as error:
         log.warning("feature cache: the recorded trunk states could not be stored (%s)", error)
         return "write_failed"
