@@ -76,18 +76,10 @@ def word_tokenizer(kind: str):
     )
 
 
-def tiny_model(arch: str, vocab_size: int, num_labels: int, pad_token_id: int):
-    import torch
-    from transformers import (
-        BertConfig,
-        BertForSequenceClassification,
-        LlamaConfig,
-        LlamaForSequenceClassification,
-        Qwen2Config,
-        Qwen2ForSequenceClassification,
-    )
+def tiny_config(arch: str, vocab_size: int, num_labels: int, pad_token_id: int, **overrides):
+    """The tiny models' config: hidden 32, 2 layers, 4 heads (2 KV heads for the decoders); `overrides` win."""
+    from transformers import BertConfig, LlamaConfig, Qwen2Config
 
-    torch.manual_seed(0)
     common = dict(
         vocab_size=vocab_size,
         hidden_size=32,
@@ -97,11 +89,26 @@ def tiny_model(arch: str, vocab_size: int, num_labels: int, pad_token_id: int):
         num_labels=num_labels,
         pad_token_id=pad_token_id,
     )
-    if arch == "qwen2":
-        return Qwen2ForSequenceClassification(Qwen2Config(num_key_value_heads=2, **common))
-    if arch == "llama":
-        return LlamaForSequenceClassification(LlamaConfig(num_key_value_heads=2, **common))
-    return BertForSequenceClassification(BertConfig(max_position_embeddings=128, **common))
+    if arch == "bert":
+        return BertConfig(**{**common, "max_position_embeddings": 128, **overrides})
+    return {"qwen2": Qwen2Config, "llama": LlamaConfig}[arch](**{**common, "num_key_value_heads": 2, **overrides})
+
+
+def tiny_model(arch: str, vocab_size: int, num_labels: int, pad_token_id: int):
+    import torch
+    from transformers import (
+        BertForSequenceClassification,
+        LlamaForSequenceClassification,
+        Qwen2ForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    classes = {
+        "qwen2": Qwen2ForSequenceClassification,
+        "llama": LlamaForSequenceClassification,
+        "bert": BertForSequenceClassification,
+    }
+    return classes[arch](tiny_config(arch, vocab_size, num_labels, pad_token_id))
 
 
 TARGETS = {"qwen2": ["q_proj", "v_proj"], "llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "bert": ["query", "value"]}
@@ -211,6 +218,17 @@ def bert_setup(tmp_path_factory) -> Setup:
 @pytest.fixture(params=["qwen2", "llama", "bert"])
 def any_setup(request) -> Setup:
     return request.getfixturevalue(f"{request.param}_setup")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and one thread stays fast on a busy 2-core machine
+    (a module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

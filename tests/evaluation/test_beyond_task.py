@@ -18,7 +18,7 @@ import torch
 from lorafair.cli import main
 from lorafair.stats.representations import linear_cka, mean_cosine
 
-from conftest import FILLER, make_adapter, make_top_layer_adapter, toy_rows, word_tokenizer, write_csv
+from conftest import FILLER, make_adapter, make_top_layer_adapter, tiny_config, toy_rows, word_tokenizer, write_csv
 
 OOD_ROWS = 30
 OOD_SAMPLES = 20
@@ -35,20 +35,11 @@ def _ood_rows(n: int = OOD_ROWS) -> list[dict]:
 
 def _causal_base(root: Path, tied: bool) -> Path:
     """A tiny Llama saved as a causal LM: lm_head.weight in the checkpoint, or tied to embed_tokens."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     tokenizer = word_tokenizer("decoder")
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=tied,
-    )
+    config = tiny_config("llama", len(tokenizer), 2, tokenizer.pad_token_id, tie_word_embeddings=tied)
     base = root / f"causal-{'tied' if tied else 'lm_head'}"
     LlamaForCausalLM(config).save_pretrained(str(base))
     tokenizer.save_pretrained(str(base))

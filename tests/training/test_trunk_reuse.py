@@ -19,13 +19,7 @@ from lorafair.training import seeds as seeds_mod  # noqa: E402
 from lorafair.training import trunk_reuse  # noqa: E402
 from lorafair.training.train import run_train, train_model  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(setup, output, **overrides) -> TrainConfig:
@@ -90,23 +84,14 @@ def test_reuse_trains_exactly_like_every_layer_every_step_across_seeds(llama_set
 def llama3(tmp_path_factory):
     """A tiny Llama with three layers: --lora-layers 1 leaves two frozen (k = 2), so the lower layers' pooled
     states matter too."""
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaForSequenceClassification
 
-    from conftest import toy_rows, word_tokenizer, write_csv
+    from conftest import tiny_config, toy_rows, word_tokenizer, write_csv
 
     root = tmp_path_factory.mktemp("llama3")
     tokenizer = word_tokenizer("decoder")
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_config("llama", len(tokenizer), 2, tokenizer.pad_token_id, num_hidden_layers=3)
     LlamaForSequenceClassification(config).save_pretrained(str(root / "base"))
     tokenizer.save_pretrained(str(root / "base"))
     write_csv(toy_rows(48, seed=3), root / "train.csv")

@@ -79,9 +79,10 @@ class Preset:
 #     zero head 0.800 (0.442), 881 s; zero head, lr 5e-4: 0.816 (0.421), 913 s (chosen)
 # A random head on Qwen's large-norm last-token features starts at loss 2.7 and spends ~50 of the 125 steps
 # above ln 2 undoing its own logits; a zero output layer starts at ln 2 (`--head-init zero`). The lr
-# 1e-3 (random head, 128 tokens) reached 0.730 on test. bf16 is no option on this CPU: it has no AVX512-BF16
-# (AMD EPYC Zen 3, AVX2 only), and a bf16 forward of the 0.5B ran 6x slower than fp32 (16 x 48 tokens: 36.6 s
-# vs 6.0 s); bf16 autocast training was slower too. The demo skips the validation pass after training
+# 1e-3 (random head, 128 tokens) reached 0.730 on test. These settings were chosen in fp32. bf16 is measured,
+# not assumed (precision/dtype auto: models/dtype_probe.py): on an AVX2-only CPU (AMD EPYC Zen 3) a bf16 forward
+# of the 0.5B ran 6x slower than fp32 (16 x 48 tokens: 36.6 s vs 6.0 s), so auto keeps fp32 there; on a CPU
+# with AVX512-BF16 auto trains under bf16 autocast and compares in bf16 (README: its time and accuracy). The demo skips the validation pass after training
 # (eval_data None: ~2.5 min of the 25-minute budget); the A1 probe uses 500 of the adapter's training reviews.
 _QWEN_DATA = {
     "train_data": "builtin:sentiment-zh:train",
@@ -104,13 +105,13 @@ QWEN_PRESETS = {
         max_train_samples=2000,
         max_length=64,  # reviews: median 30 tokens, 77% fit; 128 tokens (95th pct 126) cost 1.35x the time
         probe_samples=500,
-        precision="fp32",
+        precision="auto",  # bf16 autocast only where the dtype probe measures it faster
         head_init="zero",
         **_QWEN_DATA,
     ),
     "qwen-1.5b": Preset(
         base_model="qwen2.5-coder-1.5b",
-        # Sized for <= 60 min on 2 fp32 cores (this CPU has no bf16 units), not tuned on the 1.5B (a run is
+        # Sized for <= 60 min on 2 fp32 cores (an AVX2-only CPU: no fast bf16), not tuned on the 1.5B (a run is
         # ~40 min): the 0.5B's validated choices (zero head, lr 5e-4, 64 tokens), a training step costing ~3.5x
         # the 0.5B's, so about half its steps (960 reviews, 60 steps); the top 6 of 28 layers, so the
         # comparison shares layers 0-21 between A and B; 300 probe reviews (the probe pass is the compare's largest).
@@ -124,7 +125,7 @@ QWEN_PRESETS = {
         max_train_samples=960,
         max_length=64,
         probe_samples=300,
-        precision="fp32",
+        precision="auto",  # bf16 autocast only where the dtype probe measures it faster
         head_init="zero",
         **_QWEN_DATA,
     ),
