@@ -64,6 +64,7 @@ def test_second_call_reads_the_file_and_a_corrupt_file_means_probing_again(probe
     again = dtype_probe.cpu_dtype(again_timer)
     assert again_timer.calls == [] and again["source"] == "cached"
     assert {k: again[k] for k in ("dtype", "matmul_speedup")} == {"dtype": "bfloat16", "matmul_speedup": 3.0}
+    assert again["layer_speedup"] == first["layer_speedup"]  # the report words it: a cached record needs it too
     probe_env.write_text('{"truncated', encoding="utf-8")
     third_timer = timings((0.01, 0.03), (0.01, 0.03))
     third = dtype_probe.cpu_dtype(third_timer)

@@ -135,7 +135,8 @@ def _read_cache(key: str) -> dict | None:
         if entry["dtype"] in ("float32", "bfloat16") and all(
             isinstance(entry.get(f"{op}_speedup"), float) for op in (*OPS, "layer")
         ):
-            return {k: entry[k] for k in ("dtype", "matmul_speedup", "attention_speedup", "threshold", "seconds")}
+            fields = ("dtype", "matmul_speedup", "attention_speedup", "layer_speedup", "threshold", "seconds")
+            return {k: entry[k] for k in fields}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass
     return None
