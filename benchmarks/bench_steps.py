@@ -88,9 +88,12 @@ def import_child() -> dict:
 
 
 def bare_passes(base: str, adapter: Path, texts: list[str], *, batch_size: int, max_length: int) -> dict:
-    """The forward passes a compare of variants B and A needs, and nothing else: `run_pass` over A (the frozen
-    base with the adapter's head, every layer, recording the shared trunk's output) and over B (LoRA merged,
-    only the layers above the shared trunk), fp32, the compare's length-sorted batches. Seconds of each call."""
+    """The forward passes a compare of variants B and A runs, and nothing else, in its order: `run_pass` over A
+    (the frozen base with the adapter's head, every layer, recording the shared trunk's output), A over the
+    like-for-like sample (evaluation/speed.py), the unmerged LoRA model over the fidelity batches, then B (LoRA
+    merged, only the layers above the shared trunk) and the merged B on every layer over the sample; fp32, the
+    compare's length-sorted batches. Seconds of each call."""
+    from lorafair.evaluation import fidelity, speed
     from lorafair.models import inference, modeling, trunk
 
     read = modeling.read_adapter(adapter)
@@ -103,17 +106,24 @@ def bare_passes(base: str, adapter: Path, texts: list[str], *, batch_size: int, 
     kw = dict(pad_token_id=tokenizer.pad_token_id, padding_side=tokenizer.padding_side, quiet=True)
     plan = trunk.plan_trunk(model, read.lora)
     states = trunk.TrunkStates(plan)
-    start = time.perf_counter()
-    inference.run_pass(model, encoded, batches, trunk=states.recorder(model) if plan.shared else None, **kw)
-    a_seconds = time.perf_counter() - start
-    merged = modeling.merge_lora(model, read)
-    start = time.perf_counter()
-    inference.run_pass(merged, encoded, batches, trunk=states.replayer(merged) if plan.shared else None, **kw)
-    b_seconds = time.perf_counter() - start
+    _, sample = speed.sample_batches(encoded, batch_size)
+    seconds = {}
+    seconds["a"] = _seconds(
+        lambda: inference.run_pass(model, encoded, batches, trunk=states.recorder(model) if plan.shared else None, **kw)
+    )
+    seconds["a_sample"] = _seconds(lambda: inference.run_pass(model, encoded, sample, **kw))
+    peft_model = modeling.attach_lora(model, read)
+    checked = fidelity.check_batches(batches)
+    seconds["fidelity"] = _seconds(lambda: inference.run_pass(peft_model, encoded, checked, warmup=False, **kw))
+    merged = modeling.merge_attached(peft_model, read)
+    replay = states.replayer(merged) if plan.shared else None
+    seconds["b"] = _seconds(lambda: inference.run_pass(merged, encoded, batches, trunk=replay, **kw))
+    seconds["b_sample"] = _seconds(lambda: inference.run_pass(merged, encoded, sample, **kw))
     return {
         "examples": len(texts),
-        "a_seconds": a_seconds,
-        "b_seconds": b_seconds,
+        "a_seconds": seconds["a"],
+        "b_seconds": seconds["b"],
+        "seconds": seconds,
         "shared_layers": plan.shared,
         "total_layers": plan.total,
     }

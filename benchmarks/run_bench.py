@@ -65,6 +65,9 @@ def parse_args(argv=None):
     # the seed's own defaults: 500 test examples, max length 256, batch size 16
     parser.add_argument("--num-samples", type=int, default=500, help="examples of the seed-procedure comparisons")
     parser.add_argument("--sweep-samples", type=int, default=100, help="examples of the sweep comparison")
+    parser.add_argument(
+        "--pipeline-samples", type=int, default=250, help="examples of the B pass against transformers.pipeline"
+    )
     parser.add_argument("--cache-samples", type=int, default=200, help="examples of the cold/warm cache compares")
     parser.add_argument("--train-samples", type=int, default=192, help="training rows of the --seeds trainings")
     parser.add_argument("--bf16-samples", type=int, default=16, help="examples of the bf16-vs-fp32 pass")
@@ -115,6 +118,7 @@ def measure(args, tmp: Path, base: str, sizes: dict, say) -> dict:
     m.update(training(args, tmp, top, say))
     say("B pass: lorafair vs transformers.pipeline, then bf16 vs fp32 ...")
     texts = [json.loads(line)["text"] for line in open(tmp / "subset.jsonl", encoding="utf-8")]
+    texts = texts[: args.pipeline_samples]
     m["b_pass"] = b_pass_vs_pipeline(
         base,
         adapters["full"][0],
@@ -129,7 +133,10 @@ def measure(args, tmp: Path, base: str, sizes: dict, say) -> dict:
     for name, wanted in (("qwen2.5-coder-0.5b", not args.no_qwen), ("qwen2.5-coder-1.5b", args.qwen_15b)):
         if wanted:
             say(f"peak RSS of lorafair compare on {name} ...")
-            m["qwen"][name] = qwen_peak_rss(name, tmp, args.qwen_samples, ["--batch-size", str(args.batch_size)])
+            # fp32, as the figure's denominator (4 bytes x parameters): where --dtype auto picks bf16, the load
+            # reads the fp32 checkpoint through mmap and its pages count in RSS beside the bf16 copy (README)
+            shape = ["--batch-size", str(args.batch_size), "--dtype", "float32"]
+            m["qwen"][name] = qwen_peak_rss(name, tmp, args.qwen_samples, shape)
     return m
 
 
@@ -209,7 +216,7 @@ def figures_of(m: dict, sizes: dict) -> dict:
     figures = {
         "speedup_vs_seed_procedure": wall(m["seed"]) / wall(full),
         "speedup_vs_seed_procedure_top_layers": wall(m["seed"]) / wall(m["top"]),
-        "work_efficiency": (bare["a_seconds"] + bare["b_seconds"]) / (wall(m["top"]) - wall(m["imports"])),
+        "work_efficiency": sum(bare["seconds"].values()) / (wall(m["top"]) - wall(m["imports"])),
         "train_seeds_speedup": wall(m["train_off"]) / wall(m["train_on"]),
         "probe_pass_speedup": _probe_seconds(m["probe_cold"]) / _probe_seconds(m["probe_warm"]),
         "auto_dtype_speedup": m["top"]["report"]["timing"]["forward_pass_seconds"]
@@ -268,6 +275,8 @@ def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
             **{k: _strip(m[k]) for k in ("full", "top", "auto_dtype", "sweep", "cold", "warm", "seed", "bare_top")},
             **{k: _strip(m[k]) for k in ("probe_cold", "probe_warm", "train_off", "train_on")},
             "probe_pass_seconds": {k: _probe_seconds(m[k]) for k in ("probe_cold", "probe_warm")},
+            "train_loop_seconds": {k: _train_loop_seconds(m[k]) for k in ("train_off", "train_on")},
+            "cache_passes": {k: _passes(m[k]) for k in ("cold", "warm")},
             "imports": m["imports"],
             "separate": [_strip(c) for c in m["separate"]],
             "b_pass": m["b_pass"],
@@ -288,6 +297,24 @@ def bench_json(args, m: dict, sizes: dict, load_start, started: float) -> dict:
         },
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def _train_loop_seconds(child: dict) -> dict:
+    """Per seed: the Trainer's own train_runtime (the steps) and the recording of the trunk states (trunk reuse)."""
+    return {
+        seed: {
+            "train_runtime": run["metrics"]["train"]["train_runtime"],
+            "trunk_recording": (run.get("trunk_reuse") or {}).get("seconds", 0.0),
+        }
+        for seed, run in child["runs"].items()
+    }
+
+
+def _passes(child: dict) -> dict:
+    """A compare's forward passes (kind: seconds, cached) and its phases, from its report."""
+    report = child["report"]
+    passes = {p["kind"]: (round(p["seconds"], 2), p.get("cached")) for p in report["forward_passes"]}
+    return {"passes": passes, "phases": report["timing"]["phases"], "dtype": report["environment"]["dtype"]}
 
 
 def _auto_dtype(m: dict) -> str:
@@ -327,6 +354,7 @@ def _setup(args, m: dict, load_start) -> dict:
         "max_length": args.max_length,
         "top_layers_adapter": f"LoRA on the top {m['top_layers']} layers",
         "cache_samples": args.cache_samples,
+        "pipeline_samples": args.pipeline_samples,
         "train_samples": args.train_samples,
         "commands": {
             k: m[k]["command"].replace(str(m["tmp"]), "$TMP")
