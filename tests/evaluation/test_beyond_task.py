@@ -233,3 +233,29 @@ def test_no_ood_wins_and_without_b_the_reason_is_recorded(llama_setup, tmp_path)
     block = json.loads((tmp_path / "a" / "report.json").read_text(encoding="utf-8"))["beyond_task"]
     assert block["reason"] == {"kind": "ood_skipped", "reason": "no_lora_variant", "detail": None}
     assert block["layers"] == [] and block["lm"] is None and block["data"]["n"] == OOD_ROWS  # 200 asked, 30 there
+
+
+def test_in_bf16_the_logits_matmul_runs_in_bf16_and_stays_near_a_float64_computation():
+    """A compare in bf16 computes the LM head's logits as a bf16 causal LM does; the figures stay within bf16's
+    rounding of a float64 numpy computation on the same (bf16) states and weight."""
+    from lorafair.models import lm_head
+
+    rng = np.random.default_rng(0)
+    vocab, hidden, tokens = 400, 32, 120
+    weight = torch.from_numpy(rng.normal(0, 0.3, (vocab, hidden)).astype(np.float32)).bfloat16()
+    rows_a = {0: torch.from_numpy(rng.normal(0, 1, (tokens, hidden)).astype(np.float32)).bfloat16()}
+    rows_b = {0: (rows_a[0].float() + 0.3 * torch.randn(tokens, hidden)).bfloat16()}
+    ids = [rng.integers(0, vocab, tokens).tolist()]
+    kl, nll_a, nll_b = lm_head.next_token_figures(rows_a, rows_b, ids, weight, dtype=torch.bfloat16)
+
+    def log_softmax(states):
+        logits = states[:-1].double().numpy() @ weight.double().numpy().T
+        logits -= logits.max(axis=1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    log_a, log_b = log_softmax(rows_a[0]), log_softmax(rows_b[0])
+    expected_kl = (np.exp(log_a) * (log_a - log_b)).sum(axis=1)
+    targets = np.asarray(ids[0][1:])
+    assert kl.mean() == pytest.approx(expected_kl.mean(), rel=0.02)
+    assert nll_a.mean() == pytest.approx(-log_a[np.arange(tokens - 1), targets].mean(), rel=1e-3)
+    assert nll_b.mean() == pytest.approx(-log_b[np.arange(tokens - 1), targets].mean(), rel=1e-3)

@@ -175,7 +175,7 @@ class Collector:
         started = time.perf_counter()
         weight, bias = self.head.load()
         figures = lm_head.next_token_figures(
-            self.final_a, rows_b, self.encoded.input_ids, weight, bias, device=plan.device
+            self.final_a, rows_b, self.encoded.input_ids, weight, bias, device=plan.device, dtype=plan.dtype
         )
         self.final_a = None
         self.lm = next_token.lm_summary(*figures)
