@@ -14,11 +14,7 @@ The same two steps by hand (default preset):
     lorafair compare --adapter outputs/demo/adapter --data builtin:polarity-en:test --num-samples 500 \
         --probe-samples 1000 --max-length 64 --ood-data builtin:oanc-en --output outputs/demo/report
 
-Measured on the 2-core AMD EPYC machine (no GPU), OMP_WAIT_POLICY=PASSIVE:
-    default: `lorafair demo` 5:49 wall at load 1.2-1.9 (train 194 s, validation 27 s, frozen pass 28 s,
-             probe pass 54 s + fit 16 s, B pass 23 s, bootstrap 2 s); `make demo` from a fresh copy with an
-             empty asset cache 6:34 (load 4.1 -> 2.0). With a competing 2-thread process (load ~5): 16:09.
-    fast:    `lorafair demo --preset fast` 1:22 wall at load 1.3.
+Measured times and accuracies of every preset: README.md ("make demo", "Status of the Qwen demo presets").
 """
 
 from __future__ import annotations
