@@ -132,7 +132,7 @@ def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | 
         base=session.weights_key,
         model_type=getattr(session.model.config, "model_type", ""),
         token_ids=encoded.sha256(),
-        token_types=_types_sha(encoded),
+        token_types=trunk_cache.types_sha(encoded.token_type_ids),
         pad_token_id=session.pass_kw["pad_token_id"],
         padding_side=session.pass_kw["padding_side"],
         max_length=plan.cfg.max_length,
@@ -141,12 +141,6 @@ def cache_key(plan, session, encoded: Encoded, layer_pool: str | None) -> str | 
         head_stack=stack,
         layer_pool=layer_pool,
     )
-
-
-def _types_sha(encoded: Encoded) -> str | None:
-    if encoded.token_type_ids is None:
-        return None
-    return hashlib.sha256(repr(encoded.token_type_ids).encode()).hexdigest()
 
 
 def from_entry(session, cached: feature_cache.Entry) -> PassResult:
@@ -187,27 +181,23 @@ def trained_trunk(plan, session, encoded: Encoded) -> trunk_cache.Trained | None
     """The states a `lorafair train --lora-layers` run recorded on these token ids (all of its rows, or some of
     them: a probe sample), or None.
 
-    Keyed as training keys them (models/trunk_cache.py): the base weights fingerprint (the same one the frozen
-    pass's key uses), the token ids, the lowest LoRA layer k of this adapter, dtype and device type.
+    Found as training lists them (models/trunk_cache.py): the base weights fingerprint (the same one the frozen
+    pass's key uses), the lowest LoRA layer k of this adapter, dtype and device type, then each row's token ids.
     """
     if plan.cfg.no_shared_trunk:
         return None
     shared = trunk.plan_trunk(session.model, plan.adapter.lora)
     if shared.shared == 0:
         return None
-    parts = dict(
+    index = trunk_cache.index_key(
         base=session.weights_key,
         model_type=getattr(session.model.config, "model_type", ""),
         shared=shared.shared,
         dtype=str(plan.dtype),
         device=str(plan.device),
     )
-    types = encoded.token_type_ids
-    key = trunk_cache.states_key(**parts, token_ids=encoded.sha256(), token_types=trunk_cache.types_sha(types))
-    found = trunk_cache.load(key, shared)
-    if found is None:
-        digests = trunk_cache.row_digests(encoded.input_ids, types)
-        found = trunk_cache.load_rows(trunk_cache.index_key(**parts), digests, shared)
+    digests = trunk_cache.row_digests(encoded.input_ids, encoded.token_type_ids)
+    found = trunk_cache.load_rows(index, digests, shared)
     if found is not None:
         log.info("%s: layers 0-%d replayed from the training's recorded states", "frozen probe pass", shared.shared - 1)
     return found

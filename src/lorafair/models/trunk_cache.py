@@ -15,9 +15,9 @@ tokens only, the positions starting at each example's first token) or on the opt
 ids. So `compare`'s A1 pass over the adapter's own training rows finds it and runs only layers k.. .
 
 A compare usually probes a sample of the training rows (the default demo: 1,000 of 2,000), whose ids hash
-to another key. So the entry also holds each row's own digest, and an index entry (keyed by the same parts
-less the token ids) lists the entries recorded for a base, k, dtype and device: `load_rows` finds an entry
-that holds every wanted row and maps each wanted example to its recorded one.
+to another key. So an index entry (keyed by the same parts less the token ids) lists the entries recorded for a
+base, k, dtype and device with each one's per-row digests: `load_rows` finds the entry that holds every wanted
+row (all of them included) and maps each wanted example to its recorded one.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ def states_key(*, base: str, model_type: str, token_ids: str, token_types, share
         dtype=dtype,
         device=device.split(":")[0],
     )
+
+
+INDEX_ENTRIES = 32  # trunk-state entries an index lists (each with one 16-byte digest per row)
 
 
 def index_key(*, base: str, model_type: str, shared: int, dtype: str, device: str) -> str:
@@ -109,50 +112,64 @@ def load(key: str, plan: trunk.TrunkPlan) -> Trained | None:
     if found is None or found[1].get("shared") != plan.shared:
         return None
     arrays, meta = found
-    arrays.pop("row_digests", None)
     pooled = LowerLayers(arrays.pop("pooled_first"), arrays.pop("pooled_last"), meta.get("pad_token_id"))
     return Trained(trunk.TrunkStates.from_arrays(plan, arrays, meta), pooled)
 
 
 def load_rows(index: str, digests: np.ndarray, plan: trunk.TrunkPlan) -> Trained | None:
-    """The newest entry listed in `index` that recorded every row of `digests` (row_digests), mapped to them."""
+    """The newest entry listed in `index` that recorded every row of `digests` (row_digests), mapped to them.
+
+    The rows are matched on the index's digests, so only the entry that holds them all is read."""
     listed = feature_cache.load_arrays(index)
-    for key in reversed(listed[1].get("entries", []) if listed else []):
-        found = feature_cache.load_arrays(key)
-        if found is None or found[1].get("shared") != plan.shared or "row_digests" not in found[0]:
+    if listed is None:
+        return None
+    recorded, meta = listed
+    for key in reversed(meta.get("entries", [])):
+        index_map = _positions(recorded.get(_index_name(key)), digests)
+        found = feature_cache.load_arrays(key) if index_map is not None else None
+        if found is None or found[1].get("shared") != plan.shared:
             continue
-        arrays, meta = found
-        position = {row.tobytes(): i for i, row in enumerate(arrays.pop("row_digests"))}
-        wanted = [position.get(row.tobytes()) for row in digests]
-        if None in wanted:
-            continue
-        index_map = np.asarray(wanted, dtype=np.int64)
+        arrays, entry_meta = found
         first, last = arrays.pop("pooled_first")[index_map], arrays.pop("pooled_last")[index_map]
-        pooled = LowerLayers(first, last, meta.get("pad_token_id"))
-        return Trained(trunk.TrunkStates.from_arrays(plan, arrays, meta), pooled, index_map)
+        pooled = LowerLayers(first, last, entry_meta.get("pad_token_id"))
+        return Trained(trunk.TrunkStates.from_arrays(plan, arrays, entry_meta), pooled, index_map)
     return None
+
+
+def _positions(recorded: np.ndarray | None, wanted: np.ndarray) -> np.ndarray | None:
+    """For each wanted digest its row among the recorded ones; None unless every one is there."""
+    if recorded is None:
+        return None
+    position = {row.tobytes(): i for i, row in enumerate(recorded)}
+    found = [position.get(row.tobytes()) for row in wanted]
+    return None if None in found else np.asarray(found, dtype=np.int64)
 
 
 def store(key: str, states: trunk.TrunkStates, pooled: LowerLayers, *, digests=None, index: str | None = None):
     """The entry's path, or None when it exceeds the cache bound; an OSError (a full disk) propagates.
 
-    `digests` (row_digests of the recorded rows, in example order) and `index` (index_key) let a compare that
-    probes some of the rows find them (load_rows)."""
+    `digests` (row_digests of the recorded rows, in example order) and `index` (index_key) list the entry in the
+    index, so that a compare that probes some of the rows finds them (load_rows)."""
     arrays, meta = states.to_arrays()
     arrays.update(pooled_first=pooled.first, pooled_last=pooled.last)
-    if digests is not None:
-        arrays["row_digests"] = np.asarray(digests, dtype=np.uint8)
     path = feature_cache.store_arrays(key, arrays, {**meta, "pad_token_id": pooled.pad_token_id})
-    if path is not None and index is not None:
-        _list_in_index(index, key)
+    if path is not None and index is not None and digests is not None:
+        _list_in_index(index, key, np.asarray(digests, dtype=np.uint8))
     return path
 
 
-def _list_in_index(index: str, key: str) -> None:
-    """Add `key` to the index entry (newest last; entries trimmed from the cache are skipped when read)."""
-    listed = feature_cache.load_arrays(index)
-    entries = [k for k in (listed[1].get("entries", []) if listed else []) if k != key][-31:]
-    feature_cache.store_arrays(index, {"none": np.zeros(0, dtype=np.uint8)}, {"entries": [*entries, key]})
+def _list_in_index(index: str, key: str, digests: np.ndarray) -> None:
+    """Add `key` and its rows' digests to the index entry (newest last, at most INDEX_ENTRIES; entries trimmed
+    from the cache since are skipped when read)."""
+    recorded, meta = feature_cache.load_arrays(index) or ({}, {})
+    kept = [k for k in meta.get("entries", []) if k != key and _index_name(k) in recorded][1 - INDEX_ENTRIES :]
+    arrays = {_index_name(k): recorded[_index_name(k)] for k in kept}
+    arrays[_index_name(key)] = digests
+    feature_cache.store_arrays(index, arrays, {"entries": [*kept, key]})
+
+
+def _index_name(key: str) -> str:
+    return f"rows_{key}"
 
 
 class Replay:

@@ -78,8 +78,9 @@ class Preset:
 # 1e-3 (random head, 128 tokens) reached 0.730 on test. These settings were chosen in fp32. bf16 is measured,
 # not assumed (precision/dtype auto: models/dtype_probe.py): on an AVX2-only CPU (AMD EPYC Zen 3) a bf16 forward
 # of the 0.5B ran 6x slower than fp32 (16 x 48 tokens: 36.6 s vs 6.0 s), so auto keeps fp32 there; on a CPU
-# with AVX512-BF16 auto trains under bf16 autocast and compares in bf16 (README: its time and accuracy). The demo skips the validation pass after training
-# (eval_data None: ~2.5 min of the 25-minute budget); the A1 probe uses 500 of the adapter's training reviews.
+# with AVX512-BF16 auto trains under bf16 autocast and compares in bf16 (README: its time and accuracy). The
+# demo skips the validation pass after training (eval_data None: ~2.5 min of the 25-minute budget); the A1 probe
+# uses 500 of the adapter's training reviews.
 _QWEN_DATA = {
     "train_data": "builtin:sentiment-zh:train",
     "eval_data": None,
