@@ -259,3 +259,5 @@ def test_in_bf16_the_logits_matmul_runs_in_bf16_and_stays_near_a_float64_computa
     assert kl.mean() == pytest.approx(expected_kl.mean(), rel=0.02)
     assert nll_a.mean() == pytest.approx(-log_a[np.arange(tokens - 1), targets].mean(), rel=1e-3)
     assert nll_b.mean() == pytest.approx(-log_b[np.arange(tokens - 1), targets].mean(), rel=1e-3)
+    fp32_kl = lm_head.next_token_figures(rows_a, rows_b, ids, weight)[0]  # the default: an fp32 matmul
+    assert not np.array_equal(kl, fp32_kl)  # so the bf16 figures above did come from a bf16 matmul
